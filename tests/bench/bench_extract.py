@@ -1,0 +1,95 @@
+"""Benchmark (not a test): extraction throughput vs the pure-forward bound and a naive loop.
+
+    .venv/bin/python tests/bench/bench_extract.py [--images 512] [--workers 2] [--size 183 160]
+
+Uses the default model (EfficientNet-Lite0) on Fashion-MNIST images written by the workflow's
+dataset stage (results/fashion_mnist/images), or on generated images when those are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+
+from headstart.extract import ImageFiles, extract
+from headstart.models import eval_transform, load_source_model, normalization, pick_device, split_model
+
+
+def images(n: int) -> list[str]:
+    found = sorted(str(p) for p in Path("results/fashion_mnist/images").rglob("*.png"))[:n]
+    if len(found) >= n:
+        return found
+    folder = Path(tempfile.mkdtemp())
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(folder / f"{i}.png")
+    return sorted(str(p) for p in folder.glob("*.png"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, nargs=2, default=None, help="resize crop (default: config.yaml)")
+    parser.add_argument("--model", default=None, help="a key of config.yaml's models")
+    args = parser.parse_args()
+    config = yaml.safe_load(Path("config.yaml").read_text())
+    entry = config["models"][args.model or config["model"]]
+    resize, crop = args.size or (config["preprocess"]["resize"], config["preprocess"]["crop"])
+    device = pick_device("auto")
+    model = load_source_model(entry)
+    mean, std = normalization(model, entry)
+    parts = split_model(model, entry["trainable"], entry["head"])
+    transform = eval_transform(resize, crop, mean, std)
+    paths = images(args.images)
+    dataset = ImageFiles(paths, transform)
+
+    extract(parts, ImageFiles(paths[: args.batch], transform), args.batch, 0, device, False, desc="warm-up")
+    start = time.perf_counter()
+    extract(parts, dataset, args.batch, args.workers, device, True, desc="extraction path")
+    extraction = len(paths) / (time.perf_counter() - start)
+
+    naive_net = copy.deepcopy(torch.nn.Sequential(parts.trunk, parts.trainable, parts.head)).to(device).eval()
+    decoded = torch.stack([dataset[i] for i in range(args.batch)])
+    net = torch.nn.Sequential(parts.trunk, parts.trainable, parts.head).to(device).eval()
+    net, decoded = net.to(memory_format=torch.channels_last), decoded.to(device).contiguous(memory_format=torch.channels_last)
+    from headstart.extract import autocast_for
+
+    with torch.inference_mode(), autocast_for(device):
+        net(decoded)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start, done = time.perf_counter(), 0
+        while done < len(paths):
+            net(decoded)
+            done += len(decoded)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        bound = done / (time.perf_counter() - start)
+
+    naive_n = min(len(paths), 128)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for path in paths[:naive_n]:
+            with Image.open(path) as image:
+                naive_net(transform(image)[None].to(device))  # the naive loop: no batching, default memory format
+    naive = naive_n / (time.perf_counter() - start)
+
+    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
+    print(f"model: {entry['arch']}, {resize}/{crop} px, batch {args.batch}, {args.workers} workers, {len(paths)} images")
+    print(f"extraction path    {extraction:8.1f} images/s  ({extraction / bound:.0%} of the bound, {extraction / naive:.1f}x naive)")
+    print(f"pure forward bound {bound:8.1f} images/s")
+    print(f"naive loop         {naive:8.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Config validation against workflow/schemas/config.schema.yaml, with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that does not fit the schema or is inconsistent; the message names the key."""
+
+
+def _key_path(path: Any) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        hint = f"; known keys: {', '.join(known)}" if known else ""
+        return f"unknown key {'.'.join(filter(None, [where if error.absolute_path else '', unknown[0]]))!r}{hint}"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    return f"{where}: {error.message}"
+
+
+def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> None:
+    """Raise ConfigError with one line naming the offending key; check cross-field rules too."""
+    schema = yaml.safe_load(schema_path.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors(config))
+    if errors:
+        raise ConfigError(_message(jsonschema.exceptions.best_match(errors)))
+    _check_consistency(config)
+
+
+def _check_consistency(config: dict[str, Any]) -> None:
+    if config["model"] not in config["models"]:
+        raise ConfigError(f"model: {config['model']!r} is not a key of models ({', '.join(config['models'])})")
+    split, finetune = config["split"], config["finetune"]
+    largest = max(finetune["shots"])
+    room = split["train_per_class"] - split["val_per_class"]
+    if largest > room:
+        raise ConfigError(
+            f"finetune.shots: {largest} images per class do not fit in split.train_per_class "
+            f"({split['train_per_class']}) minus split.val_per_class ({split['val_per_class']})"
+        )
+    unknown = [m for m in finetune["methods"] if m not in BASELINES and m not in config["similarity"]["measures"]]
+    if unknown:
+        raise ConfigError(f"finetune.methods: {unknown[0]!r} is not in similarity.measures")
+    if finetune["eval_every"] > finetune["iterations"]:
+        raise ConfigError("finetune.eval_every: larger than finetune.iterations")
+
+
+BASELINES = ("random", "imprint", "probe")
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    config = yaml.safe_load(Path(path).read_text())
+    validate_config(config)
+    return config

@@ -1,0 +1,306 @@
+"""The dataset stage: target classes and their images, from three sources.
+
+- Fashion-MNIST idx files (Debian's ``dataset-fashion-mnist``, or downloaded with MD5 checks);
+- ImageNet-21k ``<wnid>.tar`` archives (local directory or URL template), of which only the listed
+  images are extracted, safely;
+- any ImageFolder (``root/<wnid>/*.jpg``).
+
+Every image is decoded once; CMYK, palette or mislabelled (PNG named .JPEG) images are converted
+to RGB JPEG, undecodable ones are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .download import DownloadError, auth_header_from_env, download
+from .wordnet import synset_by_name, synset_from_wnid, wnid_of
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class DatasetError(RuntimeError):
+    """The data cannot satisfy the config; the message names the class and the counts."""
+
+
+@dataclass(frozen=True)
+class TargetClass:
+    wnid: str
+    name: str  # the dataset's own label, or the synset's first lemma
+    synset: str  # NLTK name, e.g. coat.n.01
+
+
+def resolve_classes(spec: str | list[dict[str, str]], base_dir: Path = Path(".")) -> list[TargetClass]:
+    """Config classes (list of {label, synset} or a file of wnids) -> TargetClass list, in order."""
+    if isinstance(spec, str):
+        entries = [{"synset": line.split()[0]} for line in (base_dir / spec).read_text().splitlines() if line.strip()]
+    else:
+        entries = spec
+    classes = []
+    for entry in entries:
+        ref = entry["synset"]
+        synset = synset_from_wnid(ref) if ref.startswith("n") and ref[1:].isdigit() else synset_by_name(ref)
+        label = entry.get("label") or synset.lemma_names()[0].replace("_", " ")
+        classes.append(TargetClass(wnid=wnid_of(synset), name=label, synset=synset.name()))
+    wnids = [c.wnid for c in classes]
+    if len(set(wnids)) != len(wnids):
+        dup = next(w for w in wnids if wnids.count(w) > 1)
+        raise DatasetError(f"two target classes map to the same synset {dup}")
+    return classes
+
+
+# ---------------------------------------------------------------------------------------------
+# Image checks
+
+
+@dataclass
+class IngestLog:
+    converted: list[tuple[str, str]] = field(default_factory=list)  # (image, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        lines = [f"converted\t{name}\t{why}" for name, why in self.converted]
+        lines += [f"skipped\t{name}\t{why}" for name, why in self.skipped]
+        Path(path).write_text("status\timage\treason\n" + "".join(line + "\n" for line in lines))
+
+
+def checked_image(data: bytes, name: str, dest: Path, log: IngestLog) -> Path | None:
+    """Decode ``data``; write it to ``dest`` as-is if a clean RGB/grey JPEG, else converted.
+
+    Returns the written path, or None (logged) if the image cannot be decoded.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # raises on truncated or corrupt data
+            fmt, mode = image.format, image.mode
+            reasons = []
+            if fmt != "JPEG":
+                reasons.append(f"{fmt} data named {Path(name).suffix or 'without suffix'}")
+            if mode not in ("RGB", "L"):
+                reasons.append(f"mode {mode}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not reasons:
+                dest.write_bytes(data)
+                return dest
+            image.convert("RGB").save(dest, format="JPEG", quality=95)
+            log.converted.append((name, ", ".join(reasons)))
+            return dest
+    except Exception as err:  # PIL raises many types for broken files
+        log.skipped.append((name, f"{type(err).__name__}: {err}"))
+        return None
+
+
+def _require(counts: dict[str, dict[str, int]], needed: dict[str, int], classes: list[TargetClass]) -> None:
+    for cls in classes:
+        for pool, n in needed.items():
+            got = counts.get(cls.wnid, {}).get(pool, 0)
+            if got < n:
+                raise DatasetError(
+                    f"class {cls.wnid} ({cls.name}) has {got} usable {pool} images, the config needs {n} "
+                    "(split.*_per_class); see the dataset log for skipped images"
+                )
+
+
+def _inventory(rows: list[dict], classes: list[TargetClass], needed: dict[str, int]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["image_id", "path", "wnid", "pool"])
+    counts = frame.groupby(["wnid", "pool"]).size().unstack(fill_value=0).to_dict("index") if len(frame) else {}
+    _require(counts, needed, classes)
+    return frame.sort_values(["wnid", "pool", "image_id"], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file (gzip or plain) as a numpy array, checking its magic number."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DatasetError(f"{path}: not an unsigned-byte idx file")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise DatasetError(f"{path}: truncated idx file ({data.size} of {int(np.prod(shape))} values)")
+    return data.reshape(shape)
+
+
+def fashion_mnist_files(local_dir: str | None, mirror: str | None, download_dir: Path) -> dict[str, Path]:
+    """The four idx files: from ``local_dir`` when complete there, else downloaded and MD5-checked.
+
+    Debian recompresses the .gz files, so local files are checked by structure (read_idx), and the
+    canonical MD5s (torchvision's) apply to downloads.
+    """
+    from torchvision.datasets import FashionMNIST
+
+    names = [name for name, _ in FashionMNIST.resources]
+    if local_dir and all((Path(local_dir) / n).is_file() for n in names):
+        return {n: Path(local_dir) / n for n in names}
+    base = (mirror or FashionMNIST.mirrors[0]).rstrip("/") + "/"
+    files = {}
+    for name, md5 in FashionMNIST.resources:
+        dest = download_dir / name
+        if not dest.exists():
+            download(base + name, dest, md5=md5)
+        files[name] = dest
+    return files
+
+
+def ingest_fashion_mnist(files: dict[str, Path], classes: list[TargetClass], needed: dict[str, int],
+                         out_dir: Path, seed: int, log: IngestLog) -> pd.DataFrame:
+    """Write a seeded sample of ``needed[pool]`` images per class as PNG; return the inventory."""
+    pools = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+    if len(classes) != 10:
+        raise DatasetError(f"Fashion-MNIST has 10 classes; dataset.classes lists {len(classes)}")
+    rows = []
+    for pool, (images_name, labels_name) in pools.items():
+        images, labels = read_idx(files[images_name]), read_idx(files[labels_name])
+        if len(images) != len(labels):
+            raise DatasetError(f"{images_name} has {len(images)} images but {labels_name} {len(labels)} labels")
+        for label, cls in enumerate(classes):
+            index = np.flatnonzero(labels == label)
+            rng = np.random.default_rng([seed, label, zlib.crc32(pool.encode())])
+            chosen = np.sort(rng.choice(index, size=min(needed[pool], len(index)), replace=False))
+            for i in tqdm(chosen, desc=f"fashion-mnist {pool} {cls.name}", leave=False):
+                image_id = f"{cls.wnid}_{pool}{i:05d}"
+                path = out_dir / cls.wnid / f"{image_id}.png"
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(images[i], mode="L").save(path)
+                rows.append({"image_id": image_id, "path": str(path), "wnid": cls.wnid, "pool": pool})
+    return _inventory(rows, classes, needed)
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet-21k archives
+
+
+def read_image_list(path: Path) -> dict[str, list[str]]:
+    """A list of '<wnid>_<n>.JPEG' names -> {wnid: [names in file order]}."""
+    by_class: dict[str, list[str]] = {}
+    for line in Path(path).read_text().split():
+        by_class.setdefault(line.split("_")[0], []).append(line)
+    return by_class
+
+
+def is_safe_member(member: tarfile.TarInfo) -> bool:
+    """A regular file whose path stays inside the extraction directory."""
+    path = PurePosixPath(member.name)
+    return member.isfile() and not path.is_absolute() and ".." not in path.parts
+
+
+def extract_listed(tar_path: Path, wanted: Iterable[str], wnid_dir: Path, log: IngestLog) -> dict[str, Path]:
+    """Extract just the ``wanted`` file names from the archive, checked; returns name -> path.
+
+    Members are matched by base name and written under ``wnid_dir`` by that name only, so no
+    member path can escape the directory; unsafe members (links, '..', absolute) are skipped.
+    """
+    wanted = set(wanted)
+    found: dict[str, Path] = {}
+    with tarfile.open(tar_path) as archive:
+        for member in archive:
+            name = PurePosixPath(member.name).name
+            if name not in wanted or name in found:
+                continue
+            if not is_safe_member(member):
+                log.skipped.append((member.name, "unsafe archive member (link, absolute or '..' path)"))
+                continue
+            handle = archive.extractfile(member)
+            data = handle.read() if handle else b""
+            dest = wnid_dir / (PurePosixPath(name).stem + ".JPEG")
+            if (written := checked_image(data, name, dest, log)) is not None:
+                found[name] = written
+    for name in sorted(wanted - set(found) - {n for n, _ in log.skipped}):
+        log.skipped.append((name, f"listed but not in {Path(tar_path).name}"))
+    return found
+
+
+def fetch_tar(wnid: str, tar_dir: str | None, url_template: str | None, headers: dict[str, str],
+              download_dir: Path) -> tuple[Path, bool]:
+    """The archive of ``wnid``: local if present, else downloaded. Returns (path, is_temporary)."""
+    if tar_dir and (local := Path(tar_dir) / f"{wnid}.tar").is_file():
+        return local, False
+    if not url_template:
+        raise DatasetError(f"{wnid}.tar not found in dataset.imagenet21k.tar_dir ({tar_dir}) and no url_template set")
+    try:
+        return download(url_template.format(wnid=wnid), download_dir / f"{wnid}.tar", headers=headers), True
+    except DownloadError as err:
+        raise DatasetError(f"cannot fetch the images of {wnid}: {err}") from None
+
+
+def ingest_imagenet21k(source: dict, classes: list[TargetClass], needed: dict[str, int], out_dir: Path,
+                       base_dir: Path, log: IngestLog) -> pd.DataFrame:
+    lists = {pool: read_image_list(base_dir / source[f"{pool}_list"]) for pool in ("train", "test")}
+    headers = auth_header_from_env(source.get("auth_header_env"))
+    rows = []
+    for cls in tqdm(classes, desc="imagenet-21k synsets", unit="synset"):
+        wanted = {pool: lists[pool].get(cls.wnid, []) for pool in lists}
+        wnid_dir = out_dir / cls.wnid
+        done = {p.name for p in wnid_dir.glob("*.JPEG")} if wnid_dir.is_dir() else set()
+        all_names = [n for names in wanted.values() for n in names]
+        if not all_names:
+            raise DatasetError(f"class {cls.wnid} ({cls.name}) has no images in the train/test lists")
+        if {PurePosixPath(n).stem + ".JPEG" for n in all_names} - done:
+            tar_path, temporary = fetch_tar(cls.wnid, source.get("tar_dir"), source.get("url_template"),
+                                            headers, out_dir.parent / "downloads")
+            try:
+                extract_listed(tar_path, all_names, wnid_dir, log)
+            finally:
+                if temporary:
+                    tar_path.unlink(missing_ok=True)
+        for pool, names in wanted.items():
+            for name in names:
+                path = wnid_dir / (PurePosixPath(name).stem + ".JPEG")
+                if path.exists():
+                    rows.append({"image_id": PurePosixPath(name).stem, "path": str(path), "wnid": cls.wnid, "pool": pool})
+    return _inventory(rows, classes, needed)
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageFolder
+
+
+def ingest_imagefolder(root: Path, classes: list[TargetClass], needed: dict[str, int], out_dir: Path,
+                       seed: int, log: IngestLog) -> pd.DataFrame:
+    """``root/<wnid>/*``: every image checked; the test pool is a seeded sample of each class."""
+    rows = []
+    for cls in tqdm(classes, desc="imagefolder classes", unit="class"):
+        files = sorted(p for p in (Path(root) / cls.wnid).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        good = []
+        for path in files:
+            if (checked := _checked_in_place(path, out_dir / cls.wnid, log)) is not None:
+                good.append(checked)
+        rng = np.random.default_rng([seed, zlib.crc32(cls.wnid.encode())])
+        test = set(rng.choice(len(good), size=min(needed["test"], len(good)), replace=False).tolist())
+        for i, path in enumerate(good):
+            rows.append({"image_id": f"{cls.wnid}_{path.stem}", "path": str(path), "wnid": cls.wnid,
+                         "pool": "test" if i in test else "train"})
+    return _inventory(rows, classes, needed)
+
+
+def _checked_in_place(path: Path, converted_dir: Path, log: IngestLog) -> Path | None:
+    """A clean JPEG/PNG is used where it lies; anything needing conversion is rewritten in ``converted_dir``."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("RGB", "L") and image.format in ("JPEG", "PNG") and \
+                    (image.format == "PNG") == (path.suffix.lower() == ".png"):
+                return path
+    except Exception as err:
+        log.skipped.append((str(path), f"{type(err).__name__}: {err}"))
+        return None
+    return checked_image(path.read_bytes(), str(path), converted_dir / (path.stem + ".jpg"), log)

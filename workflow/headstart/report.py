@@ -1,0 +1,168 @@
+"""The paper's figures and tables from the workflow's tables (curves, K grids, similarities)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from .config import BASELINES  # noqa: E402
+from .tables import read_metadata  # noqa: E402
+
+LABELS = {"random": "Random", "inference": "Inference (visual)", "wordnet": "WordNet (Wu–Palmer)",
+          "wordvec": "Word vectors", "softmax": "Softmax (Co-Tuning)", "imprint": "Imprinting", "probe": "Linear probe",
+          "wordnet_path": "WordNet path", "wordnet_lch": "WordNet LCH", "wordnet_res": "WordNet Resnik",
+          "wordnet_lin": "WordNet Lin", "wordnet_jcn": "WordNet JCN"}
+
+
+def label(method: str) -> str:
+    return LABELS.get(method, method)
+
+
+def collect_curves(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """All curve files in one long table, with the run's method, k, shots and seed as columns."""
+    frames = []
+    for path in paths:
+        meta = read_metadata(path)
+        frame = pd.read_parquet(path)
+        frames.append(frame.assign(method=meta["method"], k=str(meta["k"]), shots=int(meta["shots"]), seed=int(meta["seed"])))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_scores(curves: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, iteration): macro F-score, accuracy, train loss."""
+    keys = ["method", "k", "shots", "seed", "iteration"]
+    return curves.groupby(keys, as_index=False)[["macro_f1", "accuracy", "train_loss"]].first()
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its Student-t confidence interval (NaN for a single value)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, float(half)
+
+
+def _save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
+    fig.tight_layout()
+    fig.savefig(png, dpi=150)
+    fig.savefig(pdf)
+    plt.close(fig)
+
+
+def _k1_runs(scores: pd.DataFrame, shots: int) -> pd.DataFrame:
+    """Random (K-less) and each similarity method at K=1, at one shot level: the runs of Fig. 1/2."""
+    at = scores[scores["shots"] == shots]
+    return at[((at["method"] == "random") & (at["k"] == "0")) | (~at["method"].isin(BASELINES) & (at["k"] == "1"))]
+
+
+def figure1(curves: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+    """Macro F-score vs iteration, random and each similarity init at K=1, mean and 95% CI over seeds."""
+    data = _k1_runs(run_scores(curves), shots).assign(Method=lambda d: d["method"].map(label))
+    if data.empty:
+        raise ValueError(f"no K=1 or random runs at {shots} shots in the curves")
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.lineplot(data=data, x="iteration", y="macro_f1", hue="Method", errorbar=("ci", 95), marker="o", markersize=3, ax=ax)
+    ax.set(xlabel="iteration", ylabel="macro F-score (test)", title=f"Fig. 1 — {shots} images per class, K = 1")
+    _save(fig, png, pdf)
+    return data
+
+
+def figure2(curves: pd.DataFrame, wnid: str, name: str, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+    """One target class's F-score vs iteration, for each method's K=1 run (mean over seeds)."""
+    runs = curves[curves["wnid"] == wnid]
+    if runs.empty:
+        raise ValueError(f"class {wnid} is not in the curves (report.example_class)")
+    keys = ["method", "k", "shots", "seed", "iteration"]
+    data = _k1_runs(runs[keys + ["fscore"]], shots).assign(Method=lambda d: d["method"].map(label))
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.lineplot(data=data, x="iteration", y="fscore", hue="Method", errorbar=("ci", 95), marker="o", markersize=3, ax=ax)
+    ax.set(xlabel="iteration", ylabel=f"F-score of {name}", title=f"Fig. 2 — {name} ({wnid}), {shots} images per class")
+    _save(fig, png, pdf)
+    return data
+
+
+def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+    """F-score right after initialisation vs K: one panel per class type, one line per measure."""
+    data = kgrid[(kgrid["shots"] == shots) & (kgrid["type"] != "all")].assign(Measure=lambda d: d["measure"].map(label))
+    types = [t for t in ("included", "inclusive", "disjoint", "identical") if t in set(data["type"])]
+    sns.set_theme(style="whitegrid", context="paper")
+    grid = sns.relplot(data=data, x="k", y="fscore", hue="Measure", col="type", col_order=types, kind="line",
+                       marker="o", height=3.0, aspect=1.0, facet_kws={"sharey": True})
+    grid.set(xscale="log", xlabel="K (source neighbours)", ylabel="F-score at initialisation (val)")
+    grid.set_titles("{col_name} classes")
+    grid.figure.suptitle(f"Fig. 3 — initialisation only, {shots} images per class", y=1.02)
+    grid.figure.savefig(png, dpi=150, bbox_inches="tight")
+    grid.figure.savefig(pdf, bbox_inches="tight")
+    plt.close(grid.figure)
+    return data
+
+
+def table1(similarities: dict[str, pd.DataFrame], wnid: str, target_name: str, source_names: dict[str, str]) -> pd.DataFrame:
+    """The most similar source class of one target class under each measure."""
+    row = {"target": f"{target_name} ({wnid})"}
+    for measure, matrix in similarities.items():
+        values = matrix.loc[wnid]
+        best = values.index[int(np.argmax(values.to_numpy()))]  # first maximum: ties go to the lower index
+        row[label(measure)] = f"{source_names[best]} ({best}, {values[best]:.3g})"
+    return pd.DataFrame([row])
+
+
+def table2(curves: pd.DataFrame, best_k: dict[str, dict[str, dict[str, int]]]) -> pd.DataFrame:
+    """'First' (iteration 0) and 'Best' macro F-score per method and shot level, mean ± CI over seeds.
+
+    Similarity methods use their best-K-per-type runs ('kbest'); baselines their only runs.
+    """
+    scores = run_scores(curves)
+    runs = scores[(scores["k"] == "best") | scores["method"].isin(BASELINES)]
+    rows = []
+    for (method, shots), group in runs.groupby(["method", "shots"]):
+        per_seed = group.groupby("seed")
+        first = per_seed.apply(lambda g: g.loc[g["iteration"].idxmin(), "macro_f1"], include_groups=False)
+        best = per_seed["macro_f1"].max()
+        first_mean, first_ci = mean_ci(first.to_numpy())
+        best_mean, best_ci = mean_ci(best.to_numpy())
+        ks = best_k.get(method, {}).get(str(shots), {})
+        rows.append({"shots": int(shots), "method": method, "seeds": len(first), "first": first_mean,
+                     "first_ci95": first_ci, "best": best_mean, "best_ci95": best_ci,
+                     "best_k": " ".join(f"{t}:{k}" for t, k in sorted(ks.items()))})
+    return pd.DataFrame(rows).sort_values(["shots", "method"], ascending=[False, True]).reset_index(drop=True)
+
+
+def _cell(mean: float, ci: float) -> str:
+    return f"{mean:.2f}" if np.isnan(ci) else f"{mean:.2f} ± {ci:.2f}"
+
+
+def table2_wide(table: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Rows: images per class; columns: '<method> first' and '<method> best' (mean ± CI)."""
+    out = pd.DataFrame(index=sorted(table["shots"].unique(), reverse=True))
+    out.index.name = "images/class"
+    for method in methods:
+        part = table[table["method"] == method].set_index("shots")
+        if part.empty:
+            continue
+        out[f"{label(method)} first"] = [_cell(part.at[s, "first"], part.at[s, "first_ci95"]) if s in part.index else "" for s in out.index]
+        out[f"{label(method)} best"] = [_cell(part.at[s, "best"], part.at[s, "best_ci95"]) if s in part.index else "" for s in out.index]
+    return out
+
+
+def write_table(frame: pd.DataFrame, csv: str | Path, md: str | Path, tex: str | Path, wide: pd.DataFrame | None = None,
+                caption: str = "") -> None:
+    """CSV (the long, exact numbers), Markdown and LaTeX (the readable form)."""
+    frame.to_csv(csv, index=False)
+    shown = frame if wide is None else wide
+    keep_index = wide is not None
+    Path(md).write_text((f"{caption}\n\n" if caption else "") + shown.to_markdown(index=keep_index) + "\n")
+    Path(tex).write_text(shown.to_latex(index=keep_index, caption=caption or None, escape=True))

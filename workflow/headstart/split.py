@@ -1,0 +1,76 @@
+"""The split stage: manifest.parquet (ranked, nested shot subsets) and classes.parquet (types)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from .data import TargetClass
+from .wordnet import class_type, synset_from_wnid
+
+CLASS_TYPES = ("identical", "included", "inclusive", "disjoint")
+
+
+def imagenet1k_wnids() -> list[str]:
+    """The 1000 ILSVRC-2012 wnids in the standard head order, as timm ships them."""
+    from timm.data import ImageNetInfo
+
+    return list(ImageNetInfo("imagenet-1k").label_names())
+
+
+def make_manifest(inventory: pd.DataFrame, train_per_class: int, val_per_class: int, test_per_class: int,
+                  seed: int) -> pd.DataFrame:
+    """One row per used image: image_id, path, wnid, split, rank.
+
+    Within a class the training pool is shuffled (seeded by seed and wnid) and ranked; ranks below
+    ``train_per_class - val_per_class`` are 'train' (the k-shot set is ranks < k, so shot subsets
+    nest) and the next ``val_per_class`` are 'val'. The test pool is ranked the same way.
+    """
+    parts = []
+    for (wnid, pool), group in inventory.groupby(["wnid", "pool"], sort=True):
+        rng = np.random.default_rng([seed, zlib.crc32(f"{wnid}/{pool}".encode())])
+        keep = train_per_class if pool == "train" else test_per_class
+        order = rng.permutation(len(group))[:keep]
+        chosen = group.iloc[order].copy()
+        chosen["rank"] = np.arange(len(chosen), dtype=np.int32)
+        if pool == "train":
+            chosen["split"] = np.where(chosen["rank"] < train_per_class - val_per_class, "train", "val")
+            chosen.loc[chosen["split"] == "val", "rank"] -= train_per_class - val_per_class
+        else:
+            chosen["split"] = "test"
+        parts.append(chosen)
+    manifest = pd.concat(parts, ignore_index=True)[["image_id", "path", "wnid", "split", "rank"]]
+    split_order = pd.CategoricalDtype(["train", "val", "test"], ordered=True)
+    manifest["split"] = manifest["split"].astype(split_order)
+    return manifest.sort_values(["split", "wnid", "rank"], kind="stable").reset_index(drop=True).astype({"split": str})
+
+
+def make_classes(targets: list[TargetClass], source_wnids: list[str]) -> pd.DataFrame:
+    """wnid, name, synset, lemmas, type (relative to the source classes), in target order."""
+    sources = {synset_from_wnid(w) for w in source_wnids}
+    rows = []
+    for index, cls in enumerate(targets):
+        synset = synset_from_wnid(cls.wnid)
+        rows.append({
+            "index": index,
+            "wnid": cls.wnid,
+            "name": cls.name,
+            "synset": cls.synset,
+            "lemmas": [lemma.replace("_", " ") for lemma in synset.lemma_names()],
+            "type": class_type(synset, sources),
+        })
+    return pd.DataFrame(rows)
+
+
+def shot_subset(manifest: pd.DataFrame, shots: int) -> pd.DataFrame:
+    """The training images of the ``shots``-per-class level (ranks below ``shots``)."""
+    return manifest[(manifest["split"] == "train") & (manifest["rank"] < shots)]
+
+
+def labelled(image_ids: list[str], manifest: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
+    """image_id, wnid, rank and label (index of the class in classes.parquet), in the given order."""
+    rows = manifest.set_index("image_id").loc[image_ids, ["wnid", "rank"]].reset_index()
+    rows["label"] = rows["wnid"].map({w: i for i, w in enumerate(classes["wnid"])}).astype(int)
+    return rows

@@ -1,0 +1,165 @@
+"""WordNet 3.0 through NLTK, offline from Debian's ``wordnet-base`` files.
+
+NLTK 3.10 refuses corpus files outside a root listed in ``nltk.data.path`` (symlinks included),
+and Debian's files lack ``lexnames``. So the Debian files are copied once into a cache root of
+ours with a generated ``lexnames``; NLTK's own downloader is the fallback when they are absent.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import nltk
+from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
+
+DEBIAN_WORDNET = Path("/usr/share/wordnet")
+
+# The 45 standard lexicographer files of WordNet 3.0 (lexnames(5WN)), with their syntactic category.
+LEXNAMES = [
+    ("adj.all", 3), ("adj.pert", 3), ("adv.all", 4), ("noun.Tops", 1), ("noun.act", 1),
+    ("noun.animal", 1), ("noun.artifact", 1), ("noun.attribute", 1), ("noun.body", 1),
+    ("noun.cognition", 1), ("noun.communication", 1), ("noun.event", 1), ("noun.feeling", 1),
+    ("noun.food", 1), ("noun.group", 1), ("noun.location", 1), ("noun.motive", 1),
+    ("noun.object", 1), ("noun.person", 1), ("noun.phenomenon", 1), ("noun.plant", 1),
+    ("noun.possession", 1), ("noun.process", 1), ("noun.quantity", 1), ("noun.relation", 1),
+    ("noun.shape", 1), ("noun.state", 1), ("noun.substance", 1), ("noun.time", 1),
+    ("verb.body", 2), ("verb.change", 2), ("verb.cognition", 2), ("verb.communication", 2),
+    ("verb.competition", 2), ("verb.consumption", 2), ("verb.contact", 2), ("verb.creation", 2),
+    ("verb.emotion", 2), ("verb.motion", 2), ("verb.perception", 2), ("verb.possession", 2),
+    ("verb.social", 2), ("verb.stative", 2), ("verb.weather", 2), ("adj.ppl", 3),
+]
+_WORDNET_FILES = [
+    "adj.exc", "adv.exc", "noun.exc", "verb.exc", "cntlist.rev",
+    "data.adj", "data.adv", "data.noun", "data.verb",
+    "index.adj", "index.adv", "index.noun", "index.verb", "index.sense",
+]
+
+
+def cache_dir() -> Path:
+    """Where headstart keeps machine-wide caches (``$HEADSTART_CACHE`` or ~/.cache/headstart)."""
+    return Path(os.environ.get("HEADSTART_CACHE", Path.home() / ".cache" / "headstart"))
+
+
+def lexnames_text() -> str:
+    return "".join(f"{i:02d}\t{name}\t{cat}\n" for i, (name, cat) in enumerate(LEXNAMES))
+
+
+def prepare_nltk_root(debian_dir: Path = DEBIAN_WORDNET, root: Path | None = None) -> Path | None:
+    """Copy Debian's WordNet 3.0 into ``root/corpora/wordnet`` (+ lexnames); None if absent."""
+    if not (debian_dir / "data.noun").is_file():
+        return None
+    root = root or cache_dir() / "nltk_data"
+    target = root / "corpora" / "wordnet"
+    stamp = target / ".complete"
+    if not stamp.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in _WORDNET_FILES:
+            if (debian_dir / name).exists():
+                shutil.copyfile(debian_dir / name, target / name)
+        (target / "lexnames").write_text(lexnames_text())
+        stamp.touch()
+    return root
+
+
+@functools.cache
+def load_wordnet() -> WordNetCorpusReader:
+    """WordNet 3.0: Debian's files first, then NLTK data already present, then NLTK's downloader."""
+    root = prepare_nltk_root()
+    if root is not None:
+        if str(root) not in nltk.data.path:
+            nltk.data.path.insert(0, str(root))
+        return WordNetCorpusReader(str(root / "corpora" / "wordnet"), None)
+    try:
+        nltk.data.find("corpora/wordnet")
+    except LookupError:
+        download_dir = cache_dir() / "nltk_data"
+        if not nltk.download("wordnet", download_dir=str(download_dir), quiet=True):
+            raise RuntimeError(
+                "WordNet 3.0 not found: install Debian's wordnet-base (apt-get install wordnet-base)"
+                " or allow NLTK to download 'wordnet'"
+            )
+        nltk.data.path.insert(0, str(download_dir))
+    from nltk.corpus import wordnet
+
+    wordnet.ensure_loaded()
+    return wordnet
+
+
+def synset_from_wnid(wnid: str) -> Synset:
+    """ImageNet wnids are WordNet 3.0 noun offsets: n01440764 -> tench.n.01."""
+    if len(wnid) != 9 or wnid[0] != "n" or not wnid[1:].isdigit():
+        raise ValueError(f"not an ImageNet wnid: {wnid!r} (expected 'n' + 8 digits)")
+    return load_wordnet().synset_from_pos_and_offset("n", int(wnid[1:]))
+
+
+def wnid_of(synset: Synset) -> str:
+    return f"{synset.pos()}{synset.offset():08d}"
+
+
+def synset_by_name(name: str) -> Synset:
+    """'coat.n.01' -> Synset, with a clear error for a name WordNet 3.0 does not have."""
+    try:
+        return load_wordnet().synset(name)
+    except Exception as err:  # NLTK raises WordNetError / ValueError for bad names
+        raise ValueError(f"unknown WordNet 3.0 synset {name!r}: {err}") from None
+
+
+def _closure(synset: Synset, relations: tuple[str, ...]) -> set[Synset]:
+    return set(synset.closure(lambda s: [t for rel in relations for t in getattr(s, rel)()]))
+
+
+def ancestors(synset: Synset) -> set[Synset]:
+    return _closure(synset, ("hypernyms", "instance_hypernyms"))
+
+
+def descendants(synset: Synset) -> set[Synset]:
+    return _closure(synset, ("hyponyms", "instance_hyponyms"))
+
+
+def class_type(target: Synset, sources: set[Synset]) -> str:
+    """The paper's class types, relative to the source classes.
+
+    identical: the target is a source class; included: a WordNet ancestor is one;
+    inclusive: a descendant is one; disjoint: neither.
+    """
+    if target in sources:
+        return "identical"
+    if ancestors(target) & sources:
+        return "included"
+    if descendants(target) & sources:
+        return "inclusive"
+    return "disjoint"
+
+
+@functools.cache
+def semcor_information_content() -> dict[str, dict[int, float]]:
+    """Information content from WordNet's own SemCor sense counts (``cntlist.rev``).
+
+    Built as NLTK's ``WordNetCorpusReader.ic`` builds it (add-one smoothing, counts propagated to
+    every hypernym and to the root at offset 0), so NLTK's res/lin/jcn similarities accept it.
+    """
+    wn = load_wordnet()
+    counts_file = Path(wn.root.path if hasattr(wn.root, "path") else str(wn.root)) / "cntlist.rev"
+    ic: dict[str, dict[int, float]] = {pos: defaultdict(float) for pos in "nvars"}
+    for pos in "nv":
+        ic[pos][0] = 1.0
+    for synset in wn.all_synsets("n"):
+        ic["n"][synset.offset()] = 1.0
+    for line in counts_file.read_text().splitlines():
+        key, _sense_number, count = line.split()
+        if "%1:" not in key:  # nouns only: the target and source classes are nouns
+            continue
+        try:
+            synset = wn.lemma_from_key(key).synset()
+        except Exception:  # a handful of keys in cntlist.rev have no lemma in the index
+            continue
+        weight = float(count)
+        for level in synset._iter_hypernym_lists():
+            for hypernym in level:
+                ic["n"][hypernym.offset()] += weight
+        ic["n"][0] += weight
+    return ic

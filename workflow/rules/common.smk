@@ -1,0 +1,106 @@
+# Helpers shared by the rules: config validation, paths and the lists of expected files.
+import json
+import re
+import sys
+
+from headstart.config import BASELINES, ConfigError, validate_config
+
+try:
+    validate_config(config)
+except ConfigError as err:
+    sys.exit(f"headstart: invalid config: {err}")
+
+DATASET = config["dataset"]["name"]
+MODEL = config["model"]
+SHOTS = sorted(config["finetune"]["shots"], reverse=True)
+LARGEST_SHOT = SHOTS[0]
+SEEDS = config["finetune"]["seeds"]
+MEASURES = config["similarity"]["measures"]
+VISUAL = [m for m in MEASURES if m in ("inference", "softmax")]
+WORDNET = [m for m in MEASURES if m.startswith("wordnet")]
+METHODS = config["finetune"]["methods"]
+SPLITS = ["train", "val", "test"]
+DATA = f"results/{DATASET}"
+RUN = f"results/{DATASET}/{MODEL}"
+
+
+wildcard_constraints:
+    dataset=re.escape(DATASET),
+    model=re.escape(MODEL),
+    shots=r"\d+",
+    split="train|val|test",
+    k=r"\d+|best",
+    seed=r"\d+",
+    measure="|".join(map(re.escape, MEASURES)),
+    visual="inference|softmax",
+    baseline="|".join(BASELINES),
+
+
+def sim_file(measure, shots):
+    """Visual similarities are computed from each shot level's images; semantic ones are not."""
+    if measure in ("inference", "softmax"):
+        return f"{RUN}/sim/{measure}_shots{shots}.parquet"
+    return f"{RUN}/sim/{measure}.parquet"
+
+
+def run_ks(method, shots):
+    """The K labels of a method's runs at a shot level ('0' for methods without K)."""
+    if method in BASELINES:
+        return ["0"]
+    ks = []
+    for k in config["finetune"]["k"]:
+        fixed_here = not config["finetune"].get("k_fixed_at_largest_shot_only", True) or int(shots) == LARGEST_SHOT
+        if k == "best" or fixed_here:
+            ks.append(str(k))
+    return ks
+
+
+def head_ks():
+    """The K labels for which similarity heads are written (those fine-tuning runs start from)."""
+    return [str(k) for k in config["finetune"]["k"]]
+
+
+def curve_files(method, k, shots):
+    return [f"{RUN}/runs/{method}/k{k}/shots{shots}/seed{s}/curve.parquet" for s in SEEDS]
+
+
+def all_curves():
+    return [
+        path
+        for method in METHODS
+        for shots in SHOTS
+        for k in run_ks(method, shots)
+        for path in curve_files(method, k, shots)
+    ]
+
+
+def all_similarities():
+    return [sim_file(m, s) for m in MEASURES for s in (SHOTS if m in VISUAL else [None])]
+
+
+def all_targets():
+    return (
+        [f"{DATA}/manifest.parquet", f"{DATA}/classes.parquet"]
+        + all_similarities()
+        + [f"{RUN}/kgrid/{m}.parquet" for m in MEASURES]
+        + [f"{RUN}/curves.parquet"]
+        + expand("results/figures/{fig}.{ext}", fig=["fig1", "fig2", "fig3"], ext=["png", "pdf"])
+        + expand("results/tables/{table}.{ext}", table=["table1", "table2"], ext=["csv", "md", "tex"])
+    )
+
+
+def dataset_inputs(wildcards):
+    """Files the dataset stage reads, so editing an image list reruns it."""
+    source = config["dataset"]["source"]
+    files = []
+    if source == "imagenet21k":
+        files += [config["dataset"]["imagenet21k"]["train_list"], config["dataset"]["imagenet21k"]["test_list"]]
+    if isinstance(config["dataset"]["classes"], str):
+        files.append(config["dataset"]["classes"])
+    return files
+
+
+def wordvec_inputs(wildcards):
+    """A word-vector file given by path is an input: replacing it reruns the wordvec matrix."""
+    vectors = config["similarity"]["wordvec"]["vectors"]
+    return [] if vectors == "glove-6b-50d" else [vectors]

@@ -1,0 +1,37 @@
+# Dataset download / ingestion and the split into train, val and test with nested shot subsets.
+
+
+rule dataset:
+    input:
+        dataset_inputs,
+    output:
+        inventory=f"{DATA}/images.parquet",
+        report=f"{DATA}/images_report.tsv",
+    params:
+        dataset=config["dataset"],
+        split=config["split"],
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/dataset.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/dataset.py"
+
+
+rule split:
+    input:
+        inventory=f"{DATA}/images.parquet",
+    output:
+        manifest=f"{DATA}/manifest.parquet",
+        classes=f"{DATA}/classes.parquet",
+    params:
+        classes=config["dataset"]["classes"],
+        split=config["split"],
+        seed=config["seed"],
+    log:
+        f"{DATA}/logs/split.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/split.py"

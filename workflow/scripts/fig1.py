@@ -1,0 +1,9 @@
+"""Snakemake glue: Fig. 1."""
+
+import pandas as pd
+
+from headstart.logs import setup_logging
+from headstart.report import figure1
+
+setup_logging(snakemake.log[0])
+figure1(pd.read_parquet(snakemake.input.curves), snakemake.params.shots, snakemake.output.png, snakemake.output.pdf)

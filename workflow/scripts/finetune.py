@@ -1,0 +1,83 @@
+"""Snakemake glue: fine-tune one (method, K, shot level) for each seed, resuming from checkpoints."""
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from headstart.logs import setup_logging
+from headstart.models import load_source_model, normalization, pick_device, split_model
+from headstart.split import labelled
+from headstart.tables import read_tensors, write_parquet
+from headstart.train import Classifier, ImageInputs, TensorInputs, TrainSettings, finetune
+
+log = setup_logging(snakemake.log[0])
+wc, params = snakemake.wildcards, snakemake.params
+options = params.finetune
+torch.set_num_threads(snakemake.threads)
+device = pick_device(options["device"])
+head, _ = read_tensors(snakemake.input.head)
+manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
+train_cache, train_meta = read_tensors(snakemake.input.features_train)
+test_cache, test_meta = read_tensors(snakemake.input.features_test)
+train_rows = labelled(train_meta["image_ids"], manifest, classes)
+test_rows = labelled(test_meta["image_ids"], manifest, classes)
+subset = (train_rows["rank"] < int(wc.shots)).to_numpy()
+train_labels, test_labels = train_rows["label"].to_numpy()[subset], test_rows["label"].to_numpy()
+wnids = classes["wnid"].tolist()
+
+cached = not options["augment"] and (options["train"] == "head" or "trunk" in train_cache)
+if cached:  # the frozen part was computed once by the extract rule
+    key = "features" if options["train"] == "head" else "trunk"
+    train_inputs, test_inputs = TensorInputs(train_cache[key][torch.from_numpy(subset)]), TensorInputs(test_cache[key])
+    parts = None
+    if options["train"] == "last_stage":
+        entry = params.entry
+        parts = split_model(load_source_model(entry), entry["trainable"], entry["head"])
+    log.info("training on cached %s (%s)", key, tuple(train_inputs.tensor.shape))
+else:
+    entry = params.entry
+    model = load_source_model(entry)
+    mean, std = normalization(model, entry)
+    parts = split_model(model, entry["trainable"], entry["head"])
+    paths = manifest.set_index("image_id").loc[train_rows["image_id"][subset], "path"].tolist()
+    test_paths = manifest.set_index("image_id").loc[test_rows["image_id"], "path"].tolist()
+    size = (params.preprocess["resize"], params.preprocess["crop"], mean, std)
+    train_inputs = ImageInputs(paths, *size, augment=options["augment"], num_workers=params.num_workers)
+    test_inputs = ImageInputs(test_paths, *size, augment=False, num_workers=params.num_workers)
+    log.info("training through the frozen trunk on %d images", len(paths))
+
+
+def build_classifier() -> Classifier:
+    weight, bias = head["weight"].numpy(), head["bias"].numpy()
+    if cached and options["train"] == "head":
+        return Classifier(nn.Identity(), nn.Identity(), weight, bias, options["dropout"])
+    if cached:
+        return Classifier(nn.Identity(), copy.deepcopy(parts.trainable).train(), weight, bias, options["dropout"])
+    if options["train"] == "head":
+        return Classifier(nn.Sequential(parts.trunk, parts.trainable), nn.Identity(), weight, bias, options["dropout"])
+    trainable = copy.deepcopy(parts.trainable)
+    for parameter in trainable.parameters():
+        parameter.requires_grad_(True)
+    return Classifier(parts.trunk, trainable, weight, bias, options["dropout"])
+
+
+optimizer = options["optimizer"]
+for seed, curve_path in zip(params.seeds, snakemake.output.curves):
+    settings = TrainSettings(iterations=options["iterations"], eval_every=options["eval_every"],
+                             checkpoint_every=options["checkpoint_every"], batch_size=options["batch_size"],
+                             dropout=options["dropout"], lr=optimizer["lr"], betas=tuple(optimizer["betas"]),
+                             eps=optimizer["eps"], seed=seed)
+    checkpoint = Path(curve_path).with_name("checkpoint.pt")
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    signature = {"method": wc.method, "k": wc.k, "shots": int(wc.shots), "train": options["train"],
+                 "augment": options["augment"]}
+    curve = finetune(build_classifier(), train_inputs, train_labels, test_inputs, test_labels, wnids, settings, device,
+                     checkpoint=checkpoint, signature=signature,
+                     progress=f"{wc.method} k{wc.k} {wc.shots}-shot seed {seed}")
+    write_parquet(curve, curve_path, {**signature, "seed": seed, "settings": options})
+    checkpoint.unlink(missing_ok=True)
+    first, best = curve.groupby("iteration")["macro_f1"].first().iloc[[0]].item(), curve["macro_f1"].max()
+    log.info("%s k%s %s shots seed %d: macro F1 first %.3f best %.3f", wc.method, wc.k, wc.shots, seed, first, best)

@@ -1,0 +1,16 @@
+"""Snakemake glue: the WordNet similarity matrices (NLTK), one file per measure, WordNet loaded once."""
+
+import pandas as pd
+
+from headstart.logs import setup_logging
+from headstart.similarity import WORDNET_MEASURES, as_matrix, wordnet_similarity
+from headstart.tables import write_parquet
+
+log = setup_logging(snakemake.log[0])
+classes, sources = pd.read_parquet(snakemake.input.classes), pd.read_parquet(snakemake.input.source_classes)
+targets, source_wnids = classes["wnid"].tolist(), sources["wnid"].tolist()
+for measure, path in zip(snakemake.params.measures, snakemake.output):
+    values = wordnet_similarity(measure, targets, source_wnids)
+    write_parquet(as_matrix(values, targets, source_wnids), path,
+                  {"measure": measure, "model": snakemake.params.model, "nltk": WORDNET_MEASURES[measure]}, index=True)
+    log.info("%s: %d x %d", measure, len(targets), len(source_wnids))
