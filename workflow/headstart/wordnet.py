@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -65,14 +66,21 @@ def prepare_nltk_root(debian_dir: Path = DEBIAN_WORDNET, root: Path | None = Non
     return root
 
 
+def wordnet_reader(root: Path) -> WordNetCorpusReader:
+    """NLTK's reader over ``root/corpora/wordnet`` (NLTK 3.10 only reads roots in nltk.data.path)."""
+    if str(root) not in nltk.data.path:
+        nltk.data.path.insert(0, str(root))
+    with warnings.catch_warnings():  # no Open Multilingual Wordnet: not needed for English labels
+        warnings.filterwarnings("ignore", message="The multilingual functions are not available")
+        return WordNetCorpusReader(str(root / "corpora" / "wordnet"), None)
+
+
 @functools.cache
 def load_wordnet() -> WordNetCorpusReader:
     """WordNet 3.0: Debian's files first, then NLTK data already present, then NLTK's downloader."""
     root = prepare_nltk_root()
     if root is not None:
-        if str(root) not in nltk.data.path:
-            nltk.data.path.insert(0, str(root))
-        return WordNetCorpusReader(str(root / "corpora" / "wordnet"), None)
+        return wordnet_reader(root)
     try:
         nltk.data.find("corpora/wordnet")
     except LookupError:

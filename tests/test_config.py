@@ -1,0 +1,53 @@
+import copy
+
+import pytest
+import yaml
+
+from headstart.config import ConfigError, load_config, validate_config
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_config(ROOT / "config.yaml")
+
+
+def test_default_and_paper_preset_validate():
+    load_config(ROOT / "config.yaml")
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    preset = yaml.safe_load((ROOT / "workflow" / "presets" / "paper.yaml").read_text())
+    validate_config({**base, **preset})
+
+
+def test_typo_in_key_names_the_key(default):
+    config = copy.deepcopy(default)
+    config["finetune"]["itrations"] = 10
+    with pytest.raises(ConfigError, match=r"unknown key 'finetune\.itrations'"):
+        validate_config(config)
+
+
+def test_wrong_type_names_the_key(default):
+    config = copy.deepcopy(default)
+    config["split"]["test_per_class"] = "many"
+    with pytest.raises(ConfigError, match=r"^split\.test_per_class: 'many' is not of type 'integer'$"):
+        validate_config(config)
+
+
+def test_unknown_method_and_model(default):
+    config = copy.deepcopy(default)
+    config["model"] = "vgg99"
+    with pytest.raises(ConfigError, match="model: 'vgg99' is not a key of models"):
+        validate_config(config)
+    config = copy.deepcopy(default)
+    config["finetune"]["methods"] = ["random", "wordnet_lin"]
+    config["similarity"]["measures"] = ["wordnet"]
+    with pytest.raises(ConfigError, match="finetune.methods: 'wordnet_lin' is not in similarity.measures"):
+        validate_config(config)
+
+
+def test_shots_must_fit_the_training_pool(default):
+    config = copy.deepcopy(default)
+    config["finetune"]["shots"] = [900]
+    with pytest.raises(ConfigError, match="finetune.shots: 900 images per class do not fit"):
+        validate_config(config)

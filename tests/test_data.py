@@ -1,0 +1,180 @@
+"""Dataset stage: Fashion-MNIST, ImageNet-21k tars over a loopback HTTP server, ImageFolder, split."""
+
+import gzip
+import hashlib
+import io
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from headstart.data import (DatasetError, IngestLog, TargetClass, extract_listed, fashion_mnist_files,
+                            ingest_fashion_mnist, ingest_imagefolder, ingest_imagenet21k, read_idx, resolve_classes)
+from headstart.download import DownloadError, download
+from headstart.split import make_manifest, shot_subset
+
+from conftest import QuietHandler, ROOT
+
+DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
+CLASSES = [TargetClass("n03057021", "Coat", "coat.n.01"), TargetClass("n04133789", "Sandal", "sandal.n.01")]
+
+
+def jpeg_bytes(seed: int, mode: str = "RGB", fmt: str = "JPEG") -> bytes:
+    rng = np.random.default_rng(seed)
+    image = Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).convert(mode)
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def make_tar(path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_fashion_mnist_from_debian_files(tmp_path):
+    files = fashion_mnist_files(DEBIAN_FASHION, None, tmp_path / "dl")
+    assert all(str(p).startswith(DEBIAN_FASHION) for p in files.values())
+    labels = read_idx(files["train-labels-idx1-ubyte.gz"])
+    images = read_idx(files["train-images-idx3-ubyte.gz"])
+    assert images.shape == (60000, 28, 28) and np.bincount(labels).tolist() == [6000] * 10
+    classes = resolve_classes(yaml_classes())
+    log = IngestLog()
+    inventory = ingest_fashion_mnist(files, classes, {"train": 12, "test": 3}, tmp_path / "img", 0, log)
+    assert inventory.groupby(["wnid", "pool"]).size().unique().tolist() in ([12, 3], [3, 12])
+    first = inventory[inventory["pool"] == "train"].iloc[0]
+    index = int(first["image_id"].split("train")[1])
+    np.testing.assert_array_equal(np.asarray(Image.open(first["path"])), images[index])
+    assert labels[index] == [c.wnid for c in classes].index(first["wnid"])
+
+
+def yaml_classes():
+    import yaml
+
+    return yaml.safe_load((ROOT / "config.yaml").read_text())["dataset"]["classes"]
+
+
+def test_fashion_mnist_download_verifies_md5(tmp_path, http_root):
+    served, base = http_root
+    from torchvision.datasets import FashionMNIST
+
+    # Serve idx files under the canonical names: right content, but not the canonical bytes.
+    for name, _ in FashionMNIST.resources:
+        (served / name).write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07"))
+    with pytest.raises(DownloadError, match="MD5 .* does not match"):
+        fashion_mnist_files("/nonexistent", base, tmp_path / "dl")
+    assert not list((tmp_path / "dl").glob("*"))  # nothing half-written is left
+
+
+def test_download_with_auth_header_and_404(tmp_path, http_root, monkeypatch):
+    served, base = http_root
+    (served / "a.bin").write_bytes(b"hello")
+    monkeypatch.setenv("MY_AUTH", "Authorization: Bearer s3cret")
+    from headstart.download import auth_header_from_env
+
+    got = download(f"{base}/a.bin", tmp_path / "a.bin", md5=hashlib.md5(b"hello").hexdigest(),
+                   headers=auth_header_from_env("MY_AUTH"))
+    assert got.read_bytes() == b"hello"
+    assert QuietHandler.requests_seen[-1].get("Authorization") == "Bearer s3cret"
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(f"{base}/missing.bin", tmp_path / "m.bin")
+
+
+def imagenet_source(served, base, wnids_lists):
+    (served / "train.txt").write_text("\n".join(n for names in wnids_lists["train"] for n in names))
+    (served / "test.txt").write_text("\n".join(n for names in wnids_lists["test"] for n in names))
+    return {"train_list": str(served / "train.txt"), "test_list": str(served / "test.txt"),
+            "tar_dir": None, "url_template": base + "/{wnid}.tar"}
+
+
+def test_imagenet21k_tars_over_http(tmp_path, http_root):
+    served, base = http_root
+    coat, sandal = CLASSES
+    names = {w: [f"{w}_{i}.JPEG" for i in range(4)] for w in (coat.wnid, sandal.wnid)}
+    make_tar(served / f"{coat.wnid}.tar", {
+        names[coat.wnid][0]: jpeg_bytes(0),
+        names[coat.wnid][1]: jpeg_bytes(1, mode="CMYK"),             # converted to RGB
+        names[coat.wnid][2]: jpeg_bytes(2, fmt="PNG"),               # PNG named .JPEG: converted
+        names[coat.wnid][3]: jpeg_bytes(3),
+        f"{coat.wnid}_99.JPEG": jpeg_bytes(9),                        # not listed: not extracted
+    })
+    make_tar(served / f"{sandal.wnid}.tar", {
+        names[sandal.wnid][0]: jpeg_bytes(4),
+        names[sandal.wnid][1]: jpeg_bytes(5)[:300],                   # truncated: skipped
+        f"../../{names[sandal.wnid][2]}": jpeg_bytes(6),              # path traversal: skipped
+        names[sandal.wnid][3]: jpeg_bytes(7),
+    })
+    lists = {"train": [names[coat.wnid][:3], names[sandal.wnid][:3]], "test": [names[coat.wnid][3:], names[sandal.wnid][3:]]}
+    source = imagenet_source(served, base, lists)
+    log = IngestLog()
+    with pytest.raises(DatasetError, match=r"class n04133789 \(Sandal\) has 1 usable train images, the config needs 3"):
+        ingest_imagenet21k(source, CLASSES, {"train": 3, "test": 1}, tmp_path / "img", tmp_path, log)
+    assert {why.split(":")[0] for _, why in log.converted} == {"mode CMYK", "PNG data named .JPEG"}
+    skipped = dict(log.skipped)
+    assert any("unsafe" in why for why in skipped.values())
+    assert names[sandal.wnid][1] in skipped  # the truncated JPEG
+    assert not (tmp_path.parent / names[sandal.wnid][2]).exists()
+    assert not list(tmp_path.rglob(f"{coat.wnid}_99.JPEG"))
+    for path in (tmp_path / "img" / coat.wnid).glob("*.JPEG"):
+        with Image.open(path) as image:
+            assert image.format == "JPEG" and image.mode == "RGB"
+    # With the needs met, the inventory lists exactly the usable listed images.
+    inventory = ingest_imagenet21k(source, CLASSES, {"train": 1, "test": 1}, tmp_path / "img", tmp_path, IngestLog())
+    assert sorted(inventory[inventory["wnid"] == coat.wnid]["image_id"]) == [n[:-5] for n in names[coat.wnid]]
+    assert len(inventory[inventory["wnid"] == sandal.wnid]) == 2
+    assert not list((tmp_path / "downloads").glob("*.tar"))  # downloaded archives are removed
+
+
+def test_imagenet21k_missing_archive_is_a_clear_error(tmp_path, http_root):
+    served, base = http_root
+    source = imagenet_source(served, base, {"train": [["n03057021_1.JPEG"]], "test": [["n03057021_2.JPEG"]]})
+    with pytest.raises(DatasetError, match=r"cannot fetch the images of n03057021: .*HTTP 404"):
+        ingest_imagenet21k(source, CLASSES[:1], {"train": 1, "test": 1}, tmp_path / "img", tmp_path, IngestLog())
+
+
+def test_local_tar_dir_and_safe_members(tmp_path):
+    make_tar(tmp_path / "a.tar", {"x/../../evil.JPEG": jpeg_bytes(0), "/abs.JPEG": jpeg_bytes(1), "ok.JPEG": jpeg_bytes(2)})
+    log = IngestLog()
+    found = extract_listed(tmp_path / "a.tar", ["evil.JPEG", "abs.JPEG", "ok.JPEG"], tmp_path / "out", log)
+    assert list(found) == ["ok.JPEG"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok.JPEG"]
+    assert len([1 for _, why in log.skipped if "unsafe" in why]) == 2
+
+
+def test_imagefolder_source(tmp_path):
+    for cls in CLASSES:
+        folder = tmp_path / "root" / cls.wnid
+        folder.mkdir(parents=True)
+        for i in range(6):
+            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    (tmp_path / "root" / CLASSES[0].wnid / "bad.jpg").write_bytes(b"not an image")
+    log = IngestLog()
+    inventory = ingest_imagefolder(tmp_path / "root", CLASSES, {"train": 4, "test": 2}, tmp_path / "conv", 0, log)
+    assert inventory.groupby(["wnid", "pool"]).size().tolist() == [2, 4, 2, 4]  # (test, train) per class
+    assert [why.startswith("UnidentifiedImageError") for _, why in log.skipped] == [True]
+
+
+def inventory_for(n_train: int, n_test: int) -> pd.DataFrame:
+    rows = [{"image_id": f"{w}_{p}{i}", "path": f"/x/{w}_{p}{i}", "wnid": w, "pool": p}
+            for w in ("n1", "n2") for p, n in (("train", n_train), ("test", n_test)) for i in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_split_counts_nesting_and_determinism():
+    inventory = inventory_for(30, 12)
+    manifest = make_manifest(inventory, train_per_class=25, val_per_class=5, test_per_class=10, seed=3)
+    counts = manifest.groupby(["wnid", "split"]).size().to_dict()
+    assert counts == {("n1", "test"): 10, ("n1", "train"): 20, ("n1", "val"): 5,
+                      ("n2", "test"): 10, ("n2", "train"): 20, ("n2", "val"): 5}
+    five, ten = set(shot_subset(manifest, 5)["image_id"]), set(shot_subset(manifest, 10)["image_id"])
+    assert len(five) == 10 and len(ten) == 20 and five < ten
+    assert not set(manifest[manifest["split"] == "val"]["image_id"]) & set(shot_subset(manifest, 20)["image_id"])
+    again = make_manifest(inventory, 25, 5, 10, seed=3)
+    pd.testing.assert_frame_equal(manifest, again)
+    other = make_manifest(inventory, 25, 5, 10, seed=4)
+    assert set(shot_subset(other, 5)["image_id"]) != five

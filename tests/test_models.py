@@ -1,0 +1,125 @@
+"""Source networks: real weights, the three-part split, extraction, clear errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+from skimage import data as skdata
+
+from headstart.extract import ImageFiles, extract
+from headstart.models import (ModelError, eval_transform, load_source_model, normalization, pick_device,
+                              split_model)
+from headstart.split import imagenet1k_wnids
+
+from conftest import ROOT
+
+MODELS = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]
+LITE0 = MODELS["efficientnet_lite0"]
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    model = load_source_model(LITE0)
+    mean, std = normalization(model, LITE0)
+    return model, eval_transform(256, 224, mean, std)
+
+
+def top5(model, transform, image):
+    with torch.inference_mode():
+        logits = model(transform(image)[None])[0]
+    names = [line.split(" : ")[1] for line in (ROOT / "workflow/data/paper/ilsvrc2012-synsets.txt").read_text().splitlines()]
+    return [names[i] for i in logits.topk(5).indices]
+
+
+def test_default_network_has_real_imagenet_weights(lite0):
+    model, transform = lite0
+    cat = top5(model, transform, Image.fromarray(skdata.chelsea()))
+    assert any("cat" in name for name in cat[:2]), cat  # Egyptian cat / tabby / tiger cat
+    coffee = top5(model, transform, Image.fromarray(skdata.coffee()))
+    assert coffee[0].startswith("espresso") or coffee[0] == "cup", coffee
+
+
+def test_mean_std_come_from_the_models_own_config(lite0):
+    model, _ = lite0
+    assert normalization(model, LITE0) == (model.pretrained_cfg["mean"], model.pretrained_cfg["std"])
+    resnet = load_source_model({**MODELS["resnet101"], "arch": "resnet18", "weights": {"path": save_random("resnet18")}})
+    assert normalization(resnet, {**MODELS["resnet101"], "arch": "resnet18"}) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def save_random(arch: str, path=None) -> str:
+    import tempfile
+
+    import torchvision
+
+    path = path or tempfile.mktemp(suffix=".pth")
+    torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), path)
+    return path
+
+
+def test_split_composition_equals_the_full_model(lite0):
+    model, _ = lite0
+    x = torch.randn(2, 3, 160, 160)
+    with torch.inference_mode():
+        full = model(x)
+        for trainable in (LITE0["trainable"], []):
+            parts = split_model(model, trainable, "classifier")
+            assert torch.allclose(parts.head(parts.trainable(parts.trunk(x))), full, atol=1e-5)
+    parts = split_model(model, LITE0["trainable"], "classifier")
+    assert parts.head.weight.shape == (1000, 1280)
+    assert not any(p.requires_grad for p in parts.trunk.parameters())
+
+
+def test_resnet101_paper_model_from_a_local_weights_file(tmp_path):
+    path = save_random("resnet101", tmp_path / "resnet101.pth")
+    entry = {**MODELS["resnet101"], "weights": {"path": str(path)}}
+    model = load_source_model(entry)
+    parts = split_model(model, entry["trainable"], entry["head"])
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.allclose(parts.forward(x), model(x), atol=1e-4)
+        assert parts.trunk(x).shape == (1, 1024, 14, 14)  # layer3 output: layer4 is trainable
+    assert parts.head.in_features == 2048
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="weights file .* does not exist"):
+        load_source_model({**LITE0, "weights": {"path": str(tmp_path / "none.pth")}})
+    wrong = save_random("resnet18", tmp_path / "r18.pth")
+    with pytest.raises(ModelError, match="wrong architecture"):
+        load_source_model({**LITE0, "weights": {"path": wrong, "key_order": True}})
+    with pytest.raises(ModelError, match="wrong architecture"):
+        load_source_model({**MODELS["resnet101"], "weights": {"path": wrong}})
+    with pytest.raises(ModelError, match="unknown timm model 'efficientnet_b99'"):
+        load_source_model({**LITE0, "arch": "efficientnet_b99"})
+    with pytest.raises(ModelError, match="unknown torchvision model"):
+        load_source_model({**MODELS["resnet101"], "arch": "resnet7"})
+    with pytest.raises(ModelError, match="weights package 'no_such_pkg' is not installed"):
+        load_source_model({**LITE0, "weights": {"package_file": "no_such_pkg:x.pth"}})
+    with pytest.raises(ModelError, match="trainable module 'layer9' not found"):
+        split_model(load_source_model({**MODELS["resnet101"], "arch": "resnet18", "weights": {"path": wrong}}), ["layer9"], "fc")
+
+
+def test_extraction_equals_a_direct_forward(tmp_path, lite0):
+    model, _ = lite0
+    mean, std = normalization(model, LITE0)
+    transform = eval_transform(72, 64, mean, std)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (28 + i, 30, 3 if i % 2 else 1)[: 3 if i % 2 else 2], dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    parts = split_model(model, LITE0["trainable"], LITE0["head"])
+    result = extract(parts, ImageFiles(paths, transform), batch_size=2, num_workers=0,
+                     device=pick_device("cpu"), keep_trunk=True)
+    with torch.inference_mode():
+        batch = torch.stack([transform(Image.open(p)) for p in paths])
+        direct = model(batch).numpy()
+        trunk = parts.trunk(batch).numpy()
+    # fp32 on the CPU both ways; only the memory format differs (channels_last) -> float rounding
+    np.testing.assert_allclose(result.logits, direct, atol=2e-4, rtol=1e-4)
+    np.testing.assert_allclose(result.trunk.astype(np.float32), trunk, atol=2e-2, rtol=1e-2)  # stored as fp16
+    frame = pd.DataFrame(result.logits, columns=imagenet1k_wnids())
+    assert frame.shape == (5, 1000)

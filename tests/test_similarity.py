@@ -1,0 +1,109 @@
+"""Similarity measures against hand computations and NLTK called directly."""
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from headstart.similarity import (inference_fscore, label_words, load_word_vectors, mean_softmax, wordnet_similarity,
+                                  wordvec_similarity)
+from headstart.wordnet import load_wordnet, semcor_information_content, synset_from_wnid
+
+
+def test_inference_fscore_by_hand():
+    # 3 target classes, 4 source outputs. Top-1 outputs per image:
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    top1 = np.array([1, 1, 2, 1, 2, 0])
+    logits = np.eye(4)[top1] * 5.0
+    sim = inference_fscore(labels, logits, 3)
+    # class 0 (3 images) vs output 1 (predicted 3 times, 2 hits): F = 2*2/(3+3) = 2/3
+    assert sim[0, 1] == pytest.approx(2 / 3)
+    # class 0 vs output 2 (predicted twice, 1 hit): 2*1/(3+2) = 0.4
+    assert sim[0, 2] == pytest.approx(0.4)
+    # class 2 has a single image, its top-1 is output 0, predicted once: F = 2/(1+1) = 1
+    assert sim[2, 0] == pytest.approx(1.0)
+    # output 3 is never predicted: F = 0 for every class
+    assert (sim[:, 3] == 0).all()
+    assert sim[1, 0] == 0 and sim[1, 1] == pytest.approx(2 * 1 / (2 + 3))
+
+
+def test_mean_softmax_by_hand():
+    logits = np.array([[0.0, np.log(3.0)], [np.log(3.0), 0.0], [0.0, 0.0]])
+    sim = mean_softmax(np.array([0, 0, 1]), logits, 2)
+    np.testing.assert_allclose(sim, [[0.5, 0.5], [0.5, 0.5]])
+    sim = mean_softmax(np.array([0, 1, 1]), logits, 2)
+    np.testing.assert_allclose(sim[0], [0.25, 0.75])
+
+
+@pytest.mark.parametrize("measure, method", [("wordnet", "wup"), ("wordnet_path", "path"), ("wordnet_lch", "lch"),
+                                             ("wordnet_res", "res"), ("wordnet_lin", "lin"), ("wordnet_jcn", "jcn")])
+def test_wordnet_measures_equal_nltk(measure, method):
+    targets = ["n02916350", "n03057021", "n04459362"]  # bullet; coat; towel
+    sources = ["n04008634", "n03676483", "n01945685", "n03594734"]  # projectile; lipstick; slug; jean
+    values = wordnet_similarity(measure, targets, sources)
+    ic = semcor_information_content()
+    for i, t in enumerate(targets):
+        for j, s in enumerate(sources):
+            a, b = synset_from_wnid(t), synset_from_wnid(s)
+            expected = getattr(a, f"{method}_similarity")(b, ic) if method in ("res", "lin", "jcn") else getattr(a, f"{method}_similarity")(b)
+            assert values[i, j] == pytest.approx(expected)
+    if measure == "wordnet":
+        assert values[0].argmax() == 0  # bullet -> projectile, missile (the paper's Table 1)
+
+
+def test_information_content_is_nltk_shaped():
+    ic = semcor_information_content()
+    wn = load_wordnet()
+    total, dog = 1.0, 1.0  # add-one smoothing, as NLTK's ic()
+    dog_synset = wn.synset("dog.n.01")
+    for line in open("/usr/share/wordnet/cntlist.rev"):
+        key, _, count = line.split()
+        if "%1:" in key:
+            try:
+                synset = wn.lemma_from_key(key).synset()
+            except Exception:
+                continue
+            total += int(count)
+            if synset == dog_synset or dog_synset in synset.closure(lambda s: s.hypernyms() + s.instance_hypernyms()):
+                dog += int(count)
+    assert ic["n"][0] == total  # the root holds every sense count once
+    assert ic["n"][dog_synset.offset()] >= dog > 1.0  # a synset holds its own and its hyponyms' counts
+
+
+def write_word2vec(path, words: dict[str, list[float]], binary: bool) -> None:
+    vectors = KeyedVectors(vector_size=3)
+    vectors.add_vectors(list(words), np.array(list(words.values()), dtype=np.float32))
+    vectors.save_word2vec_format(str(path), binary=binary)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_wordvec_cosine_from_a_word2vec_file(tmp_path, binary):
+    path = tmp_path / ("v.bin" if binary else "v.txt")
+    write_word2vec(path, {"bullet": [1, 0, 0], "slug": [0, 1, 0], "sea": [0, 0, 1], "missile": [1, 1, 0]}, binary)
+    vectors = load_word_vectors(str(path))
+    sim = wordvec_similarity(vectors, [["bullet", "slug"]], [["sea slug"], ["missile"], ["Unknownword"]])
+    # target mean (0.5, 0.5, 0); "sea slug" mean (0, 0.5, 0.5): cos = 0.25 / (sqrt(.5) sqrt(.5)) = 0.5
+    assert sim[0, 0] == pytest.approx(0.5)
+    assert sim[0, 1] == pytest.approx(1.0)  # (1,1,0) is parallel to the target mean
+    assert sim[0, 2] == 0.0  # no known word: zeros
+
+
+def test_wordvec_oov_label_warns(tmp_path):
+    path = tmp_path / "v.txt"
+    write_word2vec(path, {"coat": [1, 0, 0]}, binary=False)
+    with pytest.warns(UserWarning, match="no word of label .* is in the word vectors"):
+        sim = wordvec_similarity(load_word_vectors(str(path)), [["zzz-qqq"]], [["coat"]])
+    assert sim.tolist() == [[0.0]]
+
+
+def test_glove_text_and_the_default_vectors(tmp_path):
+    path = tmp_path / "glove.txt"
+    path.write_text("bag 1 0\npurse 1 0\nboot 0 1\n")
+    vectors = load_word_vectors(str(path))
+    assert wordvec_similarity(vectors, [["bag"]], [["purse"], ["boot"]]).round(6).tolist() == [[1.0, 0.0]]
+    glove = load_word_vectors("glove-6b-50d")
+    assert len(glove.key_to_index) == 400000 and glove.vector_size == 50
+    assert glove.similarity("coat", "jacket") > glove.similarity("coat", "sandal")
+
+
+def test_label_words():
+    assert label_words(["T-shirt", "tee_shirt", "Sea slug"]) == ["t", "shirt", "tee", "shirt", "sea", "slug"]
