@@ -11,8 +11,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
-from safetensors.torch import load_file, save_file
 
 METADATA_KEY = b"headstart"
 
@@ -36,9 +34,11 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def write_tensors(tensors: dict[str, np.ndarray | torch.Tensor], path: Path | str,
-                  metadata: dict[str, Any] | None = None) -> None:
-    """safetensors, atomically; metadata values are stored as JSON strings."""
+def write_tensors(tensors: dict[str, Any], path: Path | str, metadata: dict[str, Any] | None = None) -> None:
+    """numpy arrays or torch tensors to safetensors, atomically; metadata values are stored as JSON."""
+    import torch  # imported here: the table-only scripts (figures, curves) need no torch
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
@@ -48,8 +48,10 @@ def write_tensors(tensors: dict[str, np.ndarray | torch.Tensor], path: Path | st
     os.replace(partial, path)
 
 
-def read_tensors(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(name -> torch tensor, metadata) of a safetensors file."""
     from safetensors import safe_open
+    from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}

@@ -16,7 +16,6 @@ from headstart.train import Classifier, ImageInputs, TensorInputs, TrainSettings
 log = setup_logging(snakemake.log[0])
 wc, params = snakemake.wildcards, snakemake.params
 options = params.finetune
-torch.set_num_threads(snakemake.threads)
 device = pick_device(options["device"])
 head, _ = read_tensors(snakemake.input.head)
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
@@ -29,6 +28,8 @@ train_labels, test_labels = train_rows["label"].to_numpy()[subset], test_rows["l
 wnids = classes["wnid"].tolist()
 
 cached = not options["augment"] and (options["train"] == "head" or "trunk" in train_cache)
+# A head on cached features is a handful of small matmuls: more threads only add overhead.
+torch.set_num_threads(1 if cached and options["train"] == "head" else snakemake.threads)
 if cached:  # the frozen part was computed once by the extract rule
     key = "features" if options["train"] == "head" else "trunk"
     train_inputs, test_inputs = TensorInputs(train_cache[key][torch.from_numpy(subset)]), TensorInputs(test_cache[key])

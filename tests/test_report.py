@@ -1,0 +1,81 @@
+"""Figures and tables on a small synthetic curves table, numbers checked by hand."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from headstart.report import figure1, figure2, figure3, mean_ci, table1, table2, table2_wide, write_table
+
+WNIDS = ["n1", "n2"]
+
+
+def synthetic_curves() -> pd.DataFrame:
+    rows = []
+    # (method, k, shots, seed) -> macro F at iterations 0, 10, 20; per-class F = macro +/- 0.1
+    runs = {
+        ("random", "0", 5, 0): [0.10, 0.50, 0.60], ("random", "0", 5, 1): [0.20, 0.40, 0.70],
+        ("inference", "best", 5, 0): [0.50, 0.70, 0.65], ("inference", "best", 5, 1): [0.60, 0.60, 0.80],
+        ("inference", "1", 5, 0): [0.40, 0.50, 0.60], ("inference", "1", 5, 1): [0.45, 0.55, 0.65],
+        ("random", "0", 1, 0): [0.05, 0.15, 0.10],
+    }
+    for (method, k, shots, seed), values in runs.items():
+        for iteration, macro in zip([0, 10, 20], values):
+            for c, wnid in enumerate(WNIDS):
+                f = macro + (0.1 if c == 0 else -0.1)
+                rows.append({"iteration": iteration, "wnid": wnid, "precision": f, "recall": f, "fscore": f,
+                             "support": 10, "macro_f1": macro, "accuracy": macro, "train_loss": np.nan if iteration == 0 else 1.0,
+                             "method": method, "k": k, "shots": shots, "seed": seed})
+    return pd.DataFrame(rows)
+
+
+def test_mean_ci_by_hand():
+    mean, half = mean_ci([0.1, 0.2])
+    assert mean == pytest.approx(0.15)
+    assert half == pytest.approx(stats.t.ppf(0.975, 1) * np.std([0.1, 0.2], ddof=1) / np.sqrt(2))
+    assert np.isnan(mean_ci([0.3])[1])
+
+
+def test_table2_by_hand(tmp_path):
+    best_k = {"inference": {"5": {"included": 3, "disjoint": 1}}}
+    table = table2(synthetic_curves(), best_k).set_index(["shots", "method"])
+    assert table.loc[(5, "random"), "first"] == pytest.approx(0.15)  # mean of 0.10, 0.20
+    assert table.loc[(5, "random"), "best"] == pytest.approx(0.65)  # mean of max 0.60, 0.70
+    assert table.loc[(5, "inference"), "first"] == pytest.approx(0.55)
+    assert table.loc[(5, "inference"), "best"] == pytest.approx(0.75)  # max 0.70 and 0.80
+    assert table.loc[(5, "inference"), "best_k"] == "disjoint:1 included:3"
+    assert table.loc[(1, "random"), "seeds"] == 1 and np.isnan(table.loc[(1, "random"), "first_ci95"])
+    assert (5, "inference") in table.index and len(table) == 3  # the K=1 runs are not Table 2's
+    flat = table2(synthetic_curves(), best_k)
+    wide = table2_wide(flat, ["random", "inference"])
+    half = stats.t.ppf(0.975, 1) * np.std([0.1, 0.2], ddof=1) / np.sqrt(2)
+    assert wide.loc[5, "Random first"] == f"0.15 ± {half:.2f}"
+    assert wide.loc[1, "Random best"] == "0.15" and wide.loc[1, "Inference (visual) first"] == ""
+    write_table(flat, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", wide=wide, caption="Table 2.")
+    assert pd.read_csv(tmp_path / "t.csv")["first"].round(4).tolist() == flat["first"].round(4).tolist()
+    assert "Random first" in (tmp_path / "t.md").read_text() and "\\begin{tabular}" in (tmp_path / "t.tex").read_text()
+
+
+def test_table1_picks_the_top_source():
+    matrices = {"inference": pd.DataFrame([[0.1, 0.7, 0.7]], index=["t"], columns=["s1", "s2", "s3"]),
+                "wordnet": pd.DataFrame([[0.9, 0.2, 0.1]], index=["t"], columns=["s1", "s2", "s3"])}
+    table = table1(matrices, "t", "bullet", {"s1": "projectile", "s2": "lipstick", "s3": "slug"})
+    assert table.loc[0, "Inference (visual)"] == "lipstick (s2, 0.7)"  # ties go to the lower index
+    assert table.loc[0, "WordNet (Wu–Palmer)"] == "projectile (s1, 0.9)"
+
+
+def test_figures_are_written(tmp_path):
+    curves = synthetic_curves()
+    data = figure1(curves, 5, tmp_path / "f1.png", tmp_path / "f1.pdf")
+    assert set(data["method"]) == {"random", "inference"} and set(data["k"]) == {"0", "1"}
+    data = figure2(curves, "n1", "coat", 5, tmp_path / "f2.png", tmp_path / "f2.pdf")
+    assert data["fscore"].max() == pytest.approx(0.80) and data["fscore"].min() == pytest.approx(0.20)  # class n1 only
+    kgrid = pd.DataFrame([{"measure": m, "shots": 5, "k": k, "type": t, "fscore": f, "n_classes": 1}
+                          for m, f0 in (("inference", 0.5), ("wordnet", 0.3)) for k in (1, 2, 5)
+                          for t, f in (("included", f0 + k / 100), ("disjoint", f0), ("all", f0))])
+    data = figure3(kgrid, 5, tmp_path / "f3.png", tmp_path / "f3.pdf")
+    assert set(data["type"]) == {"included", "disjoint"}
+    for name in ("f1", "f2", "f3"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 5000 and (tmp_path / f"{name}.pdf").stat().st_size > 1000

@@ -1,0 +1,177 @@
+"""The workflow as a user runs it: a tiny real run in a fresh copy of the repository, then
+dry-runs, a single-figure rerun, the report, lint, and the paper preset's plan."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from headstart.models import eval_transform, load_source_model, normalization
+from headstart.tables import read_metadata
+
+from conftest import ROOT, copy_repository
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY = ["--configfile", "tests/data/tiny.yaml"]
+RUN = "results/fashion_mnist/efficientnet_lite0"
+
+
+def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([SNAKEMAKE, *args], cwd=repo, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts per rule from a dry-run's 'Job stats' table ({} when nothing is to be done)."""
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match or match.group(1) == "total":
+            if counts:
+                break
+            continue
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    repo = copy_repository(tmp_path_factory.mktemp("repo"))
+    snakemake(repo, "--cores", "2", *TINY)
+    return repo
+
+
+def test_tiny_run_writes_every_stage(tiny):
+    classes = pd.read_parquet(tiny / "results/fashion_mnist/classes.parquet")
+    assert classes["wnid"].tolist()[:2] == ["n03595614", "n04489008"]  # T-shirt (jersey), trouser
+    assert classes.set_index("name").at["Sandal", "type"] == "identical"
+    manifest = pd.read_parquet(tiny / "results/fashion_mnist/manifest.parquet")
+    assert manifest.groupby("split").size().to_dict() == {"test": 80, "train": 200, "val": 50}
+    sources = pd.read_parquet(tiny / "results/models/efficientnet_lite0/source_classes.parquet")["wnid"].tolist()
+    for path in ["sim/inference_shots20.parquet", "sim/inference_shots2.parquet", "sim/wordnet.parquet", "sim/wordvec.parquet"]:
+        matrix = pd.read_parquet(tiny / RUN / path)
+        assert matrix.index.tolist() == classes["wnid"].tolist() and matrix.columns.tolist() == sources
+        assert matrix.dtypes.unique().tolist() == [np.float32] and not matrix.isna().any().any()
+        assert read_metadata(tiny / RUN / path)["model"] == "efficientnet_lite0"
+    wordnet = pd.read_parquet(tiny / RUN / "sim/wordnet.parquet")
+    assert wordnet.loc["n04133789", "n04133789"] == 1.0  # sandal is an ILSVRC class itself
+    for name in ["figures/fig1.png", "figures/fig2.pdf", "figures/fig3.png", "tables/table1.md", "tables/table2.tex"]:
+        assert (tiny / "results" / name).stat().st_size > 0
+    table2 = pd.read_csv(tiny / "results/tables/table2.csv")
+    assert set(table2["method"]) == {"random", "inference", "wordnet", "imprint"} and set(table2["shots"]) == {20, 2}
+    best_k = yaml.safe_load((tiny / RUN / "kgrid/inference_best_k.json").read_text())
+    assert best_k["picked_on"] == "val" and set(best_k["best_k"]) == {"20", "2"}
+
+
+def test_logits_parquet_equal_a_direct_forward(tiny):
+    entry = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
+    model = load_source_model(entry)
+    transform = eval_transform(72, 64, *normalization(model, entry))
+    logits = pd.read_parquet(tiny / RUN / "extract/logits_test.parquet")
+    manifest = pd.read_parquet(tiny / "results/fashion_mnist/manifest.parquet").set_index("image_id")
+    ids = logits.index[:4]
+    with torch.inference_mode():
+        batch = torch.stack([transform(Image.open(tiny / manifest.at[i, "path"])) for i in ids])
+        direct = model(batch).numpy()
+    np.testing.assert_allclose(logits.loc[ids].to_numpy(), direct, atol=2e-4, rtol=1e-4)  # fp32 both ways
+    assert logits.loc[ids[0]].nlargest(3).index.str.match(r"n\d{8}").all()
+
+
+def test_similarity_init_beats_random_at_iteration_zero(tiny):
+    curves = pd.read_parquet(tiny / RUN / "curves.parquet")
+    first = curves[curves["iteration"] == 0].groupby(["method", "k", "shots"])["macro_f1"].mean()
+    assert first[("random", "0", 20)] < 0.25  # 10 classes: chance is 0.1
+    assert first[("inference", "best", 20)] > first[("random", "0", 20)] + 0.2
+
+
+def test_rerun_plans_nothing_and_one_figure_reruns_alone(tiny):
+    assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {}
+    script = tiny / "workflow/scripts/fig3.py"
+    original = script.read_text()
+    script.write_text(original + "# an edit to the plotting code\n")
+    try:
+        assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {"fig3": 1, "all": 1}
+    finally:
+        script.write_text(original)
+    before = (tiny / "results/figures/fig3.png").stat().st_mtime_ns
+    result = snakemake(tiny, "--cores", "1", *TINY, "--forcerun", "fig3", "results/figures/fig3.png")
+    assert planned_jobs(result) == {"fig3": 1}
+    assert (tiny / "results/figures/fig3.png").stat().st_mtime_ns > before
+
+
+def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("coat 1 0\nshirt 0 1\n")
+    override = tmp_path / "vectors.yaml"
+    override.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
+                                                       "wordvec": {"vectors": str(vectors), "format": "glove_text"}}}))
+    jobs = planned_jobs(snakemake(tiny, "-n", *TINY, "--configfile", str(override)))
+    assert jobs.get("similarity_wordvec") == 1 and jobs.get("heads_similarity") == 1
+    assert not {"extract", "similarity_wordnet", "similarity_visual", "finetune", "split", "dataset"} & set(jobs)
+
+
+def test_report_html(tiny):
+    snakemake(tiny, *TINY, "--report", "report.html")
+    html = (tiny / "report.html").read_text(errors="replace")
+    assert "fig1.png" in html and "table2.csv" in html
+
+
+def test_lint_is_clean(tiny):
+    result = snakemake(tiny, "--lint", *TINY, check=False)
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_config_typo_is_one_clear_line(tiny):
+    result = snakemake(tiny, "-n", *TINY, "--config", "seed=abc", check=False)
+    assert result.returncode != 0
+    assert "headstart: invalid config: seed: 'abc' is not of type 'integer'" in result.stderr
+
+
+def test_paper_preset_plans_the_expected_jobs(tmp_path):
+    repo = copy_repository(tmp_path / "repo")
+    preset = yaml.safe_load((repo / "workflow/presets/paper.yaml").read_text())
+    (repo / preset["similarity"]["wordvec"]["vectors"]).parent.mkdir(parents=True)
+    (repo / preset["similarity"]["wordvec"]["vectors"]).write_bytes(b"")  # the user's word2vec file
+    jobs = planned_jobs(snakemake(repo, "-n", "--configfile", "workflow/presets/paper.yaml"))
+    methods, shots, seeds = preset["finetune"]["methods"], preset["finetune"]["shots"], preset["finetune"]["seeds"]
+    similarity_methods = [m for m in methods if m not in ("random", "imprint", "probe")]
+    assert jobs == {
+        "dataset": 1, "split": 1, "source_head": 1, "extract": 1, "similarity_visual": 2, "similarity_wordnet": 1,
+        "similarity_wordvec": 1, "heads_similarity": 9, "heads_baseline": 3,
+        "finetune": 3 * len(shots) + len(similarity_methods) * (len(shots) + 1),  # kbest at each level, K=1 at 500
+        "curves": 1, "fig1": 1, "fig2": 1, "fig3": 1, "table1": 1, "table2": 1, "all": 1,
+    }
+    assert len(seeds) == 3
+
+
+def test_conda_envs_agree_with_the_pins():
+    pins = dict(line.split("==") for line in (ROOT / "envs/requirements.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    for env in (ROOT / "envs").glob("*.yaml"):
+        spec = yaml.safe_load(env.read_text())
+        pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict))
+        for requirement in pip:
+            if requirement.startswith("-e"):
+                continue
+            name, version = requirement.split("==")
+            assert pins.get(name) == version, f"{env.name}: {requirement} but envs/requirements.txt pins {pins.get(name)}"
+    rules = "".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk"))
+    for used in set(re.findall(r'conda:\s*"\.\./\.\./envs/(\w+)\.yaml"', rules)):
+        assert (ROOT / "envs" / f"{used}.yaml").exists()
