@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import re
+import sys
 import http.server
 import shutil
 import subprocess
@@ -53,3 +56,45 @@ def copy_repository(dest: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     return dest
+
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY = ["--configfile", "tests/data/tiny.yaml"]
+RUN = "results/fashion_mnist/efficientnet_lite0"
+
+
+def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([SNAKEMAKE, *args], cwd=repo, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts per rule from a run's 'Job stats' table ({} when nothing is to be done).
+
+    The action-less target rule `all` is left out: Snakemake lists it whenever any of its inputs
+    is rebuilt, even for a run asked for one file.
+    """
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match or match.group(1) == "total":
+            if counts:
+                break
+            continue
+        counts[match.group(1)] = int(match.group(2))
+    counts.pop("all", None)
+    return counts
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    repo = copy_repository(tmp_path_factory.mktemp("repo"))
+    snakemake(repo, "--cores", "2", *TINY)
+    return repo

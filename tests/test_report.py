@@ -1,6 +1,5 @@
 """Figures and tables on a small synthetic curves table, numbers checked by hand."""
 
-import json
 
 import numpy as np
 import pandas as pd

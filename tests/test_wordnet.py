@@ -5,7 +5,7 @@ from headstart.data import resolve_classes
 from headstart.split import imagenet1k_wnids, make_classes
 from headstart.wordnet import ancestors, lexnames_text, load_wordnet, prepare_nltk_root, synset_from_wnid, wordnet_reader
 
-from conftest import PAPER, ROOT
+from conftest import PAPER
 
 
 def test_wordnet_30_offline_from_debian_files():

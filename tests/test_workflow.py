@@ -3,15 +3,10 @@ dry-runs, a single-figure rerun, the report, lint, and the paper preset's plan."
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 import yaml
 from PIL import Image
@@ -19,43 +14,7 @@ from PIL import Image
 from headstart.models import eval_transform, load_source_model, normalization
 from headstart.tables import read_metadata
 
-from conftest import ROOT, copy_repository
-
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-TINY = ["--configfile", "tests/data/tiny.yaml"]
-RUN = "results/fashion_mnist/efficientnet_lite0"
-
-
-def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([SNAKEMAKE, *args], cwd=repo, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts per rule from a dry-run's 'Job stats' table ({} when nothing is to be done)."""
-    text = result.stdout + result.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:")[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match or match.group(1) == "total":
-            if counts:
-                break
-            continue
-        counts[match.group(1)] = int(match.group(2))
-    return counts
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    repo = copy_repository(tmp_path_factory.mktemp("repo"))
-    snakemake(repo, "--cores", "2", *TINY)
-    return repo
+from conftest import ROOT, RUN, TINY, copy_repository, planned_jobs, snakemake
 
 
 def test_tiny_run_writes_every_stage(tiny):
@@ -107,7 +66,7 @@ def test_rerun_plans_nothing_and_one_figure_reruns_alone(tiny):
     original = script.read_text()
     script.write_text(original + "# an edit to the plotting code\n")
     try:
-        assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {"fig3": 1, "all": 1}
+        assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {"fig3": 1}
     finally:
         script.write_text(original)
     before = (tiny / "results/figures/fig3.png").stat().st_mtime_ns
@@ -122,7 +81,7 @@ def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):
     override = tmp_path / "vectors.yaml"
     override.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
                                                        "wordvec": {"vectors": str(vectors), "format": "glove_text"}}}))
-    jobs = planned_jobs(snakemake(tiny, "-n", *TINY, "--configfile", str(override)))
+    jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
     assert jobs.get("similarity_wordvec") == 1 and jobs.get("heads_similarity") == 1
     assert not {"extract", "similarity_wordnet", "similarity_visual", "finetune", "split", "dataset"} & set(jobs)
 
@@ -156,7 +115,7 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
         "dataset": 1, "split": 1, "source_head": 1, "extract": 1, "similarity_visual": 2, "similarity_wordnet": 1,
         "similarity_wordvec": 1, "heads_similarity": 9, "heads_baseline": 3,
         "finetune": 3 * len(shots) + len(similarity_methods) * (len(shots) + 1),  # kbest at each level, K=1 at 500
-        "curves": 1, "fig1": 1, "fig2": 1, "fig3": 1, "table1": 1, "table2": 1, "all": 1,
+        "curves": 1, "fig1": 1, "fig2": 1, "fig3": 1, "table1": 1, "table2": 1,
     }
     assert len(seeds) == 3
 

@@ -14,4 +14,10 @@ def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> log
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
     logging.captureWarnings(True)
-    return logging.getLogger("headstart")
+    logger = logging.getLogger("headstart")
+
+    def log_uncaught(kind, error, traceback):  # the rule's log must say why the job failed
+        logger.critical("%s: %s", kind.__name__, error, exc_info=(kind, error, traceback))
+
+    sys.excepthook = log_uncaught
+    return logger

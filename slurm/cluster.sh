@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# A real single-node SLURM cluster on this machine (Debian slurmctld + slurmd + munge, no systemd),
+# for the integration test and for trying `snakemake --profile slurm` without a cluster.
+#   bash slurm/cluster.sh start | stop | status
+# Needs root (it writes /etc/slurm/slurm.conf and starts daemons). State: $HEADSTART_SLURM_STATE.
+set -euo pipefail
+state=${HEADSTART_SLURM_STATE:-/var/tmp/headstart-slurm}
+host=$(hostname -s)
+
+running() {  # a pid file whose process exists and is not a zombie (stopped daemons linger as zombies)
+  local pidfile=$1 pid
+  [ -s "$pidfile" ] || return 1
+  pid=$(cat "$pidfile")
+  [ -r "/proc/$pid/stat" ] || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat")" != "Z" ]
+}
+
+install_packages() {
+  local missing=()
+  for deb in slurmctld slurmd slurm-client munge; do
+    dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" || missing+=("$deb")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+start() {
+  [ "$(id -u)" -eq 0 ] || { echo "cluster.sh: needs root" >&2; exit 1; }
+  install_packages
+  getent hosts "$host" >/dev/null || echo "127.0.0.1 $host" >> /etc/hosts
+  mkdir -p "$state/ctld" "$state/d" /etc/slurm /run/munge
+  # munge: one key, daemon as the munge user
+  [ -s /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
+  chown munge:munge /etc/munge/munge.key /run/munge && chmod 400 /etc/munge/munge.key
+  if ! running /run/munge/munged.pid; then
+    rm -f /run/munge/munged.pid
+    runuser -u munge -- munged --force
+  fi
+  local cpus memory
+  cpus=$(nproc)
+  memory=$(( $(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n1) - 1024 ))
+  cat > /etc/slurm/slurm.conf <<CONF
+# Written by headstart's slurm/cluster.sh: a single-node test cluster.
+ClusterName=headstart
+SlurmctldHost=$host
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=$state/ctld
+SlurmdSpoolDir=$state/d
+SlurmctldPidFile=$state/slurmctld.pid
+SlurmdPidFile=$state/slurmd.pid
+SlurmctldLogFile=$state/slurmctld.log
+SlurmdLogFile=$state/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SchedulerType=sched/backfill
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+MailProg=/bin/true
+MinJobAge=600
+ReturnToService=2
+NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
+PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+  running "$state/slurmctld.pid" || { rm -f "$state/slurmctld.pid"; slurmctld; }
+  running "$state/slurmd.pid" || { rm -f "$state/slurmd.pid"; slurmd; }
+  for _ in $(seq 60); do
+    node=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
+    case "$node" in
+      idle*|mixed*|allocated*) echo "cluster.sh: node $host $node ($cpus CPUs, ${memory} MB)"; return 0 ;;
+      down*|drain*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
+    esac
+    sleep 0.5
+  done
+  echo "cluster.sh: node $host did not become ready; see $state/slurmctld.log and $state/slurmd.log" >&2
+  exit 1
+}
+
+stop() {
+  for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid" /run/munge/munged.pid; do
+    if running "$pidfile"; then
+      kill "$(cat "$pidfile")" 2>/dev/null || true
+      for _ in $(seq 40); do running "$pidfile" || break; sleep 0.25; done
+    fi
+    rm -f "$pidfile"
+  done
+  echo "cluster.sh: stopped"
+}
+
+status() {
+  for pidfile in /run/munge/munged.pid "$state/slurmctld.pid" "$state/slurmd.pid"; do
+    if running "$pidfile"; then echo "$(basename "$pidfile" .pid): running"; else echo "$(basename "$pidfile" .pid): stopped"; fi
+  done
+  sinfo 2>/dev/null || true
+}
+
+case "${1:-status}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
