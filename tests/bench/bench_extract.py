@@ -38,12 +38,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=None, help="default: config.yaml extract.batch_size")
     parser.add_argument("--size", type=int, nargs=2, default=None, help="resize crop (default: config.yaml)")
     parser.add_argument("--model", default=None, help="a key of config.yaml's models")
     args = parser.parse_args()
     config = yaml.safe_load(Path("config.yaml").read_text())
     entry = config["models"][args.model or config["model"]]
+    args.batch = args.batch or config["extract"]["batch_size"]
     resize, crop = args.size or (config["preprocess"]["resize"], config["preprocess"]["crop"])
     device = pick_device("auto")
     model = load_source_model(entry)

@@ -89,6 +89,13 @@ def all_targets():
     )
 
 
+def finetune_threads():
+    """A head trained on cached features is a few small matmuls: one thread, so jobs run side by
+    side; training through the trunk needs CPUs for image decoding."""
+    options = config["finetune"]
+    return 1 if options["train"] == "head" and not options["augment"] else 4
+
+
 def dataset_inputs(wildcards):
     """Files the dataset stage reads, so editing an image list reruns it."""
     source = config["dataset"]["source"]

@@ -17,6 +17,7 @@ rule finetune:
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
         num_workers=config["extract"]["num_workers"],
+    threads: finetune_threads()
     log:
         f"{RUN}/logs/finetune/{{method}}_k{{k}}_shots{{shots}}.log",
     benchmark:
