@@ -35,8 +35,11 @@ $with_tests && requirements+=(envs/requirements-test.txt)
 stamp=".venv/.headstart-$(cat "${requirements[@]}" pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "install: Python packages (${requirements[*]})"
-  .venv/bin/pip install --quiet --disable-pip-version-check $(printf -- '-r %s ' "${requirements[@]}")
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  # (this machine's pip config may list local indexes that do not exist: drop pip's noise about them)
+  .venv/bin/pip install --quiet --disable-pip-version-check $(printf -- '-r %s ' "${requirements[@]}") \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   rm -f .venv/.headstart-*
   touch "$stamp"
 fi

@@ -80,7 +80,8 @@ def test_wordvec_cosine_from_a_word2vec_file(tmp_path, binary):
     path = tmp_path / ("v.bin" if binary else "v.txt")
     write_word2vec(path, {"bullet": [1, 0, 0], "slug": [0, 1, 0], "sea": [0, 0, 1], "missile": [1, 1, 0]}, binary)
     vectors = load_word_vectors(str(path))
-    sim = wordvec_similarity(vectors, [["bullet", "slug"]], [["sea slug"], ["missile"], ["Unknownword"]])
+    with pytest.warns(UserWarning, match="no word of label"):
+        sim = wordvec_similarity(vectors, [["bullet", "slug"]], [["sea slug"], ["missile"], ["Unknownword"]])
     # target mean (0.5, 0.5, 0); "sea slug" mean (0, 0.5, 0.5): cos = 0.25 / (sqrt(.5) sqrt(.5)) = 0.5
     assert sim[0, 0] == pytest.approx(0.5)
     assert sim[0, 1] == pytest.approx(1.0)  # (1,1,0) is parallel to the target mean

@@ -80,5 +80,5 @@ for seed, curve_path in zip(params.seeds, snakemake.output.curves):
                      progress=f"{wc.method} k{wc.k} {wc.shots}-shot seed {seed}")
     write_parquet(curve, curve_path, {**signature, "seed": seed, "settings": options})
     checkpoint.unlink(missing_ok=True)
-    first, best = curve.groupby("iteration")["macro_f1"].first().iloc[[0]].item(), curve["macro_f1"].max()
+    first, best = curve.loc[curve["iteration"] == 0, "macro_f1"].iloc[0], curve["macro_f1"].max()
     log.info("%s k%s %s shots seed %d: macro F1 first %.3f best %.3f", wc.method, wc.k, wc.shots, seed, first, best)
