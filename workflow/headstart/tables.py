@@ -51,8 +51,7 @@ def write_tensors(tensors: dict[str, Any], path: Path | str, metadata: dict[str,
 def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(name -> torch tensor, metadata) of a safetensors file."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
-    return load_file(str(path)), metadata
+        return {name: handle.get_tensor(name) for name in handle.keys()}, metadata

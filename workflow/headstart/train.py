@@ -207,19 +207,18 @@ def finetune(model: Classifier, train_inputs, train_labels: np.ndarray, test_inp
         rows = curve_rows(0, evaluate(model, test_inputs, test_labels, n_classes, device), wnids, float("nan"))
     evaluations = len({row["iteration"] for row in rows})
 
-    def schedule() -> Iterator[list[tuple[int, int]]]:
-        for t in range(start, settings.iterations):
-            picked = batch_indices(len(train_inputs), settings.batch_size, settings.seed, t)
-            yield [(int(i), iteration_seed(settings.seed, t) + int(i)) for i in picked]
-
+    # (example, crop seed) pairs of every remaining iteration: the batches depend on (seed, t) only
+    schedule = [[(int(i), iteration_seed(settings.seed, t) + int(i))
+                 for i in batch_indices(len(train_inputs), settings.batch_size, settings.seed, t)]
+                for t in range(start, settings.iterations)]
     bar = tqdm(total=settings.iterations, initial=start, desc=progress, unit="it", leave=False)
-    for t, batch in zip(range(start, settings.iterations), train_inputs.batches(schedule())):
+    for t, keys, batch in zip(range(start, settings.iterations), schedule, train_inputs.batches(iter(schedule))):
         iteration = t + 1
         model.train()
         torch.manual_seed(iteration_seed(settings.seed, t))  # dropout masks depend on (seed, t) only
-        picked = batch_indices(len(train_inputs), settings.batch_size, settings.seed, t)
+        targets = labels_tensor[[index for index, _ in keys]].to(device)
         with autocast_for(device):
-            loss = nn.functional.cross_entropy(model(batch.to(device)).float(), labels_tensor[picked].to(device))
+            loss = nn.functional.cross_entropy(model(batch.to(device)).float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
