@@ -1,9 +1,9 @@
 # Helpers shared by the rules: config validation, paths and the lists of expected files.
-import json
 import re
 import sys
 
 from headstart.config import BASELINES, ConfigError, validate_config
+from headstart.similarity import VISUAL_MEASURES
 
 try:
     validate_config(config)
@@ -16,7 +16,7 @@ SHOTS = sorted(config["finetune"]["shots"], reverse=True)
 LARGEST_SHOT = SHOTS[0]
 SEEDS = config["finetune"]["seeds"]
 MEASURES = config["similarity"]["measures"]
-VISUAL = [m for m in MEASURES if m in ("inference", "softmax")]
+VISUAL = [m for m in MEASURES if m in VISUAL_MEASURES]
 WORDNET = [m for m in MEASURES if m.startswith("wordnet")]
 METHODS = config["finetune"]["methods"]
 SPLITS = ["train", "val", "test"]
@@ -32,13 +32,13 @@ wildcard_constraints:
     k=r"\d+|best",
     seed=r"\d+",
     measure="|".join(map(re.escape, MEASURES)),
-    visual="inference|softmax",
+    visual="|".join(VISUAL_MEASURES),
     baseline="|".join(BASELINES),
 
 
 def sim_file(measure, shots):
     """Visual similarities are computed from each shot level's images; semantic ones are not."""
-    if measure in ("inference", "softmax"):
+    if measure in VISUAL_MEASURES:
         return f"{RUN}/sim/{measure}_shots{shots}.parquet"
     return f"{RUN}/sim/{measure}.parquet"
 

@@ -43,8 +43,9 @@ else:
     model = load_source_model(entry)
     mean, std = normalization(model, entry)
     parts = split_model(model, entry["trainable"], entry["head"])
-    paths = manifest.set_index("image_id").loc[train_rows["image_id"][subset], "path"].tolist()
-    test_paths = manifest.set_index("image_id").loc[test_rows["image_id"], "path"].tolist()
+    path_of = manifest.set_index("image_id")["path"]
+    paths = path_of.loc[train_rows["image_id"][subset]].tolist()
+    test_paths = path_of.loc[test_rows["image_id"]].tolist()
     size = (params.preprocess["resize"], params.preprocess["crop"], mean, std)
     train_inputs = ImageInputs(paths, *size, augment=options["augment"], num_workers=params.num_workers)
     test_inputs = ImageInputs(test_paths, *size, augment=False, num_workers=params.num_workers)
