@@ -6,6 +6,7 @@
 set -euo pipefail
 state=${HEADSTART_SLURM_STATE:-/var/tmp/headstart-slurm}
 host=$(hostname -s)
+marker="Written by headstart's slurm/cluster.sh"
 
 running() {  # a pid file whose process exists and is not a zombie (stopped daemons linger as zombies)
   local pidfile=$1 pid
@@ -39,10 +40,14 @@ start() {
     runuser -u munge -- munged --force
   fi
   local cpus memory
+  # keep a slurm.conf that is not ours, to put back on stop
+  if [ -f /etc/slurm/slurm.conf ] && ! grep -q "$marker" /etc/slurm/slurm.conf; then
+    cp /etc/slurm/slurm.conf "$state/slurm.conf.orig"
+  fi
   cpus=$(nproc)
   memory=$(( $(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n1) - 1024 ))
   cat > /etc/slurm/slurm.conf <<CONF
-# Written by headstart's slurm/cluster.sh: a single-node test cluster.
+# $marker: a single-node test cluster.
 ClusterName=headstart
 SlurmctldHost=$host
 SlurmUser=root
@@ -90,6 +95,11 @@ stop() {
     fi
     rm -f "$pidfile"
   done
+  # Without its controller our slurm.conf makes every SLURM client call wait ~10 s for a connection,
+  # and the Snakemake SLURM plugin calls scontrol whenever snakemake starts: take it away.
+  if [ -f /etc/slurm/slurm.conf ] && grep -q "$marker" /etc/slurm/slurm.conf; then
+    if [ -f "$state/slurm.conf.orig" ]; then mv "$state/slurm.conf.orig" /etc/slurm/slurm.conf; else rm -f /etc/slurm/slurm.conf; fi
+  fi
   echo "cluster.sh: stopped"
 }
 

@@ -13,9 +13,10 @@ import shutil
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nltk
-from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
+if TYPE_CHECKING:  # importing nltk costs 1.5 s (it pulls scipy.stats and sklearn): only when read
+    from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 
@@ -68,6 +69,9 @@ def prepare_nltk_root(debian_dir: Path = DEBIAN_WORDNET, root: Path | None = Non
 
 def wordnet_reader(root: Path) -> WordNetCorpusReader:
     """NLTK's reader over ``root/corpora/wordnet`` (NLTK 3.10 only reads roots in nltk.data.path)."""
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
     if str(root) not in nltk.data.path:
         nltk.data.path.insert(0, str(root))
     with warnings.catch_warnings():  # no Open Multilingual Wordnet: not needed for English labels
@@ -81,6 +85,8 @@ def load_wordnet() -> WordNetCorpusReader:
     root = prepare_nltk_root()
     if root is not None:
         return wordnet_reader(root)
+    import nltk
+
     try:
         nltk.data.find("corpora/wordnet")
     except LookupError:

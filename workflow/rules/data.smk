@@ -13,6 +13,8 @@ rule dataset:
         seed=config["seed"],
     log:
         f"{DATA}/logs/dataset.log",
+    benchmark:
+        f"{DATA}/benchmarks/dataset.tsv"
     conda:
         "../../envs/data.yaml"
     script:

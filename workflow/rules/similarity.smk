@@ -13,6 +13,8 @@ rule similarity_visual:
         model=MODEL,
     log:
         f"{RUN}/logs/sim_{{visual}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/sim_{{visual}}.tsv"
     conda:
         "../../envs/similarity.yaml"
     script:
@@ -50,6 +52,8 @@ rule similarity_wordvec:
         model=MODEL,
     log:
         f"{RUN}/logs/sim_wordvec.log",
+    benchmark:
+        f"{RUN}/benchmarks/sim_wordvec.tsv"
     conda:
         "../../envs/similarity.yaml"
     script:

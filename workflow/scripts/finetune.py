@@ -32,7 +32,7 @@ cached = not options["augment"] and (options["train"] == "head" or "trunk" in tr
 torch.set_num_threads(1 if cached and options["train"] == "head" else snakemake.threads)
 if cached:  # the frozen part was computed once by the extract rule
     key = "features" if options["train"] == "head" else "trunk"
-    train_inputs, test_inputs = TensorInputs(train_cache[key][torch.from_numpy(subset)]), TensorInputs(test_cache[key])
+    train_inputs, test_inputs = TensorInputs(train_cache[key][torch.tensor(subset)]), TensorInputs(test_cache[key])
     parts = None
     if options["train"] == "last_stage":
         entry = params.entry
