@@ -86,6 +86,24 @@ def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):
     assert not {"extract", "similarity_wordnet", "similarity_visual", "finetune", "split", "dataset"} & set(jobs)
 
 
+def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path):
+    tiny_config = yaml.safe_load((ROOT / "tests/data/tiny.yaml").read_text())
+    override = tmp_path / "override.yaml"
+    # where and how jobs run, and a method dropped from the list: nothing to redo
+    finetune = {**tiny_config["finetune"], "device": "cpu", "checkpoint_every": 3,
+                "methods": ["random", "inference", "wordnet"]}
+    override.write_text(yaml.safe_dump({"extract": {**tiny_config["extract"], "num_workers": 1, "device": "cpu"},
+                                        "finetune": finetune}))
+    jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
+    assert not {"extract", "finetune", "heads_similarity", "heads_baseline"} & set(jobs)
+    # a method added: its three jobs (K=1 at 20 images, best K at 20 and 2), no other fine-tuning
+    finetune["methods"] = [*tiny_config["finetune"]["methods"], "wordvec"]
+    override.write_text(yaml.safe_dump({"finetune": finetune}))
+    result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override))
+    assert planned_jobs(result)["finetune"] == 3
+    assert set(re.findall(r"method=(\w+)", result.stdout + result.stderr)) == {"wordvec"}
+
+
 def test_report_html(tiny):
     snakemake(tiny, *TINY, "--report", "report.html")
     html = (tiny / "report.html").read_text(errors="replace")

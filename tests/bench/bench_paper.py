@@ -12,6 +12,7 @@ the projection is printed, but marked as such: it is not what a GPU cluster will
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=None, help="extraction batch (default: 16 on CPU, 256 on GPU)")
     parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--devices", type=int, default=8, help="GPUs of the cluster, for the wall-time projection")
     args = parser.parse_args()
     preset = yaml.safe_load((ROOT / "workflow/presets/paper.yaml").read_text())
     device = pick_device("auto")
@@ -86,11 +88,19 @@ def main() -> None:
     print(f"ResNet-101 extraction          {extraction:8.1f} images/s (batch {batch}, 224 px)")
     print(f"ResNet-101 layer4+fc training  {1 / iteration:8.3f} iterations/s (batch 64, through the frozen trunk)")
     print(f"paper preset: extraction of {images_extracted} images: {images_extracted / extraction / 3600:.2f} h{mark}")
-    print(f"paper preset: one fine-tuning run ({finetune['iterations']} iterations, {evaluations} evaluations on "
-          f"{eval_images} test images): {run_seconds / 3600:.2f} h{mark}")
-    print(f"paper preset: {jobs} fine-tuning jobs x {len(finetune['seeds'])} seeds = {runs} runs: "
-          f"{runs * run_seconds / 3600:.0f} device-hours; on 8 devices {runs * run_seconds / 3600 / 8:.0f} h wall{mark}")
-
+    # Every shot level trains the same number of batches of 64 and evaluates on the same test split,
+    # so a run costs the same at 500 and at 1 image per class; only the train set differs.
+    seeds = len(finetune["seeds"])
+    print(f"paper preset, one fine-tuning job per (method, K, shot level), {seeds} seeds in sequence{mark}:")
+    print("  shots  train images  iterations  evaluations  per run (h)  per job (h)")
+    for shots in finetune["shots"]:
+        print(f"  {shots:5d}  {n_classes * shots:12d}  {finetune['iterations']:10d}  {evaluations:11d}  "
+              f"{run_seconds / 3600:11.2f}  {seeds * run_seconds / 3600:11.2f}")
+    job_seconds = seeds * run_seconds
+    wall = images_extracted / extraction + math.ceil(jobs / args.devices) * job_seconds
+    print(f"paper preset: {jobs} fine-tuning jobs x {seeds} seeds = {runs} runs: "
+          f"{runs * run_seconds / 3600:.0f} device-hours; on {args.devices} devices "
+          f"{wall / 3600:.0f} h wall (extraction, then ceil({jobs}/{args.devices}) rounds of jobs){mark}")
 
 if __name__ == "__main__":
     main()

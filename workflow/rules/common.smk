@@ -89,6 +89,18 @@ def all_targets():
     )
 
 
+# Options that only choose which jobs exist (methods, shots, K), or where and how fast a job runs
+# (device, loader workers, checkpoint spacing): kept out of a rule's params, because Snakemake reruns
+# a finished job whose params changed. Scripts read them from `snakemake.config`.
+FINETUNE_UNTRACKED = {"methods", "shots", "k", "k_fixed_at_largest_shot_only", "seeds", "device", "checkpoint_every"}
+EXTRACT_UNTRACKED = {"num_workers", "device"}
+
+
+def tracked(options, untracked):
+    """The options that change a job's result."""
+    return {key: value for key, value in options.items() if key not in untracked}
+
+
 def finetune_threads():
     """A head trained on cached features is a few small matmuls: one thread, so jobs run side by
     side; training through the trunk needs CPUs for image decoding."""

@@ -25,7 +25,7 @@ rule extract:
     params:
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
-        extract=config["extract"],
+        extract=tracked(config["extract"], EXTRACT_UNTRACKED),
         largest_shot=LARGEST_SHOT,
         model=MODEL,
     log:

@@ -13,10 +13,9 @@ rule finetune:
         curves=[f"{RUN}/runs/{{method}}/k{{k}}/shots{{shots}}/seed{s}/curve.parquet" for s in SEEDS],
     params:
         seeds=SEEDS,
-        finetune=config["finetune"],
+        finetune=tracked(config["finetune"], FINETUNE_UNTRACKED),
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
-        num_workers=config["extract"]["num_workers"],
     threads: finetune_threads()
     log:
         f"{RUN}/logs/finetune/{{method}}_k{{k}}_shots{{shots}}.log",

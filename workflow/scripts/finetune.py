@@ -16,7 +16,9 @@ from headstart.train import Classifier, ImageInputs, TensorInputs, TrainSettings
 log = setup_logging(snakemake.log[0])
 wc, params = snakemake.wildcards, snakemake.params
 options = params.finetune
-device = pick_device(options["device"])
+run_options = snakemake.config["finetune"]  # where and how: not params, so changing them reruns nothing
+device = pick_device(run_options["device"])
+num_workers = snakemake.config["extract"]["num_workers"]
 head, _ = read_tensors(snakemake.input.head)
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
 train_cache, train_meta = read_tensors(snakemake.input.features_train)
@@ -47,8 +49,8 @@ else:
     paths = path_of.loc[train_rows["image_id"][subset]].tolist()
     test_paths = path_of.loc[test_rows["image_id"]].tolist()
     size = (params.preprocess["resize"], params.preprocess["crop"], mean, std)
-    train_inputs = ImageInputs(paths, *size, augment=options["augment"], num_workers=params.num_workers)
-    test_inputs = ImageInputs(test_paths, *size, augment=False, num_workers=params.num_workers)
+    train_inputs = ImageInputs(paths, *size, augment=options["augment"], num_workers=num_workers)
+    test_inputs = ImageInputs(test_paths, *size, augment=False, num_workers=num_workers)
     log.info("training through the frozen trunk on %d images", len(paths))
 
 
@@ -69,7 +71,7 @@ def build_classifier() -> Classifier:
 optimizer = options["optimizer"]
 for seed, curve_path in zip(params.seeds, snakemake.output.curves):
     settings = TrainSettings(iterations=options["iterations"], eval_every=options["eval_every"],
-                             checkpoint_every=options["checkpoint_every"], batch_size=options["batch_size"],
+                             checkpoint_every=run_options["checkpoint_every"], batch_size=options["batch_size"],
                              dropout=options["dropout"], lr=optimizer["lr"], betas=tuple(optimizer["betas"]),
                              eps=optimizer["eps"], seed=seed)
     checkpoint = Path(curve_path).with_name("checkpoint.pt")
