@@ -58,10 +58,18 @@ def test_same_seed_same_curve_other_seed_other_curve():
 
 def test_resume_after_interruption_gives_the_same_curve(tmp_path):
     uninterrupted = run()
-    partial = run(tmp_path, stop_at=23)  # "killed" at iteration 23; last checkpoint: iteration 20
+    partial = run(tmp_path, stop_at=23)  # "killed" at iteration 23; last checkpoint: iteration 15
     assert partial["iteration"].max() == 20 and (tmp_path / "ckpt.pt").exists()
     resumed = run(tmp_path)
     pd.testing.assert_frame_equal(resumed, uninterrupted)
+
+
+def test_resume_under_another_checkpoint_spacing(tmp_path, caplog):
+    run(tmp_path, stop_at=23)
+    with caplog.at_level("INFO", logger="headstart"):
+        resumed = run(tmp_path, checkpoint_every=3)
+    assert "from iteration 15" in caplog.text  # evaluations 2 and 4 (iterations 5, 15) were checkpointed
+    pd.testing.assert_frame_equal(resumed, run())
 
 
 def test_checkpoint_of_other_settings_is_ignored(tmp_path):

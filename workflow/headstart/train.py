@@ -189,7 +189,8 @@ def finetune(model: Classifier, train_inputs, train_labels: np.ndarray, test_inp
     model = model.to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps)
-    signature = {**(signature or {}), **asdict(settings)}
+    # checkpoint spacing does not change the result: a run resumed under another spacing is the same run
+    signature = {**(signature or {}), **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
     labels_tensor = torch.as_tensor(train_labels, dtype=torch.long)
     n_classes = len(wnids)
     rows: list[dict] = []

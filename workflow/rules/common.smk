@@ -103,9 +103,9 @@ def tracked(options, untracked):
 
 def finetune_threads():
     """A head trained on cached features is a few small matmuls: one thread, so jobs run side by
-    side; training through the trunk needs CPUs for image decoding."""
+    side; training through the trunk decodes and crops images for the GPU, as extraction does."""
     options = config["finetune"]
-    return 1 if options["train"] == "head" and not options["augment"] else 4
+    return 1 if options["train"] == "head" and not options["augment"] else 8
 
 
 def dataset_inputs(wildcards):
