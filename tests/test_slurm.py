@@ -85,3 +85,20 @@ def test_profile_runs_the_workflow_through_sbatch(cluster, tiny, tmp_path):  # t
     assert "Error in rule extract" in output
     assert "no CUDA device is available" in (repo / RUN / "logs/extract.log").read_text()
     assert list((repo / "results/slurm_logs").rglob("*.log")), "the failed job's SLURM log is kept"
+
+
+def test_stop_puts_back_the_site_slurm_conf(cluster):
+    # A slurm.conf naming a stopped controller makes every SLURM client call, and so every snakemake
+    # start (the plugin runs scontrol), wait ~10 s: stop must not leave ours behind.
+    conf = Path("/etc/slurm/slurm.conf")
+    site = "# a site's own slurm.conf\nClusterName=site\n"
+    conf.write_text(site)
+    try:
+        subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "start"], check=True, timeout=600)
+        assert "headstart" in conf.read_text()
+        subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "stop"], check=True, timeout=120)
+        assert conf.read_text() == site
+    finally:
+        conf.unlink(missing_ok=True)
+    subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "stop"], check=True, timeout=120)
+    assert not conf.exists()
