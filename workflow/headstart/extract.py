@@ -44,6 +44,12 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on ``device``; images (4-D) channels_last, the memory format the convolutions run in."""
+    batch = batch.to(device, non_blocking=True)
+    return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
+
+
 def make_loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       pin_memory=device.type == "cuda", persistent_workers=False,
@@ -62,7 +68,7 @@ def extract(parts: ModelParts, dataset: Dataset, batch_size: int, num_workers: i
     loader = make_loader(dataset, batch_size, num_workers, device)
     with torch.inference_mode(), autocast_for(device), tqdm(total=len(dataset), desc=desc, unit="img") as bar:
         for batch in loader:
-            batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            batch = to_device(batch, device)
             hidden = trunk(batch)
             pooled = trainable(hidden)
             logits.append(head(pooled).float().cpu())

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .extract import autocast_for
+from .extract import autocast_for, to_device
 from .metrics import classification_scores
 
 log = logging.getLogger(__name__)
@@ -133,15 +133,17 @@ class _SeededImages(Dataset):
 class ImageInputs:
     """Images decoded in DataLoader workers; crops seeded per (iteration, example)."""
 
-    def __init__(self, paths: Sequence[str], resize: int, crop: int, mean, std, augment: bool, num_workers: int = 0):
+    def __init__(self, paths: Sequence[str], resize: int, crop: int, mean, std, augment: bool, num_workers: int = 0,
+                 pin_memory: bool = False):
         self.dataset = _SeededImages(paths, resize, crop, mean, std, augment)
-        self.num_workers = num_workers
+        self.num_workers, self.pin_memory = num_workers, pin_memory
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def batches(self, keys: Iterator[list[tuple[int, int]]]) -> Iterator[torch.Tensor]:
-        loader = DataLoader(self.dataset, batch_sampler=list(keys), num_workers=self.num_workers)
+        loader = DataLoader(self.dataset, batch_sampler=list(keys), num_workers=self.num_workers,
+                            pin_memory=self.pin_memory)
         yield from loader
 
     def all(self, batch_size: int) -> Iterator[torch.Tensor]:
@@ -159,7 +161,7 @@ def evaluate(model: Classifier, inputs, labels: np.ndarray, n_classes: int, devi
     predictions = []
     with torch.inference_mode(), autocast_for(device):
         for batch in inputs.all(batch_size):
-            predictions.append(model(batch.to(device)).argmax(dim=1).cpu())
+            predictions.append(model(to_device(batch, device)).argmax(dim=1).cpu())
     return classification_scores(labels, torch.cat(predictions).numpy(), n_classes)
 
 
@@ -186,7 +188,7 @@ def finetune(model: Classifier, train_inputs, train_labels: np.ndarray, test_inp
     finding a checkpoint of the same ``signature`` resumes from it. ``stop_at`` ends the run early
     (after that iteration's checkpoint), as a kill would; tests use it.
     """
-    model = model.to(device)
+    model = model.to(device).to(memory_format=torch.channels_last)  # as extraction; no-op for linear layers
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps)
     # checkpoint spacing does not change the result: a run resumed under another spacing is the same run
@@ -219,7 +221,7 @@ def finetune(model: Classifier, train_inputs, train_labels: np.ndarray, test_inp
         torch.manual_seed(iteration_seed(settings.seed, t))  # dropout masks depend on (seed, t) only
         targets = labels_tensor[[index for index, _ in keys]].to(device)
         with autocast_for(device):
-            loss = nn.functional.cross_entropy(model(batch.to(device)).float(), targets)
+            loss = nn.functional.cross_entropy(model(to_device(batch, device)).float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -49,8 +49,9 @@ else:
     paths = path_of.loc[train_rows["image_id"][subset]].tolist()
     test_paths = path_of.loc[test_rows["image_id"]].tolist()
     size = (params.preprocess["resize"], params.preprocess["crop"], mean, std)
-    train_inputs = ImageInputs(paths, *size, augment=options["augment"], num_workers=num_workers)
-    test_inputs = ImageInputs(test_paths, *size, augment=False, num_workers=num_workers)
+    loading = {"num_workers": num_workers, "pin_memory": device.type == "cuda"}
+    train_inputs = ImageInputs(paths, *size, augment=options["augment"], **loading)
+    test_inputs = ImageInputs(test_paths, *size, augment=False, **loading)
     log.info("training through the frozen trunk on %d images", len(paths))
 
 
