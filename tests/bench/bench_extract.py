@@ -19,7 +19,7 @@ import torch
 import yaml
 from PIL import Image
 
-from headstart.extract import ImageFiles, autocast_for, extract
+from headstart.extract import ImageFiles, autocast_for, extract, to_device
 from headstart.models import eval_transform, load_source_model, normalization, pick_device, split_model
 
 
@@ -66,7 +66,7 @@ def main() -> None:
     extract(parts, ImageFiles(paths[: args.batch], transform), args.batch, 0, device, False, desc="warm-up")
     net = torch.nn.Sequential(parts.trunk, parts.trainable, parts.head).to(device).eval()
     net = net.to(memory_format=torch.channels_last)
-    decoded = torch.stack([dataset[i] for i in range(args.batch)]).to(device).contiguous(memory_format=torch.channels_last)
+    decoded = to_device(torch.stack([dataset[i] for i in range(args.batch)]), device)
 
     def extraction_rate() -> float:
         start = time.perf_counter()

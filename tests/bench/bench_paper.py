@@ -21,7 +21,7 @@ import torchvision
 import yaml
 from torch import nn
 
-from headstart.extract import autocast_for
+from headstart.extract import autocast_for, to_device
 from headstart.heads import xavier_head
 from headstart.models import pick_device, split_model
 from headstart.train import Classifier
@@ -41,7 +41,7 @@ def main() -> None:
     model = torchvision.models.resnet101().eval()
     parts = split_model(model, ["layer4"], "fc")
     net = nn.Sequential(parts.trunk, parts.trainable, parts.head).to(device).to(memory_format=torch.channels_last)
-    x = torch.randn(batch, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
+    x = to_device(torch.randn(batch, 3, 224, 224), device)
     with torch.inference_mode(), autocast_for(device):
         net(x)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -58,7 +58,7 @@ def main() -> None:
     for p in classifier.trainable.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.Adam([p for p in classifier.parameters() if p.requires_grad], lr=1e-3)
-    images = torch.randn(64, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
+    images = to_device(torch.randn(64, 3, 224, 224), device)
     labels = torch.randint(0, 90, (64,), device=device)
     classifier.train()
     timings = []

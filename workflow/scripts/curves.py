@@ -1,6 +1,5 @@
 """Snakemake glue: every run's curve in one table (method, k, shots, seed + the curve columns)."""
 
-
 from headstart.logs import setup_logging
 from headstart.report import collect_curves
 from headstart.tables import write_parquet

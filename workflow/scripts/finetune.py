@@ -18,7 +18,6 @@ wc, params = snakemake.wildcards, snakemake.params
 options = params.finetune
 run_options = snakemake.config["finetune"]  # where and how: not params, so changing them reruns nothing
 device = pick_device(run_options["device"])
-num_workers = min(snakemake.config["extract"]["num_workers"], snakemake.threads)  # loaders share the job's CPUs
 head, _ = read_tensors(snakemake.input.head)
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
 train_cache, train_meta = read_tensors(snakemake.input.features_train)
@@ -49,6 +48,7 @@ else:
     paths = path_of.loc[train_rows["image_id"][subset]].tolist()
     test_paths = path_of.loc[test_rows["image_id"]].tolist()
     size = (params.preprocess["resize"], params.preprocess["crop"], mean, std)
+    num_workers = min(snakemake.config["extract"]["num_workers"], snakemake.threads)  # loaders share the job's CPUs
     loading = {"num_workers": num_workers, "pin_memory": device.type == "cuda"}
     train_inputs = ImageInputs(paths, *size, augment=options["augment"], **loading)
     test_inputs = ImageInputs(test_paths, *size, augment=False, **loading)
