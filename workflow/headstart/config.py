@@ -55,6 +55,12 @@ def _check_consistency(config: dict[str, Any]) -> None:
     unknown = [m for m in finetune["methods"] if m not in BASELINES and m not in config["similarity"]["measures"]]
     if unknown:
         raise ConfigError(f"finetune.methods: {unknown[0]!r} is not in similarity.measures")
+    if finetune["train"] == "last_stage":
+        needed = ["test"] if finetune["augment"] else ["train", "test"]
+        missing = [split for split in needed if split not in config["extract"]["trunk_activations"]]
+        if missing:
+            raise ConfigError(f"extract.trunk_activations: finetune.train last_stage needs the {' and '.join(missing)} "
+                              f"split's trunk activations (add {', '.join(missing)})")
     if finetune["eval_every"] > finetune["iterations"]:
         raise ConfigError("finetune.eval_every: larger than finetune.iterations")
 

@@ -4,37 +4,22 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .models import ModelParts
-
-
-class ImageFiles(Dataset):
-    """Images by path, through ``transform``; opened lazily in the DataLoader workers."""
-
-    def __init__(self, paths: Sequence[str], transform: Callable[[Image.Image], torch.Tensor]):
-        self.paths = list(paths)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        with Image.open(self.paths[index]) as image:
-            return self.transform(image)
+from .tables import TensorStream
 
 
 @dataclass
 class Extracted:
     logits: np.ndarray  # (n, M) float32
     features: np.ndarray  # (n, D) float32
-    trunk: np.ndarray | None  # (n, C, H, W) float16, if asked for
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
@@ -50,34 +35,54 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
 
 
-def make_loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      pin_memory=device.type == "cuda", persistent_workers=False,
-                      prefetch_factor=4 if num_workers else None)
+def extract(parts: ModelParts, images, batch_size: int, device: torch.device, trunk: TensorStream | None = None,
+            desc: str = "extract") -> Extracted:
+    """One pass of the frozen network over ``images`` (a :class:`headstart.pixels.CropBatches` of
+    centre crops) in order; a progress bar shows images/s.
 
-
-def extract(parts: ModelParts, dataset: Dataset, batch_size: int, num_workers: int, device: torch.device,
-            keep_trunk: bool, desc: str = "extract") -> Extracted:
-    """One pass of the frozen network over ``dataset`` in order; a progress bar shows images/s."""
-    trunk = parts.trunk.to(device).eval()
-    trainable = parts.trainable.to(device).eval()
+    With ``trunk``, the frozen trunk's activations are streamed into it as tensor ``trunk``, in the
+    dtype the trunk produced them (fp32 on the CPU, bf16 under CUDA autocast), so training and
+    evaluation on them see exactly what the network would compute; they are never held in memory whole.
+    """
+    trunk_net = parts.trunk.to(device).eval().to(memory_format=torch.channels_last)
+    trainable = parts.trainable.to(device).eval().to(memory_format=torch.channels_last)
     head = parts.head.to(device).eval()
-    # channels_last is faster for these convolutions on CUDA and on the CPU alike (2-3x on 2 CPU cores)
-    trunk, trainable = trunk.to(memory_format=torch.channels_last), trainable.to(memory_format=torch.channels_last)
-    logits, features, activations = [], [], []
-    loader = make_loader(dataset, batch_size, num_workers, device)
-    with torch.inference_mode(), autocast_for(device), tqdm(total=len(dataset), desc=desc, unit="img") as bar:
-        for batch in loader:
-            batch = to_device(batch, device)
-            hidden = trunk(batch)
-            pooled = trainable(hidden)
-            logits.append(head(pooled).float().cpu())
+    logits, features = [], []
+    if trunk is not None:
+        trunk.begin("trunk")
+    with torch.inference_mode(), tqdm(total=len(images), desc=desc, unit="img") as bar:
+        for start in range(0, len(images), batch_size):
+            batch = to_device(images.batch(np.arange(start, min(start + batch_size, len(images))), None), device)
+            with autocast_for(device):
+                hidden = trunk_net(batch)
+                pooled = trainable(hidden)
+            # the source logits feed arg-max based similarities: computed in fp32
+            logits.append(head(pooled.float()).float().cpu())
             features.append(pooled.float().cpu())
-            if keep_trunk:
-                activations.append(hidden.to(torch.float16).cpu())
+            if trunk is not None:
+                trunk.write(hidden.cpu())
             bar.update(len(batch))
+    if trunk is not None:
+        trunk.end("float32", [])  # (the dtype and shape of an empty split's activations)
     return Extracted(
         logits=torch.cat(logits).numpy() if logits else np.zeros((0, head.out_features), np.float32),
         features=torch.cat(features).numpy() if features else np.zeros((0, head.in_features), np.float32),
-        trunk=torch.cat(activations).numpy() if keep_trunk and activations else None,
     )
+
+
+def extract_split(parts: ModelParts, pixels: Path, crop: int, mean: Sequence[float], std: Sequence[float],
+                  batch_size: int, device: torch.device, keep_trunk: bool, source_wnids: Sequence[str],
+                  logits_out: Path, features_out: Path, metadata: dict[str, Any]) -> Extracted:
+    """One split from its decoded images (centre crops): source logits to Parquet (a column per
+    source wnid), penultimate features and, with ``keep_trunk``, the trunk's activations to safetensors."""
+    from .pixels import CropBatches, PixelCache
+    from .tables import write_parquet
+
+    cache = PixelCache(pixels)
+    images = CropBatches(cache, range(len(cache)), crop, mean, std, device, augment=False, max_batch=batch_size)
+    with TensorStream(features_out, {"image_ids": cache.image_ids, **metadata}) as stream:
+        result = extract(parts, images, batch_size, device, stream if keep_trunk else None, desc=f"extract {pixels.stem}")
+        stream.add("features", result.features)
+    logits = pd.DataFrame(result.logits, index=pd.Index(cache.image_ids, name="image_id"), columns=list(source_wnids))
+    write_parquet(logits, logits_out, metadata)
+    return result

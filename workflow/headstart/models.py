@@ -143,6 +143,25 @@ def eval_transform(resize: int, crop: int, mean: tuple[float, ...], std: tuple[f
     ])
 
 
+class GlobalAvgPool(nn.Module):
+    """Global average pooling as a mean over height and width. It replaces ``AdaptiveAvgPool2d(1)``
+    in the trainable part: the latter's CUDA backward has no deterministic implementation, the mean's
+    does, so a resumed run can equal an uninterrupted one on a GPU too."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+def deterministic_pooling(module: nn.Module) -> nn.Module:
+    """``module`` with every ``AdaptiveAvgPool2d`` to 1 x 1 replaced by :class:`GlobalAvgPool`."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.AdaptiveAvgPool2d) and child.output_size in (1, (1, 1)):
+            setattr(module, name, GlobalAvgPool())
+        else:
+            deterministic_pooling(child)
+    return module
+
+
 def _named_sequence(model: nn.Module, expand: set[str]) -> list[tuple[str, nn.Module]]:
     """Top-level children in forward order, descending into containers named in ``expand``."""
     out = []
@@ -176,7 +195,7 @@ def split_model(model: nn.Module, trainable: list[str], head: str) -> ModelParts
         while first > 0 and not any(True for _ in sequence[first - 1][1].parameters()):
             first -= 1
     trunk = nn.Sequential(*[m for _, m in sequence[:first]])
-    trainable_part = nn.Sequential(*[m for _, m in sequence[first:-1]], nn.Flatten(1))
+    trainable_part = deterministic_pooling(nn.Sequential(*[m for _, m in sequence[first:-1]], nn.Flatten(1)))
     for parameter in trunk.parameters():
         parameter.requires_grad_(False)
     return ModelParts(trunk=trunk.eval(), trainable=trainable_part.eval(), head=head_module)

@@ -15,7 +15,6 @@ import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from .config import BASELINES  # noqa: E402
-from .tables import read_metadata  # noqa: E402
 
 LABELS = {"random": "Random", "inference": "Inference (visual)", "wordnet": "WordNet (Wu–Palmer)",
           "wordvec": "Word vectors", "softmax": "Softmax (Co-Tuning)", "imprint": "Imprinting", "probe": "Linear probe",
@@ -28,13 +27,9 @@ def label(method: str) -> str:
 
 
 def collect_curves(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """All curve files in one long table, with the run's method, k, shots and seed as columns."""
-    frames = []
-    for path in paths:
-        meta = read_metadata(path)
-        frame = pd.read_parquet(path)
-        frames.append(frame.assign(method=meta["method"], k=str(meta["k"]), shots=int(meta["shots"]), seed=int(meta["seed"])))
-    return pd.concat(frames, ignore_index=True)
+    """All fine-tuning jobs' curve files in one long table (each row names its run: method, k, shots, seed)."""
+    curves = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+    return curves.astype({"method": str, "k": str, "shots": int, "seed": int})
 
 
 def run_scores(curves: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,3 +55,132 @@ def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
     with safe_open(str(path), framework="pt") as handle:
         metadata = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
         return {name: handle.get_tensor(name) for name in handle.keys()}, metadata
+
+
+_SAFETENSORS_DTYPES = {"uint8": "U8", "int32": "I32", "int64": "I64", "float16": "F16", "bfloat16": "BF16",
+                       "float32": "F32"}
+
+
+class TensorStream:
+    """Writes a safetensors file tensor after tensor, each in chunks, so a tensor larger than the
+    memory at hand (decoded images, trunk activations) never exists in RAM whole.
+
+    The header (names, shapes, offsets) is only known at the end: room for it is reserved up front
+    and filled with the header padded by spaces, which the format allows. The file appears under
+    ``path`` only on :meth:`close`; on an error the partial file is removed.
+    """
+
+    def __init__(self, path: Path | str, metadata: dict[str, Any] | None = None, max_tensors: int = 8):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.path.with_name(self.path.name + ".part")
+        self.metadata = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+        # each entry needs < 120 bytes (name, dtype, shape, two offsets of 20 digits at most)
+        self.reserved = _aligned(len(json.dumps({"__metadata__": self.metadata})) + max_tensors * 200 + 64)
+        self.header: dict[str, Any] = {}
+        self.offset = 0
+        self.current: tuple[str, str, list[int], int, int] | None = None  # name, dtype, row shape, rows, start
+        self.file = open(self.partial, "wb")
+        self.file.write(b"\0" * (8 + self.reserved))
+
+    def begin(self, name: str) -> None:
+        if self.current is not None:
+            raise RuntimeError(f"tensor {self.current[0]!r} is not ended")
+        self.current = (name, "", [], 0, self.offset)
+
+    def write(self, chunk) -> None:
+        """Rows of the current tensor: an array or CPU tensor whose first axis is the row axis."""
+        import torch
+
+        name, dtype, row_shape, rows, start = self.current
+        chunk = chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(chunk))
+        chunk = chunk.contiguous()
+        kind = str(chunk.dtype).removeprefix("torch.")
+        if rows and (kind != dtype or list(chunk.shape[1:]) != row_shape):
+            raise ValueError(f"{name}: chunk {kind}{list(chunk.shape)} after rows of {dtype}{row_shape}")
+        data = chunk.view(torch.uint8).numpy() if chunk.numel() else np.zeros(0, np.uint8)
+        self.file.write(data.tobytes())
+        self.offset += data.nbytes
+        self.current = (name, kind, list(chunk.shape[1:]), rows + len(chunk), start)
+
+    def end(self, dtype: str | None = None, row_shape: Sequence[int] | None = None) -> None:
+        """Close the current tensor (``dtype``/``row_shape`` name an empty tensor's type)."""
+        name, kind, shape, rows, start = self.current
+        kind, shape = kind or dtype, shape if rows else list(row_shape or [])
+        self.header[name] = {"dtype": _SAFETENSORS_DTYPES[kind], "shape": [rows, *shape],
+                             "data_offsets": [start, self.offset]}
+        self.current = None
+
+    def add(self, name: str, tensor) -> None:
+        """A whole (small) tensor."""
+        self.begin(name)
+        self.write(tensor)
+        self.end()
+
+    def close(self) -> None:
+        header = json.dumps({**self.header, "__metadata__": self.metadata}).encode()
+        if len(header) > self.reserved:
+            raise RuntimeError(f"safetensors header of {len(header)} bytes exceeds the {self.reserved} reserved")
+        self.file.seek(0)
+        self.file.write(len(header + b" " * (self.reserved - len(header))).to_bytes(8, "little"))
+        self.file.write(header + b" " * (self.reserved - len(header)))
+        self.file.close()
+        os.replace(self.partial, self.path)
+
+    def __enter__(self) -> "TensorStream":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.file.close()
+            self.partial.unlink(missing_ok=True)
+
+
+def _aligned(size: int, alignment: int = 8) -> int:
+    return -(-size // alignment) * alignment
+
+
+def read_rows(path: Path | str, name: str, device=None, chunk_rows: int = 1024):
+    """Tensor ``name`` of a safetensors file, moved to ``device`` chunk by chunk (on a GPU, no
+    whole copy of it is ever made in host memory)."""
+    import torch
+    from safetensors import safe_open
+
+    device = torch.device(device or "cpu")
+    with safe_open(str(path), framework="pt") as handle:
+        if device.type == "cpu":
+            return handle.get_tensor(name)
+        rows = handle.get_slice(name)
+        shape = rows.get_shape()
+        first = rows[0:1]
+        out = torch.empty(shape, dtype=first.dtype, device=device)
+        for start in range(0, shape[0], chunk_rows):
+            out[start:start + chunk_rows].copy_(rows[start:start + chunk_rows])
+        return out
+
+
+def read_tensor_metadata(path: Path | str) -> dict[str, Any]:
+    """The metadata of a safetensors file, without reading its tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
+
+
+_NUMPY_DTYPES = {"U8": np.uint8, "I32": np.int32, "I64": np.int64, "F16": np.float16, "F32": np.float32}
+
+
+def memmap_tensor(path: Path | str, name: str) -> np.ndarray:
+    """Tensor ``name`` of a safetensors file as a read-only memory map: nothing is read until used."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    entry = header[name]
+    if entry["dtype"] not in _NUMPY_DTYPES:
+        raise ValueError(f"{path}: {name} is {entry['dtype']}, which numpy cannot map")
+    begin, end = entry["data_offsets"]
+    if begin == end:
+        return np.zeros(entry["shape"], _NUMPY_DTYPES[entry["dtype"]])
+    return np.memmap(path, dtype=_NUMPY_DTYPES[entry["dtype"]], mode="r", offset=8 + size + begin, shape=tuple(entry["shape"]))

@@ -1,27 +1,25 @@
-"""Fine-tuning of the new head (and optionally the model's trainable part), with resumable runs.
+"""Fine-tuning in lockstep: several runs (one per initial head) share each step's batch and one
+forward of the frozen trunk; each has its own trainable part, head and optimizer.
 
 Every random choice is a function of (seed, iteration): the batch of iteration t comes from the
-permutation of its epoch, dropout and crops are seeded per iteration. A run restored from a
-checkpoint therefore continues exactly as an uninterrupted one.
+permutation of its epoch, crops are seeded per (iteration, example), and each run's dropout is
+seeded with (seed, t) before its forward. A run trained alongside others therefore equals the same
+run trained alone, and a run restored from a checkpoint continues exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .extract import autocast_for, to_device
@@ -44,13 +42,10 @@ class TrainSettings:
 
 
 class Classifier(nn.Module):
-    """frozen prefix -> trainable part -> dropout -> new head."""
+    """trainable part -> dropout -> new head; the frozen trunk runs before it, once for all runs."""
 
-    def __init__(self, frozen: nn.Module, trainable: nn.Module, weight: np.ndarray, bias: np.ndarray, dropout: float):
+    def __init__(self, trainable: nn.Module, weight: np.ndarray, bias: np.ndarray, dropout: float):
         super().__init__()
-        self.frozen = frozen.eval()
-        for parameter in self.frozen.parameters():
-            parameter.requires_grad_(False)
         self.trainable = trainable
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(weight.shape[1], weight.shape[0])
@@ -58,15 +53,22 @@ class Classifier(nn.Module):
             self.head.weight.copy_(torch.as_tensor(weight))
             self.head.bias.copy_(torch.as_tensor(bias))
 
-    def train(self, mode: bool = True) -> "Classifier":
-        super().train(mode)
-        self.frozen.eval()  # frozen BatchNorm keeps its running statistics
-        return self
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            hidden = self.frozen(inputs)
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.trainable(hidden)))
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Evaluation logits in fp32, whatever autocast is active: they feed arg-max and F-scores,
+        and bf16 would round logits near 10 in steps of 0.06 (ties go to the lowest index)."""
+        with torch.autocast(hidden.device.type, enabled=False):
+            return self.head(self.trainable(hidden.float()).float())
+
+
+@dataclass
+class Run:
+    """One run of a lockstep job: its name (e.g. 'inference/k1') and model."""
+
+    name: str
+    model: Classifier
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,83 +88,43 @@ def batch_indices(n: int, batch_size: int, seed: int, iteration: int) -> np.ndar
     return order[position * batch_size: (position + 1) * batch_size]
 
 
-class TensorInputs:
-    """Cached inputs (features or trunk activations) indexed directly."""
+def crop_seeds(seed: int, iteration: int, indices: np.ndarray) -> list[int]:
+    """The crop seed of each example of iteration ``iteration``."""
+    return [iteration_seed(seed, iteration) + int(i) for i in indices]
 
-    def __init__(self, tensor: torch.Tensor):
-        self.tensor = tensor
+
+class TensorBatches:
+    """Model inputs cached as a tensor (features or trunk activations), indexed per batch."""
+
+    def __init__(self, tensor: torch.Tensor, device: torch.device):
+        self.tensor, self.device = tensor, device
 
     def __len__(self) -> int:
         return len(self.tensor)
 
-    def batches(self, keys: Iterator[list[tuple[int, int]]]) -> Iterator[torch.Tensor]:
-        for batch in keys:
-            yield self.tensor[[index for index, _ in batch]].float()
+    def batch(self, indices: np.ndarray, crop_seeds: Sequence[int] | None = None) -> torch.Tensor:
+        rows = torch.as_tensor(indices, device=self.tensor.device)
+        return to_device(self.tensor[rows], self.device)
 
-    def all(self, batch_size: int) -> Iterator[torch.Tensor]:
+    def chunks(self, batch_size: int):
         for start in range(0, len(self.tensor), batch_size):
-            yield self.tensor[start:start + batch_size].float()
-
-
-class _SeededImages(Dataset):
-    """Image by (index, crop seed): resize, then a crop whose offset is drawn from the seed."""
-
-    def __init__(self, paths: Sequence[str], resize: int, crop: int, mean, std, augment: bool):
-        from torchvision import transforms  # imported here: head-only jobs never need it
-
-        self.paths, self.crop, self.augment = list(paths), crop, augment
-        self.resize = transforms.Resize(resize)
-        self.finish = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
-        index, crop_seed = key
-        with Image.open(self.paths[index]) as image:
-            image = self.resize(image.convert("RGB"))
-        width, height = image.size
-        if self.augment:
-            rng = random.Random(crop_seed)
-            left, top = rng.randint(0, width - self.crop), rng.randint(0, height - self.crop)
-        else:
-            left, top = int(round((width - self.crop) / 2.0)), int(round((height - self.crop) / 2.0))
-        return self.finish(image.crop((left, top, left + self.crop, top + self.crop)))
-
-
-class ImageInputs:
-    """Images decoded in DataLoader workers; crops seeded per (iteration, example)."""
-
-    def __init__(self, paths: Sequence[str], resize: int, crop: int, mean, std, augment: bool, num_workers: int = 0,
-                 pin_memory: bool = False):
-        self.dataset = _SeededImages(paths, resize, crop, mean, std, augment)
-        self.num_workers, self.pin_memory = num_workers, pin_memory
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def batches(self, keys: Iterator[list[tuple[int, int]]]) -> Iterator[torch.Tensor]:
-        loader = DataLoader(self.dataset, batch_sampler=list(keys), num_workers=self.num_workers,
-                            pin_memory=self.pin_memory)
-        yield from loader
-
-    def all(self, batch_size: int) -> Iterator[torch.Tensor]:
-        keys = [[(i, 0) for i in range(s, min(s + batch_size, len(self)))] for s in range(0, len(self), batch_size)]
-        yield from self.batches(iter(keys))
+            yield to_device(self.tensor[start:start + batch_size], self.device)
 
 
 # ---------------------------------------------------------------------------------------------
-# Evaluation and the training loop
+# Evaluation, checkpoints and the training loop
 
 
-def evaluate(model: Classifier, inputs, labels: np.ndarray, n_classes: int, device: torch.device,
-             batch_size: int = 256):
+def evaluate(model: Classifier, inputs: TensorBatches, labels: np.ndarray, n_classes: int, batch_size: int = 256):
+    """Scores on cached inputs (the frozen trunk's output for the fixed test crops): only the
+    trainable part and the head run, in fp32."""
     model.eval()
     predictions = []
-    with torch.inference_mode(), autocast_for(device):
-        for batch in inputs.all(batch_size):
-            predictions.append(model(to_device(batch, device)).argmax(dim=1).cpu())
-    return classification_scores(labels, torch.cat(predictions).numpy(), n_classes)
+    with torch.inference_mode():
+        for batch in inputs.chunks(batch_size):
+            predictions.append(model.logits(batch).argmax(dim=1).cpu())
+    predicted = torch.cat(predictions).numpy() if predictions else np.zeros(0, np.int64)
+    return classification_scores(labels, predicted, n_classes)
 
 
 def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float) -> list[dict]:
@@ -172,72 +134,106 @@ def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float) 
             for c, wnid in enumerate(wnids)]
 
 
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy by gather: NLLLoss has no deterministic CUDA implementation, gather's
+    backward has one."""
+    return -logits.float().log_softmax(dim=1).gather(1, targets[:, None]).mean()
+
+
+def deterministic(device: torch.device) -> None:
+    """Deterministic kernels on CUDA (cuBLAS needs its workspace setting before its first use)."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True)
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     partial = path.with_name(path.name + ".part")
     torch.save(state, partial)
     os.replace(partial, path)
 
 
-def finetune(model: Classifier, train_inputs, train_labels: np.ndarray, test_inputs, test_labels: np.ndarray,
-             wnids: Sequence[str], settings: TrainSettings, device: torch.device,
-             checkpoint: Path | None = None, signature: dict | None = None,
-             stop_at: int | None = None, progress: str = "finetune") -> pd.DataFrame:
-    """Train; evaluate on the test split at iteration 0 and every ``eval_every`` iterations.
+def train_lockstep(runs: Sequence[Run], frozen: nn.Module, train_inputs, train_labels: np.ndarray,
+                   test_inputs: TensorBatches, test_labels: np.ndarray, wnids: Sequence[str], settings: TrainSettings,
+                   device: torch.device, checkpoint: Path | None = None, signature: dict | None = None,
+                   stop_at: int | None = None, mixed_precision: Callable[[], ContextManager] | None = None,
+                   progress: str = "finetune") -> dict[str, pd.DataFrame]:
+    """Train every run on the same batches; evaluate each on the test inputs at iteration 0 and every
+    ``eval_every`` iterations. Returns each run's curve by name.
 
-    With ``checkpoint``, the state is saved every ``checkpoint_every`` evaluations and a run
-    finding a checkpoint of the same ``signature`` resumes from it. ``stop_at`` ends the run early
-    (after that iteration's checkpoint), as a kill would; tests use it.
+    ``frozen`` maps a training batch to the runs' input (the frozen trunk; ``nn.Identity()`` for
+    cached inputs): it runs once per step for all runs. With ``checkpoint``, what training changes
+    (each run's trainable part, head and optimizer state, the step, the curves so far) is saved
+    every ``checkpoint_every`` evaluations, and a job finding a checkpoint of the same
+    ``signature`` resumes from it. ``stop_at`` ends the job early, as a kill would; tests use it.
+    ``mixed_precision`` is the training steps' autocast (default: bf16 on CUDA, none on the CPU).
     """
-    model = model.to(device).to(memory_format=torch.channels_last)  # as extraction; no-op for linear layers
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps)
+    mixed_precision = mixed_precision or (lambda: autocast_for(device))
+    deterministic(device)
+    frozen = frozen.to(device).eval().to(memory_format=torch.channels_last)
+    optimizers = {}
+    for run in runs:
+        run.model.to(device).to(memory_format=torch.channels_last)
+        parameters = [p for p in run.model.parameters() if p.requires_grad]
+        optimizers[run.name] = torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps)
     # checkpoint spacing does not change the result: a run resumed under another spacing is the same run
-    signature = {**(signature or {}), **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
-    labels_tensor = torch.as_tensor(train_labels, dtype=torch.long)
+    signature = {**(signature or {}), "runs": [run.name for run in runs],
+                 **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
+    labels = torch.as_tensor(train_labels, dtype=torch.long)
     n_classes = len(wnids)
-    rows: list[dict] = []
-    start, loss_sum, loss_count = 0, 0.0, 0
+    rows: dict[str, list[dict]] = {run.name: [] for run in runs}
+    start = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if state.get("signature") == signature:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
+            for run in runs:
+                run.model.load_state_dict(state["runs"][run.name]["model"])
+                optimizers[run.name].load_state_dict(state["runs"][run.name]["optimizer"])
             rows, start = state["rows"], state["iteration"]
             log.info("resuming %s from iteration %d", checkpoint, start)
         else:
             log.warning("ignoring checkpoint %s: it belongs to other settings", checkpoint)
     if start == 0:
-        rows = curve_rows(0, evaluate(model, test_inputs, test_labels, n_classes, device), wnids, float("nan"))
-    evaluations = len({row["iteration"] for row in rows})
-
-    # (example, crop seed) pairs of every remaining iteration: the batches depend on (seed, t) only
-    schedule = [[(int(i), iteration_seed(settings.seed, t) + int(i))
-                 for i in batch_indices(len(train_inputs), settings.batch_size, settings.seed, t)]
-                for t in range(start, settings.iterations)]
+        for run in runs:
+            rows[run.name] = curve_rows(0, evaluate(run.model, test_inputs, test_labels, n_classes), wnids, float("nan"))
+    evaluations = len({row["iteration"] for row in rows[runs[0].name]}) if runs else 0
+    loss_sums = {run.name: torch.zeros((), device=device) for run in runs}  # on the device: no sync per step
+    loss_count = 0
     bar = tqdm(total=settings.iterations, initial=start, desc=progress, unit="it", leave=False)
-    for t, keys, batch in zip(range(start, settings.iterations), schedule, train_inputs.batches(iter(schedule))):
+    for t in range(start, settings.iterations):
         iteration = t + 1
-        model.train()
-        torch.manual_seed(iteration_seed(settings.seed, t))  # dropout masks depend on (seed, t) only
-        targets = labels_tensor[[index for index, _ in keys]].to(device)
-        with autocast_for(device):
-            loss = nn.functional.cross_entropy(model(to_device(batch, device)).float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        indices = batch_indices(len(train_inputs), settings.batch_size, settings.seed, t)
+        batch = train_inputs.batch(indices, crop_seeds(settings.seed, t, indices))
+        targets = labels[indices].to(device, non_blocking=True)
+        with torch.no_grad(), mixed_precision():
+            hidden = frozen(batch)  # once for every run
+        for run in runs:
+            run.model.train()
+            torch.manual_seed(iteration_seed(settings.seed, t))  # dropout masks depend on (seed, t) only
+            with mixed_precision():
+                loss = cross_entropy(run.model(hidden), targets)
+            optimizer = optimizers[run.name]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sums[run.name] += loss.detach()
+        loss_count += 1
         bar.update(1)
         if iteration % settings.eval_every == 0 or iteration == settings.iterations:
-            scores = evaluate(model, test_inputs, test_labels, n_classes, device)
-            rows += curve_rows(iteration, scores, wnids, loss_sum / loss_count)
-            loss_sum, loss_count = 0.0, 0
+            for run in runs:
+                scores = evaluate(run.model, test_inputs, test_labels, n_classes)
+                rows[run.name] += curve_rows(iteration, scores, wnids, loss_sums[run.name].item() / loss_count)
+                loss_sums[run.name].zero_()
+            loss_count = 0
             evaluations += 1
-            bar.set_postfix(macro_f1=f"{scores.macro_f1:.3f}")
+            bar.set_postfix({run.name: f"{rows[run.name][-1]['macro_f1']:.3f}" for run in runs[:3]})
             if checkpoint is not None and evaluations % settings.checkpoint_every == 0:
-                _save_checkpoint(checkpoint, {"signature": signature, "iteration": iteration,
-                                              "model": copy.deepcopy(model.state_dict()),
-                                              "optimizer": optimizer.state_dict(), "rows": rows})
+                _save_checkpoint(checkpoint, {
+                    "signature": signature, "iteration": iteration, "rows": rows,
+                    "runs": {run.name: {"model": run.model.state_dict(), "optimizer": optimizers[run.name].state_dict()}
+                             for run in runs}})
         if stop_at is not None and iteration >= stop_at:
             break
     bar.close()
-    return pd.DataFrame(rows)
+    return {name: pd.DataFrame(run_rows) for name, run_rows in rows.items()}

@@ -22,6 +22,7 @@ METHODS = config["finetune"]["methods"]
 SPLITS = ["train", "val", "test"]
 DATA = f"results/{DATASET}"
 RUN = f"results/{DATASET}/{MODEL}"
+PIXELS = f"{DATA}/pixels/resize{config['preprocess']['resize']}_crop{config['preprocess']['crop']}"
 
 
 wildcard_constraints:
@@ -60,18 +61,14 @@ def head_ks():
     return [str(k) for k in config["finetune"]["k"]]
 
 
-def curve_files(method, k, shots):
-    return [f"{RUN}/runs/{method}/k{k}/shots{shots}/seed{s}/curve.parquet" for s in SEEDS]
+def job_runs(shots):
+    """The (method, K) runs that one fine-tuning job of a shot level trains in lockstep."""
+    return [(method, k) for method in METHODS for k in run_ks(method, shots)]
 
 
 def all_curves():
-    return [
-        path
-        for method in METHODS
-        for shots in SHOTS
-        for k in run_ks(method, shots)
-        for path in curve_files(method, k, shots)
-    ]
+    """One curve file per fine-tuning job (shot level, seed), holding all its runs."""
+    return [f"{RUN}/runs/shots{shots}/seed{seed}.parquet" for shots in SHOTS for seed in SEEDS]
 
 
 def all_similarities():
@@ -93,7 +90,7 @@ def all_targets():
 # (device, loader workers, checkpoint spacing): kept out of a rule's params, because Snakemake reruns
 # a finished job whose params changed. Scripts read them from `snakemake.config`.
 FINETUNE_UNTRACKED = {"methods", "shots", "k", "k_fixed_at_largest_shot_only", "seeds", "device", "checkpoint_every"}
-EXTRACT_UNTRACKED = {"num_workers", "device"}
+EXTRACT_UNTRACKED = {"device"}
 
 
 def tracked(options, untracked):
@@ -103,7 +100,7 @@ def tracked(options, untracked):
 
 def finetune_threads():
     """A head trained on cached features is a few small matmuls: one thread, so jobs run side by
-    side; training through the trunk decodes and crops images for the GPU, as extraction does."""
+    side; every other mode runs convolutions (or feeds a GPU), as extraction does."""
     options = config["finetune"]
     return 1 if options["train"] == "head" and not options["augment"] else 8
 

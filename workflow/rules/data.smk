@@ -37,3 +37,21 @@ rule split:
         "../../envs/data.yaml"
     script:
         "../scripts/split.py"
+
+
+rule decode:
+    input:
+        manifest=f"{DATA}/manifest.parquet",
+    output:
+        pixels=f"{PIXELS}/{{split}}.safetensors",
+    params:
+        preprocess=config["preprocess"],
+        largest_shot=lambda wildcards: LARGEST_SHOT if wildcards.split == "train" else 0,
+    log:
+        f"{PIXELS}/logs/decode_{{split}}.log",
+    benchmark:
+        f"{PIXELS}/benchmarks/decode_{{split}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/decode.py"

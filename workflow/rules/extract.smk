@@ -17,16 +17,15 @@ rule source_head:
 
 rule extract:
     input:
-        manifest=f"{DATA}/manifest.parquet",
+        **{f"pixels_{split}": f"{PIXELS}/{split}.safetensors" for split in SPLITS},
         source_classes=f"results/models/{MODEL}/source_classes.parquet",
     output:
-        logits=expand(f"{RUN}/extract/logits_{{split}}.parquet", split=SPLITS),
-        features=expand(f"{RUN}/extract/features_{{split}}.safetensors", split=SPLITS),
+        **{f"logits_{split}": f"{RUN}/extract/logits_{split}.parquet" for split in SPLITS},
+        **{f"features_{split}": f"{RUN}/extract/features_{split}.safetensors" for split in SPLITS},
     params:
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
         extract=tracked(config["extract"], EXTRACT_UNTRACKED),
-        largest_shot=LARGEST_SHOT,
         model=MODEL,
     log:
         f"{RUN}/logs/extract.log",

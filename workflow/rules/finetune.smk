@@ -1,26 +1,30 @@
-# Fine-tuning: one job per (method, K, shot level); its seeds run inside, each to its own curve.
-# A killed job resumes from its checkpoints (retries are set in the profiles).
+# Fine-tuning: one job per (shot level, seed) trains every (method, K) run of that level in lockstep:
+# the runs share each step's batch and one forward of the frozen trunk. A killed job resumes from its
+# checkpoint (retries are set in the profiles).
 
 
 rule finetune:
     input:
-        head=f"{RUN}/heads/{{method}}/k{{k}}/shots{{shots}}.safetensors",
+        heads=lambda wildcards: [
+            f"{RUN}/heads/{method}/k{k}/shots{wildcards.shots}.safetensors"
+            for method, k in job_runs(wildcards.shots)
+        ],
         features_train=f"{RUN}/extract/features_train.safetensors",
         features_test=f"{RUN}/extract/features_test.safetensors",
+        pixels_train=f"{PIXELS}/train.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        curves=[f"{RUN}/runs/{{method}}/k{{k}}/shots{{shots}}/seed{s}/curve.parquet" for s in SEEDS],
+        curves=f"{RUN}/runs/shots{{shots}}/seed{{seed}}.parquet",
     params:
-        seeds=SEEDS,
         finetune=tracked(config["finetune"], FINETUNE_UNTRACKED),
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
     threads: finetune_threads()
     log:
-        f"{RUN}/logs/finetune/{{method}}_k{{k}}_shots{{shots}}.log",
+        f"{RUN}/logs/finetune/shots{{shots}}_seed{{seed}}.log",
     benchmark:
-        f"{RUN}/benchmarks/finetune/{{method}}_k{{k}}_shots{{shots}}.tsv"
+        f"{RUN}/benchmarks/finetune/shots{{shots}}_seed{{seed}}.tsv"
     conda:
         "../../envs/torch.yaml"
     script:

@@ -1,0 +1,143 @@
+"""One fine-tuning job: every run (method, K) of one shot level and one seed, trained in lockstep.
+
+The four training modes differ only in what is frozen, what the runs train and where the inputs
+come from; evaluation always runs on cached activations of the fixed test crops:
+
+| train        | augment | frozen, once per step           | each run trains        | training inputs            | test inputs      |
+|--------------|---------|---------------------------------|------------------------|----------------------------|------------------|
+| `head`       | no      | nothing                         | head                   | cached features            | cached features  |
+| `head`       | yes     | trunk + trainable part          | head                   | random crops (pixel cache) | cached features  |
+| `last_stage` | no      | nothing                         | trainable part + head  | cached trunk activations   | cached trunk     |
+| `last_stage` | yes     | trunk                           | trainable part + head  | random crops (pixel cache) | cached trunk     |
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .split import labelled
+from .tables import read_rows, read_tensor_metadata, read_tensors, write_parquet
+from .train import Classifier, Run, TensorBatches, TrainSettings, train_lockstep
+
+log = logging.getLogger(__name__)
+
+
+class FinetuneError(RuntimeError):
+    """Inputs that do not fit the training mode; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    train: str  # head | last_stage
+    augment: bool
+
+    @property
+    def cached_key(self) -> str:
+        """The cached tensor the runs read: penultimate features, or the frozen trunk's output."""
+        return "features" if self.train == "head" else "trunk"
+
+
+def settings_from(options: dict[str, Any], seed: int, checkpoint_every: int) -> TrainSettings:
+    optimizer = options["optimizer"]
+    return TrainSettings(iterations=options["iterations"], eval_every=options["eval_every"],
+                         checkpoint_every=checkpoint_every, batch_size=options["batch_size"],
+                         dropout=options["dropout"], lr=optimizer["lr"], betas=tuple(optimizer["betas"]),
+                         eps=optimizer["eps"], seed=seed)
+
+
+def _cached(path: Path, key: str, device: torch.device, what: str) -> tuple[torch.Tensor, list[str]]:
+    """A cached tensor of an extract file, on ``device``, and its image ids."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        if key not in handle.keys():
+            raise FinetuneError(f"{path} has no {key!r} tensor: {what} needs the frozen trunk's activations "
+                                f"of this split (extract.trunk_activations)")
+    return read_rows(path, key, device), read_tensor_metadata(path)["image_ids"]
+
+
+def build_runs(heads: Sequence[Path], trainable: nn.Module | None, dropout: float) -> list[Run]:
+    """One run per head file, named '<method>/k<K>' from the head's own metadata; each gets its own
+    copy of the trainable part (None: the head alone trains)."""
+    runs = []
+    for path in heads:
+        tensors, meta = read_tensors(path)
+        part = nn.Identity()
+        if trainable is not None:
+            part = copy.deepcopy(trainable).train()
+            for parameter in part.parameters():
+                parameter.requires_grad_(True)
+        model = Classifier(part, tensors["weight"].numpy(), tensors["bias"].numpy(), dropout)
+        runs.append(Run(f"{meta['method']}/k{meta['k']}", model))
+    names = [run.name for run in runs]
+    if len(set(names)) != len(names):
+        raise FinetuneError(f"two heads of the same run among {names}")
+    return runs
+
+
+def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Path, pixels_train: Path,
+                 manifest: pd.DataFrame, classes: pd.DataFrame, shots: int, seed: int, options: dict[str, Any],
+                 entry: dict[str, Any], preprocess: dict[str, Any], device: torch.device, checkpoint_every: int,
+                 curves_out: Path, checkpoint: Path) -> pd.DataFrame:
+    """Train every head of ``heads`` at ``shots`` images per class with ``seed``; write all curves
+    (columns method, k, shots, seed + the curve's) to ``curves_out`` and return them.
+
+    A killed job resumes from ``checkpoint``; it is removed once the curves are written.
+    """
+    mode = Mode(options["train"], bool(options["augment"]))
+    settings = settings_from(options, seed, checkpoint_every)
+    wnids = classes["wnid"].tolist()
+    test_tensor, test_ids = _cached(features_test, mode.cached_key, device, f"train: {mode.train}")
+    test_labels = labelled(test_ids, manifest, classes)["label"].to_numpy()
+    parts = None
+    if mode != Mode("head", False):  # every other mode needs the network itself
+        from .models import load_source_model, normalization, split_model
+
+        model = load_source_model(entry)
+        mean, std = normalization(model, entry)
+        parts = split_model(model, entry["trainable"], entry["head"])
+    if mode.augment:
+        from .pixels import CropBatches, PixelCache
+
+        cache = PixelCache(pixels_train)
+        rows = labelled(cache.image_ids, manifest, classes)
+        subset = np.flatnonzero((rows["rank"] < shots).to_numpy())
+        train_inputs = CropBatches(cache, subset, preprocess["crop"], mean, std, device, augment=True,
+                                   max_batch=options["batch_size"])
+        frozen = parts.trunk if mode.train == "last_stage" else nn.Sequential(parts.trunk, parts.trainable)
+    else:
+        train_tensor, train_ids = _cached(features_train, mode.cached_key, device, f"train: {mode.train}")
+        rows = labelled(train_ids, manifest, classes)
+        subset = np.flatnonzero((rows["rank"] < shots).to_numpy())
+        train_inputs = TensorBatches(train_tensor[torch.as_tensor(subset, device=train_tensor.device)], device)
+        frozen = nn.Identity()
+    train_labels = rows["label"].to_numpy()[subset]
+    if len(train_labels) == 0:
+        raise FinetuneError(f"no training images at {shots} images per class")
+    runs = build_runs(heads, parts.trainable if mode.train == "last_stage" else None, options["dropout"])
+    log.info("%d runs in lockstep (%s), %d training images, %s mode, augment=%s", len(runs),
+             ", ".join(run.name for run in runs), len(train_labels), mode.train, mode.augment)
+    signature = {"shots": shots, "train": mode.train, "augment": mode.augment, "preprocess": preprocess}
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    curves = train_lockstep(runs, frozen, train_inputs, train_labels, TensorBatches(test_tensor, device), test_labels,
+                            wnids, settings, device, checkpoint=checkpoint, signature=signature,
+                            progress=f"{shots}-shot seed {seed}")
+    frames = []
+    for name, curve in curves.items():
+        method, k = name.split("/k")
+        frames.append(curve.assign(method=method, k=k, shots=shots, seed=seed))
+        first, best = curve.loc[curve["iteration"] == 0, "macro_f1"].iloc[0], curve["macro_f1"].max()
+        log.info("%s %d shots seed %d: macro F1 first %.3f best %.3f", name, shots, seed, first, best)
+    table = pd.concat(frames, ignore_index=True)
+    write_parquet(table, curves_out, {**signature, "seed": seed, "runs": list(curves), "settings": options})
+    checkpoint.unlink(missing_ok=True)
+    return table
