@@ -8,7 +8,9 @@ import yaml
 from PIL import Image
 from skimage import data as skdata
 
-from headstart.extract import ImageFiles, extract
+from headstart.extract import extract_split
+from headstart.pixels import decode_images
+from headstart.tables import read_tensors
 from headstart.models import (ModelError, eval_transform, load_source_model, normalization, pick_device,
                               split_model)
 from headstart.split import imagenet1k_wnids
@@ -112,14 +114,21 @@ def test_extraction_equals_a_direct_forward(tmp_path, lite0):
         Image.fromarray(rng.integers(0, 255, (28 + i, 30, 3 if i % 2 else 1)[: 3 if i % 2 else 2], dtype=np.uint8)).save(path)
         paths.append(str(path))
     parts = split_model(model, LITE0["trainable"], LITE0["head"])
-    result = extract(parts, ImageFiles(paths, transform), batch_size=2, num_workers=0,
-                     device=pick_device("cpu"), keep_trunk=True)
+    decode_images(paths, [f"id{i}" for i in range(5)], tmp_path / "test.safetensors", 72, 64, centre_crop=True)
+    result = extract_split(parts, tmp_path / "test.safetensors", 64, mean, std, 2, pick_device("cpu"), True,
+                           imagenet1k_wnids(), tmp_path / "logits.parquet", tmp_path / "features.safetensors", {})
     with torch.inference_mode():
         batch = torch.stack([transform(Image.open(p)) for p in paths])
         direct = model(batch).numpy()
         trunk = parts.trunk(batch).numpy()
     # fp32 on the CPU both ways; only the memory format differs (channels_last) -> float rounding
     np.testing.assert_allclose(result.logits, direct, atol=2e-4, rtol=1e-4)
-    np.testing.assert_allclose(result.trunk.astype(np.float32), trunk, atol=2e-2, rtol=1e-2)  # stored as fp16
+    stored, meta = read_tensors(tmp_path / "features.safetensors")
+    assert stored["trunk"].dtype == torch.float32 and meta["image_ids"] == [f"id{i}" for i in range(5)]
+    np.testing.assert_allclose(stored["trunk"].numpy(), trunk, atol=1e-4, rtol=1e-4)  # kept in the trunk's fp32
+    np.testing.assert_array_equal(stored["features"].numpy(), result.features)
+    logits = pd.read_parquet(tmp_path / "logits.parquet")
+    assert logits.index.tolist() == [f"id{i}" for i in range(5)]
+    np.testing.assert_array_equal(logits.to_numpy(), result.logits)
     frame = pd.DataFrame(result.logits, columns=imagenet1k_wnids())
     assert frame.shape == (5, 1000)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slurm
 
 # The test node has CPUs only and ~23 GB: ask for what it has (a GPU cluster keeps the profile's values).
 CPU_NODE = ["--set-resources", "extract:gpu=0", "finetune:gpu=0", "extract:mem_mb=3000", "finetune:mem_mb=3000",
-            "extract:cpus_per_task=1", "finetune:cpus_per_task=1", "similarity_wordnet:mem_mb=3000"]
+            "extract:cpus_per_task=1", "finetune:cpus_per_task=1", "decode:cpus_per_task=1", "similarity_wordnet:mem_mb=3000"]
 
 
 def cannot_run_slurm() -> str | None:

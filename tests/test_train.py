@@ -1,21 +1,29 @@
-"""Fine-tuning: determinism, resume after an interruption, cached features == the frozen trunk."""
+"""Fine-tuning: determinism, resume with lean checkpoints, lockstep == separate runs, fp32 evaluation
+under bf16 autocast, and the decode-once / cached-activation paths against today's PIL path."""
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import yaml
 from PIL import Image
 from torch import nn
 
-from headstart.extract import ImageFiles, extract
+import legacy_train
+from headstart.extract import extract_split
 from headstart.heads import xavier_head
-from headstart.models import eval_transform, load_source_model, normalization, split_model
-from headstart.train import Classifier, ImageInputs, TensorInputs, TrainSettings, batch_indices, finetune
+from headstart.models import load_source_model, normalization, split_model
+from headstart.pixels import CropBatches, PixelCache, decode_images
+from headstart.split import imagenet1k_wnids
+from headstart.tables import read_tensors
+from headstart.train import (Classifier, Run, TensorBatches, TrainSettings, batch_indices, crop_seeds, evaluate,
+                             train_lockstep)
 
 from conftest import ROOT
 
 CPU = torch.device("cpu")
 WNIDS = ["a", "b", "c"]
+LITE0 = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
 
 
 def blobs(n_per_class: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -31,13 +39,45 @@ def settings(**kw) -> TrainSettings:
     return TrainSettings(**{**base, **kw})
 
 
-def run(tmp_path=None, stop_at=None, **kw) -> pd.DataFrame:
+def make_run(name: str, head_seed: int, trainable: bool) -> Run:
+    """A run on 16-d inputs: the head alone, or a small trainable part (Linear + BatchNorm + ReLU) + head."""
+    part = nn.Identity()
+    if trainable:
+        torch.manual_seed(head_seed)
+        part = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU())
+    weight, bias = xavier_head(3, 16, seed=head_seed)
+    return Run(name, Classifier(part, weight, bias, 0.5))
+
+
+class CountingTrunk(nn.Module):
+    """A frozen 'trunk' that counts its forwards."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(16, 16)
+        generator = torch.Generator().manual_seed(123)  # the same trunk every time
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(16, 16, generator=generator) / 4)
+            self.linear.bias.copy_(torch.randn(16, generator=generator) / 4)
+        self.calls = 0
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+
+    def forward(self, x):
+        self.calls += 1
+        return torch.tanh(self.linear(x)) * 3
+
+
+def train(runs, tmp_path=None, stop_at=None, frozen=None, mixed_precision=None, **kw) -> dict[str, pd.DataFrame]:
     x, y = blobs(10, 0)
     x_test, y_test = blobs(5, 1)
-    weight, bias = xavier_head(3, 16, seed=0)
-    model = Classifier(nn.Identity(), nn.Identity(), weight, bias, 0.5)
-    return finetune(model, TensorInputs(x), y, TensorInputs(x_test), y_test, WNIDS, settings(**kw), CPU,
-                    checkpoint=None if tmp_path is None else tmp_path / "ckpt.pt", stop_at=stop_at)
+    return train_lockstep(runs, frozen or nn.Identity(), TensorBatches(x, CPU), y, TensorBatches(x_test, CPU), y_test,
+                          WNIDS, settings(**kw), CPU, checkpoint=None if tmp_path is None else tmp_path / "ckpt.pt",
+                          stop_at=stop_at, mixed_precision=mixed_precision)
+
+
+def run(tmp_path=None, stop_at=None, trainable=False, **kw) -> pd.DataFrame:
+    return train([make_run("random/k0", 0, trainable)], tmp_path, stop_at, **kw)["random/k0"]
 
 
 def test_curve_columns_and_iteration_zero():
@@ -56,11 +96,12 @@ def test_same_seed_same_curve_other_seed_other_curve():
     assert not run(seed=8)["train_loss"].equals(run()["train_loss"])
 
 
-def test_resume_after_interruption_gives_the_same_curve(tmp_path):
-    uninterrupted = run()
-    partial = run(tmp_path, stop_at=23)  # "killed" at iteration 23; last checkpoint: iteration 15
+@pytest.mark.parametrize("trainable", [False, True])
+def test_resume_after_interruption_gives_the_same_curve(tmp_path, trainable):
+    uninterrupted = run(trainable=trainable)
+    partial = run(tmp_path, stop_at=23, trainable=trainable)  # "killed" at iteration 23; last checkpoint: 20
     assert partial["iteration"].max() == 20 and (tmp_path / "ckpt.pt").exists()
-    resumed = run(tmp_path)
+    resumed = run(tmp_path, trainable=trainable)
     pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
@@ -83,26 +124,126 @@ def test_batches_cover_each_epoch_once():
     assert len(batch_indices(3, 64, seed=0, iteration=0)) == 3
 
 
-def test_cached_features_equal_training_through_the_frozen_trunk(tmp_path):
-    entry = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
-    model = load_source_model(entry)
-    mean, std = normalization(model, entry)
-    parts = split_model(model, entry["trainable"], entry["head"])
+def test_lockstep_runs_equal_separate_runs_with_one_trunk_pass_per_step():
+    names = [("random/k0", 0), ("inference/k1", 1), ("wordnet/kbest", 2)]
+    trunk = CountingTrunk()
+    together = train([make_run(name, seed, True) for name, seed in names], frozen=trunk)
+    assert trunk.calls == 40  # one forward of the frozen part per step, for the three runs
+    for name, seed in names:
+        alone = train([make_run(name, seed, True)], frozen=CountingTrunk())[name]
+        pd.testing.assert_frame_equal(together[name], alone)  # bit for bit
+    assert not together["random/k0"]["train_loss"].equals(together["inference/k1"]["train_loss"])
+
+
+def test_lean_checkpoint_holds_only_what_training_changes(tmp_path):
+    runs = [make_run("random/k0", 0, True), make_run("inference/k1", 1, True)]
+    train(runs, tmp_path, stop_at=12, frozen=CountingTrunk())
+    state = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert state["iteration"] == 5 and set(state["runs"]) == {"random/k0", "inference/k1"}
+    keys = set(state["runs"]["random/k0"]["model"])
+    assert keys == {"trainable.0.weight", "trainable.0.bias", "trainable.1.weight", "trainable.1.bias",
+                    "trainable.1.running_mean", "trainable.1.running_var", "trainable.1.num_batches_tracked",
+                    "head.weight", "head.bias"}  # no frozen trunk
+    assert state["runs"]["random/k0"]["optimizer"]["state"]  # Adam's moments
+    resumed = train([make_run("random/k0", 0, True), make_run("inference/k1", 1, True)], tmp_path,
+                    frozen=CountingTrunk())
+    uninterrupted = train([make_run("random/k0", 0, True), make_run("inference/k1", 1, True)], frozen=CountingTrunk())
+    for name in resumed:
+        pd.testing.assert_frame_equal(resumed[name], uninterrupted[name])
+
+
+def test_iteration_zero_predictions_under_bf16_autocast_equal_fp32():
+    # 100 classes whose logits sit near 10, 0.01 apart: bf16 rounds them in steps of 0.0625
     rng = np.random.default_rng(0)
-    paths, labels = [], np.repeat(np.arange(3), 4)
-    for i, label in enumerate(labels):
-        image = np.clip(rng.normal(80 * label + 40, 30, size=(28, 28)), 0, 255).astype(np.uint8)
-        Image.fromarray(image).save(tmp_path / f"{i}.png")
-        paths.append(str(tmp_path / f"{i}.png"))
+    features = torch.tensor(rng.normal(size=(300, 16)), dtype=torch.float32)
+    weight = (rng.normal(size=(100, 16)) * 0.01).astype(np.float32)
+    bias = np.full(100, 10.0, dtype=np.float32)
+    labels = rng.integers(0, 100, 300)
+    model = Classifier(nn.Linear(16, 16), weight, bias, 0.5)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = model(features).argmax(1).numpy()
+        exact = model.logits(features).argmax(1).numpy()
+    with torch.inference_mode():
+        fp32 = model.logits(features).argmax(1).numpy()
+    assert (rounded != fp32).mean() > 0.3  # what bf16 logits would do to arg-max
+    np.testing.assert_array_equal(exact, fp32)
+    wnids = [str(i) for i in range(100)]
+    runs = lambda: [Run("random/k0", Classifier(nn.Linear(16, 16), weight, bias, 0.5))]  # noqa: E731
+    torch.manual_seed(0)
+    common = dict(iterations=2, eval_every=1, batch_size=32)
+    fp32_curve = train_lockstep(runs(), nn.Identity(), TensorBatches(features, CPU), labels,
+                                TensorBatches(features, CPU), labels, wnids, settings(**common), CPU)["random/k0"]
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # everything, evaluation included, inside autocast
+        bf16_curve = train_lockstep(runs(), nn.Identity(), TensorBatches(features, CPU), labels,
+                                    TensorBatches(features, CPU), labels, wnids, settings(**common), CPU,
+                                    mixed_precision=lambda: torch.autocast("cpu", dtype=torch.bfloat16))["random/k0"]
+    first = lambda curve: curve[curve["iteration"] == 0].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(first(bf16_curve), first(fp32_curve))
+
+
+# ---------------------------------------------------------------------------------------------
+# The decode-once and cached-activation paths against the PIL path they replace
+
+
+def write_images(directory, sizes) -> list[str]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (height, width, channels) in enumerate(sizes):
+        shape = (height, width, channels) if channels == 3 else (height, width)
+        path = directory / f"{i}.{'jpg' if i % 2 else 'png'}"
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_cached_batch_equals_the_pil_batch_bit_for_bit(tmp_path):
+    paths = write_images(tmp_path, [(28, 28, 1), (50, 37, 3), (37, 61, 3), (90, 90, 1), (40, 41, 3)])
+    resize, crop, mean, std = 44, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    decode_images(paths, [str(i) for i in range(5)], tmp_path / "train.safetensors", resize, crop, centre_crop=False)
+    decode_images(paths, [str(i) for i in range(5)], tmp_path / "test.safetensors", resize, crop, centre_crop=True)
+    train_cache, test_cache = PixelCache(tmp_path / "train.safetensors"), PixelCache(tmp_path / "test.safetensors")
+    pil_train = legacy_train._SeededImages(paths, resize, crop, mean, std, augment=True)
+    pil_test = legacy_train._SeededImages(paths, resize, crop, mean, std, augment=False)
+    batches = CropBatches(train_cache, range(5), crop, mean, std, CPU, augment=True, max_batch=8)
+    for seed, iteration in [(0, 0), (3, 17), (2, 999)]:
+        indices = batch_indices(5, 4, seed, iteration)
+        seeds = crop_seeds(seed, iteration, indices)
+        ours = batches.batch(indices, seeds)
+        # today's path: the (example, crop seed) keys of legacy_train.finetune's schedule
+        keys = [(int(i), legacy_train.iteration_seed(seed, iteration) + int(i)) for i in indices]
+        theirs = torch.stack([pil_train[key] for key in keys])
+        assert ours.dtype == theirs.dtype == torch.float32
+        assert torch.equal(ours, theirs)
+        assert ours.is_contiguous(memory_format=torch.channels_last)
+    centre = CropBatches(test_cache, range(5), crop, mean, std, CPU, augment=False, max_batch=8).batch(np.arange(5), None)
+    assert torch.equal(centre, torch.stack([pil_test[(i, 0)] for i in range(5)]))
+    # centre crops of the resized training images equal the stored val/test crops
+    centre_of_train = CropBatches(train_cache, range(5), crop, mean, std, CPU, augment=False, max_batch=8)
+    assert torch.equal(centre_of_train.batch(np.arange(5), None), centre)
+
+
+def test_evaluation_on_cached_activations_equals_the_whole_network(tmp_path):
+    model = load_source_model(LITE0)
+    mean, std = normalization(model, LITE0)
+    parts = split_model(model, LITE0["trainable"], LITE0["head"])
+    paths = write_images(tmp_path, [(28, 28, 1)] * 12 + [(30, 26, 3)] * 12)
+    labels = np.arange(24) % 3
     resize, crop = 40, 32
-    features = torch.from_numpy(extract(parts, ImageFiles(paths, eval_transform(resize, crop, mean, std)), 4, 0, CPU,
-                                        False).features)
-    weight, bias = xavier_head(3, features.shape[1], seed=0)
-    config = settings(iterations=12, eval_every=4, batch_size=5, seed=3, lr=1e-3)
-    cached = finetune(Classifier(nn.Identity(), nn.Identity(), weight, bias, 0.5), TensorInputs(features), labels,
-                      TensorInputs(features), labels, WNIDS, config, CPU)
-    images = ImageInputs(paths, resize, crop, mean, std, augment=False)
-    through = finetune(Classifier(nn.Sequential(parts.trunk, parts.trainable), nn.Identity(), weight, bias, 0.5), images,
-                       labels, images, labels, WNIDS, config, CPU)
-    np.testing.assert_allclose(cached["train_loss"].dropna(), through["train_loss"].dropna(), rtol=1e-4)
-    np.testing.assert_allclose(cached["macro_f1"], through["macro_f1"])
+    decode_images(paths, [str(i) for i in range(24)], tmp_path / "test.safetensors", resize, crop, centre_crop=True)
+    extract_split(parts, tmp_path / "test.safetensors", crop, mean, std, 5, CPU, True, imagenet1k_wnids(),
+                  tmp_path / "logits.parquet", tmp_path / "features.safetensors", {})
+    trunk = read_tensors(tmp_path / "features.safetensors")[0]["trunk"]
+    weight, bias = xavier_head(3, parts.head.in_features, seed=0)
+    ours = Classifier(parts.trainable, weight, bias, 0.5)
+    cached = evaluate(ours, TensorBatches(trunk, CPU), labels, 3)
+    # the whole network on PIL-decoded images, as legacy_train.finetune evaluated
+    whole = legacy_train.Classifier(parts.trunk, parts.trainable, weight, bias, 0.5)
+    images = legacy_train.ImageInputs(paths, resize, crop, mean, std, augment=False)
+    full = legacy_train.evaluate(whole, images, labels, 3, CPU)
+    with torch.inference_mode():
+        ours_logits = ours.logits(trunk)
+        whole_logits = torch.cat([whole(batch.contiguous(memory_format=torch.channels_last)) for batch in images.all(256)])
+    np.testing.assert_array_equal(ours_logits.argmax(1).numpy(), whole_logits.argmax(1).numpy())
+    np.testing.assert_allclose(ours_logits.numpy(), whole_logits.numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_array_equal(cached.fscore, full.fscore)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import yaml
 from PIL import Image
@@ -90,19 +92,46 @@ def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):
 def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path):
     tiny_config = yaml.safe_load((ROOT / "tests/data/tiny.yaml").read_text())
     override = tmp_path / "override.yaml"
-    # where and how jobs run, and a method dropped from the list: nothing to redo
-    finetune = {**tiny_config["finetune"], "device": "cpu", "checkpoint_every": 3,
-                "methods": ["random", "inference", "wordnet"]}
-    override.write_text(yaml.safe_dump({"extract": {**tiny_config["extract"], "num_workers": 1, "device": "cpu"},
-                                        "finetune": finetune}))
+    # where and how jobs run: nothing to redo
+    finetune = {**tiny_config["finetune"], "device": "cpu", "checkpoint_every": 3}
+    override.write_text(yaml.safe_dump({"extract": {**tiny_config["extract"], "device": "cpu"}, "finetune": finetune}))
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
-    assert not {"extract", "finetune", "heads_similarity", "heads_baseline"} & set(jobs)
-    # a method added: its three jobs (K=1 at 20 images, best K at 20 and 2), no other fine-tuning
-    finetune["methods"] = [*tiny_config["finetune"]["methods"], "wordvec"]
-    override.write_text(yaml.safe_dump({"finetune": finetune}))
+    assert not {"decode", "extract", "finetune", "heads_similarity", "heads_baseline"} & set(jobs)
+    # a seed added: only its jobs (one per shot level)
+    override.write_text(yaml.safe_dump({"finetune": {**tiny_config["finetune"], "seeds": [0, 1, 2]}}))
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override))
-    assert planned_jobs(result)["finetune"] == 3
-    assert set(re.findall(r"method=(\w+)", result.stdout + result.stderr)) == {"wordvec"}
+    assert planned_jobs(result)["finetune"] == 2
+    assert set(re.findall(r"seed=(\d+)", result.stdout + result.stderr)) == {"2"}
+    # a method added: every job trains it in lockstep with the others, so each (shot level, seed) reruns
+    override.write_text(yaml.safe_dump({"finetune": {**tiny_config["finetune"],
+                                                     "methods": [*tiny_config["finetune"]["methods"], "wordvec"]}}))
+    jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
+    assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_similarity"} & set(jobs)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_last_stage_runs_end_to_end(tiny, tmp_path, augment):
+    """The paper's regime (the trainable last stage + head, with and without random crops) on the
+    tiny config; a copy of the finished tiny run, so only fine-tuning and what follows reruns."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny, repo, symlinks=True)
+    override = tmp_path / "last_stage.yaml"
+    override.write_text(yaml.safe_dump({"finetune": {"train": "last_stage", "augment": augment}}))
+    result = snakemake(repo, "--cores", "2", "--configfile", "tests/data/tiny.yaml", str(override))
+    jobs = planned_jobs(result)
+    assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_similarity", "heads_baseline"} & set(jobs)
+    curves = pd.read_parquet(repo / RUN / "curves.parquet")
+    assert read_metadata(repo / RUN / "runs/shots20/seed0.parquet")["train"] == "last_stage"
+    assert set(curves.groupby(["method", "k"]).groups) == {("random", "0"), ("imprint", "0"), ("inference", "1"),
+                                                           ("inference", "best"), ("wordnet", "1"), ("wordnet", "best")}
+    # iteration 0 is the same initial network as in the head-only run; training then differs
+    head_only = pd.read_parquet(tiny / RUN / "curves.parquet")
+    keys = ["method", "k", "shots", "seed", "wnid"]
+    first = lambda c: c[c["iteration"] == 0].sort_values(keys).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(first(curves), first(head_only))
+    last = lambda c: c[c["iteration"] == 20].sort_values(keys)["train_loss"].to_numpy()  # noqa: E731
+    assert not np.allclose(last(curves), last(head_only))
+    assert (repo / "results/figures/fig1.png").stat().st_size > 0 and (repo / "results/tables/table2.md").exists()
 
 
 def test_report_html(tiny):
@@ -132,12 +161,11 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
     command = next(line for line in (ROOT / "README.md").read_text().splitlines()
                    if line.startswith(".venv/bin/snakemake") and "presets/paper.yaml" in line)
     jobs = planned_jobs(snakemake(repo, *shlex.split(command)[1:], "-n"))
-    methods, shots, seeds = preset["finetune"]["methods"], preset["finetune"]["shots"], preset["finetune"]["seeds"]
-    similarity_methods = [m for m in methods if m not in ("random", "imprint", "probe")]
+    shots, seeds = preset["finetune"]["shots"], preset["finetune"]["seeds"]
     assert jobs == {
-        "dataset": 1, "split": 1, "source_head": 1, "extract": 1, "similarity_visual": 2, "similarity_wordnet": 1,
-        "similarity_wordvec": 1, "heads_similarity": 9, "heads_baseline": 3,
-        "finetune": 3 * len(shots) + len(similarity_methods) * (len(shots) + 1),  # kbest at each level, K=1 at 500
+        "dataset": 1, "split": 1, "decode": 3, "source_head": 1, "extract": 1, "similarity_visual": 2,
+        "similarity_wordnet": 1, "similarity_wordvec": 1, "heads_similarity": 9, "heads_baseline": 3,
+        "finetune": len(shots) * len(seeds),  # one lockstep job per (shot level, seed)
         "curves": 1, "fig1": 1, "fig2": 1, "fig3": 1, "table1": 1, "table2": 1,
     }
     assert len(seeds) == 3

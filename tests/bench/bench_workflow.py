@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import copy_repository  # noqa: E402
 from headstart.heads import xavier_head  # noqa: E402
 from headstart.models import load_source_model, normalization, split_model  # noqa: E402
-from headstart.train import Classifier, ImageInputs, TensorInputs, TrainSettings, finetune  # noqa: E402
+from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
+from headstart.train import Classifier, Run, TensorBatches, TrainSettings, train_lockstep  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -43,7 +44,10 @@ def timed(command: list[str], cwd: Path) -> float:
 
 
 def training_speed(iterations: int = 30) -> tuple[float, float]:
-    """Iterations/s of head-only training on cached features vs through the frozen trunk."""
+    """Iterations/s of head-only training on cached features vs through the frozen trunk (random
+    crops from the pixel cache), evaluations on cached features in both, as the workflow runs them."""
+    from PIL import Image
+
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     entry = config["models"][config["model"]]
     resize, crop = config["preprocess"]["resize"], config["preprocess"]["crop"]
@@ -54,25 +58,23 @@ def training_speed(iterations: int = 30) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     paths = []
     for i in range(128):
-        from PIL import Image
-
         Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(folder / f"{i}.png")
         paths.append(str(folder / f"{i}.png"))
+    decode_images(paths, [str(i) for i in range(128)], folder / "train.safetensors", resize, crop, centre_crop=False)
     labels = np.arange(128) % 10
     weight, bias = xavier_head(10, parts.head.in_features, 0)
     settings = TrainSettings(iterations=iterations, eval_every=iterations, checkpoint_every=1, batch_size=64,
                              dropout=0.75, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, seed=0)
+    cpu = torch.device("cpu")
     features = torch.randn(128, parts.head.in_features)
-    runs = {
-        "cached": (Classifier(nn.Identity(), nn.Identity(), weight, bias, 0.75), TensorInputs(features), TensorInputs(features[:16])),
-        "trunk": (Classifier(nn.Sequential(parts.trunk, parts.trainable), nn.Identity(), weight, bias, 0.75),
-                  ImageInputs(paths, resize, crop, mean, std, augment=True, num_workers=2),
-                  ImageInputs(paths[:16], resize, crop, mean, std, augment=False)),
-    }
+    crops = CropBatches(PixelCache(folder / "train.safetensors"), range(128), crop, mean, std, cpu, True, 64)
+    setups = {"cached": (nn.Identity(), TensorBatches(features, cpu)),
+              "trunk": (nn.Sequential(parts.trunk, parts.trainable), crops)}
     speed = {}
-    for name, (classifier, train, test) in runs.items():
+    for name, (frozen, train) in setups.items():
         start = time.perf_counter()
-        finetune(classifier, train, labels, test, labels[:16], [str(c) for c in range(10)], settings, torch.device("cpu"))
+        train_lockstep([Run("random/k0", Classifier(nn.Identity(), weight, bias, 0.75))], frozen, train, labels,
+                       TensorBatches(features[:16], cpu), labels[:16], [str(c) for c in range(10)], settings, cpu)
         speed[name] = iterations / (time.perf_counter() - start)
     return speed["cached"], speed["trunk"]
 
@@ -93,7 +95,7 @@ def main() -> None:
         print(f"rerun of one figure (fig3)    {figure:8.1f} s")
         bench_files = sorted(repo.glob("results/**/benchmarks/**/*.tsv"))
         if bench_files:
-            frame = pd.concat([pd.read_csv(p, sep="\t").assign(rule=p.stem.split("_k")[0].split("_shots")[0]) for p in bench_files])
+            frame = pd.concat([pd.read_csv(p, sep="\t").assign(rule=p.stem.split("_")[0] if p.parent.name == "benchmarks" else p.parent.name) for p in bench_files])
             summary = frame.groupby("rule")["s"].agg(["count", "sum", "mean", "max"]).round(2)
             print("\nSnakemake benchmark: files (seconds per job)\n" + summary.to_string())
     print()

@@ -55,7 +55,7 @@ class _ResizedImages(Dataset):
                 raise ValueError(f"{self.paths[index]}: {image.size} after resizing is smaller than the crop {self.crop}")
             top, left = centre_window(image.height, image.width, self.crop)
             image = image.crop((left, top, left + self.crop, top + self.crop))
-        return np.asarray(image, dtype=np.uint8)
+        return np.array(image, dtype=np.uint8)  # a writable copy: the loader hands it over as a tensor
 
 
 def decode_images(paths: Sequence[str], image_ids: Sequence[str], out: Path | str, resize: int, crop: int,

@@ -1,0 +1,121 @@
+"""The fine-tuning job, per training mode: real EfficientNet-Lite0, decoded images, extracted caches."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from headstart.extract import extract_split
+from headstart.finetune import FinetuneError, finetune_job
+from headstart.heads import xavier_head
+from headstart.models import load_source_model, normalization, split_model
+from headstart.pixels import decode_images
+from headstart.split import imagenet1k_wnids
+from headstart.tables import read_metadata, write_tensors
+
+from conftest import ROOT
+from test_train import write_images
+
+LITE0 = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
+CPU = torch.device("cpu")
+PREPROCESS = {"resize": 40, "crop": 32}
+OPTIONS = {"iterations": 4, "eval_every": 2, "batch_size": 3, "dropout": 0.5,
+           "optimizer": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8}}
+
+
+@pytest.fixture(scope="module")
+def job_inputs(tmp_path_factory):
+    """Three classes, 4 train images each (ranks 0-3) and 2 test images each; caches and 3 heads."""
+    root = tmp_path_factory.mktemp("job")
+    classes = pd.DataFrame({"wnid": ["n1", "n2", "n3"], "name": ["a", "b", "c"]})
+    paths = write_images(root, [(28, 28, 1), (30, 26, 3), (26, 34, 3)] * 6)
+    rows = []
+    for i, path in enumerate(paths):
+        split = "train" if i < 12 else "test"
+        rows.append({"image_id": f"img{i}", "path": path, "wnid": classes["wnid"][i % 3], "split": split,
+                     "rank": (i // 3) if split == "train" else (i - 12) // 3})
+    manifest = pd.DataFrame(rows)
+    model = load_source_model(LITE0)
+    mean, std = normalization(model, LITE0)
+    parts = split_model(model, LITE0["trainable"], LITE0["head"])
+    for split in ["train", "test"]:
+        chosen = manifest[manifest["split"] == split]
+        decode_images(chosen["path"].tolist(), chosen["image_id"].tolist(), root / f"pixels_{split}.safetensors",
+                      PREPROCESS["resize"], PREPROCESS["crop"], centre_crop=split == "test")
+        extract_split(parts, root / f"pixels_{split}.safetensors", PREPROCESS["crop"], mean, std, 4, CPU, True,
+                      imagenet1k_wnids(), root / f"logits_{split}.parquet", root / f"features_{split}.safetensors", {})
+    heads = []
+    for method, k, seed in [("random", "0", 0), ("inference", "1", 1), ("wordnet", "best", 2)]:
+        weight, bias = xavier_head(3, parts.head.in_features, seed)
+        heads.append(root / f"{method}_{k}.safetensors")
+        write_tensors({"weight": weight, "bias": bias}, heads[-1], {"method": method, "k": k})
+    return root, manifest, classes, heads
+
+
+def job(job_inputs, train: str, augment: bool, heads=None, name="curves", shots=3) -> pd.DataFrame:
+    root, manifest, classes, all_heads = job_inputs
+    return finetune_job(heads or all_heads, root / "features_train.safetensors", root / "features_test.safetensors",
+                        root / "pixels_train.safetensors", manifest, classes, shots, 5,
+                        {**OPTIONS, "train": train, "augment": augment}, LITE0, PREPROCESS, CPU, 1,
+                        root / f"{name}.parquet", root / f"{name}.checkpoint.pt")
+
+
+@pytest.mark.parametrize("train,augment", [("head", False), ("head", True), ("last_stage", False),
+                                           ("last_stage", True)])
+def test_each_mode_trains_every_run_of_the_job(job_inputs, train, augment):
+    curves = job(job_inputs, train, augment, name=f"{train}_{augment}")
+    root = job_inputs[0]
+    assert pd.read_parquet(root / f"{train}_{augment}.parquet").equals(curves)
+    assert not (root / f"{train}_{augment}.checkpoint.pt").exists()
+    assert read_metadata(root / f"{train}_{augment}.parquet")["runs"] == ["random/k0", "inference/k1", "wordnet/kbest"]
+    runs = curves.groupby(["method", "k"])
+    assert set(runs.groups) == {("random", "0"), ("inference", "1"), ("wordnet", "best")}
+    assert (curves["shots"] == 3).all() and (curves["seed"] == 5).all()
+    assert sorted(curves["iteration"].unique()) == [0, 2, 4]
+    assert curves.groupby(["method", "iteration"]).size().eq(3).all()  # one row per class
+    # iteration 0 is the initial head on the pretrained network, whatever the mode
+    first = curves[curves["iteration"] == 0].set_index(["method", "wnid"])["fscore"].sort_index()
+    reference = job_inputs_first(job_inputs)
+    pd.testing.assert_series_equal(first, reference)
+    # the heads learn (the loss of the last evaluation window is finite and differs between runs)
+    last = curves[curves["iteration"] == 4].groupby("method")["train_loss"].first()
+    assert np.isfinite(last).all() and last.nunique() == 3
+
+
+_FIRST = {}
+
+
+def job_inputs_first(job_inputs) -> pd.Series:
+    if "first" not in _FIRST:
+        curves = job(job_inputs, "head", False, name="reference")
+        _FIRST["first"] = curves[curves["iteration"] == 0].set_index(["method", "wnid"])["fscore"].sort_index()
+    return _FIRST["first"]
+
+
+def test_paper_mode_lockstep_equals_each_run_alone(job_inputs):
+    together = job(job_inputs, "last_stage", True, name="together")
+    heads = job_inputs[3]
+    for head in heads[1:]:
+        alone = job(job_inputs, "last_stage", True, heads=[head], name="alone")
+        name = alone["method"].iloc[0]
+        pd.testing.assert_frame_equal(together[together["method"] == name].reset_index(drop=True), alone)
+
+
+def test_random_crops_change_training_but_not_evaluation(job_inputs):
+    cropped = job(job_inputs, "last_stage", True, name="cropped")
+    cached = job(job_inputs, "last_stage", False, name="cached")
+    loss = lambda c: c[c["iteration"] == 2].groupby("method")["train_loss"].first()  # noqa: E731
+    assert not np.allclose(loss(cropped), loss(cached))
+    pd.testing.assert_frame_equal(cropped[cropped["iteration"] == 0], cached[cached["iteration"] == 0])
+
+
+def test_last_stage_without_trunk_activations_says_what_to_change(job_inputs, tmp_path):
+    root, manifest, classes, heads = job_inputs
+    write_tensors({"features": np.zeros((6, 4), np.float32)}, tmp_path / "features_test.safetensors",
+                  {"image_ids": [f"img{i}" for i in range(12, 18)]})
+    with pytest.raises(FinetuneError, match="no 'trunk' tensor.*extract.trunk_activations"):
+        finetune_job(heads, root / "features_train.safetensors", tmp_path / "features_test.safetensors",
+                     root / "pixels_train.safetensors", manifest, classes, 3, 0,
+                     {**OPTIONS, "train": "last_stage", "augment": True}, LITE0, PREPROCESS, CPU, 1,
+                     tmp_path / "c.parquet", tmp_path / "c.pt")

@@ -1,0 +1,55 @@
+"""The streamed safetensors writer and the pixel cache's file format."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from headstart.pixels import PixelCache, decode_images
+from headstart.tables import TensorStream, memmap_tensor, read_rows, read_tensor_metadata
+
+from test_train import write_images
+
+
+def test_streamed_tensors_read_back_with_safetensors_itself(tmp_path):
+    trunk = torch.randn(10, 4, 3, 3).to(torch.bfloat16)
+    features = np.arange(20, dtype=np.float32).reshape(10, 2)
+    with TensorStream(tmp_path / "x.safetensors", {"image_ids": [f"i{n}" for n in range(10)], "model": "m"}) as stream:
+        stream.begin("trunk")
+        for start in range(0, 10, 3):  # written in chunks, never whole
+            stream.write(trunk[start:start + 3])
+        stream.end()
+        stream.add("features", features)
+        stream.begin("empty")
+        stream.end("float32", [7])
+    loaded = load_file(tmp_path / "x.safetensors")  # the library's own reader checks the header and offsets
+    assert torch.equal(loaded["trunk"], trunk) and loaded["trunk"].dtype == torch.bfloat16
+    np.testing.assert_array_equal(loaded["features"].numpy(), features)
+    assert loaded["empty"].shape == (0, 7)
+    assert read_tensor_metadata(tmp_path / "x.safetensors") == {"image_ids": [f"i{n}" for n in range(10)], "model": "m"}
+    assert torch.equal(read_rows(tmp_path / "x.safetensors", "trunk", chunk_rows=4), trunk)
+    np.testing.assert_array_equal(memmap_tensor(tmp_path / "x.safetensors", "features"), features)
+    with pytest.raises(ValueError, match="numpy cannot map"):
+        memmap_tensor(tmp_path / "x.safetensors", "trunk")
+
+
+def test_a_failed_stream_leaves_no_file(tmp_path):
+    with pytest.raises(ValueError, match="chunk"):
+        with TensorStream(tmp_path / "y.safetensors") as stream:
+            stream.begin("a")
+            stream.write(torch.zeros(2, 3))
+            stream.write(torch.zeros(2, 4))  # another row shape
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pixel_cache_keeps_every_image_at_its_own_size(tmp_path):
+    paths = write_images(tmp_path, [(28, 28, 1), (50, 37, 3), (37, 61, 3)])
+    decode_images(paths, ["a", "b", "c"], tmp_path / "p.safetensors", resize=40, crop=32, centre_crop=False,
+                  num_workers=2)
+    cache = PixelCache(tmp_path / "p.safetensors")
+    assert cache.image_ids == ["a", "b", "c"] and len(cache) == 3
+    assert [cache.image(i).shape for i in range(3)] == [(40, 40, 3), (54, 40, 3), (40, 65, 3)]  # shorter side 40
+    assert cache.crops([2, 0], 32).shape == (2, 32, 32, 3)
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        decode_images(paths, ["a", "b", "c"], tmp_path / "q.safetensors", resize=20, crop=32, centre_crop=False)
+    assert not (tmp_path / "q.safetensors").exists()
