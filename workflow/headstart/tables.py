@@ -94,6 +94,8 @@ class TensorStream:
 
         name, dtype, row_shape, rows, start = self.current
         chunk = chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(chunk))
+        if chunk.device.type != "cpu":
+            raise ValueError(f"{name}: a {chunk.device.type} tensor; move it to the CPU first")
         chunk = chunk.contiguous()
         kind = str(chunk.dtype).removeprefix("torch.")
         if rows and (kind != dtype or list(chunk.shape[1:]) != row_shape):
