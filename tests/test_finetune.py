@@ -12,7 +12,7 @@ from headstart.heads import xavier_head
 from headstart.models import load_source_model, normalization, split_model
 from headstart.pixels import decode_images
 from headstart.split import imagenet1k_wnids
-from headstart.tables import read_metadata, write_tensors
+from headstart.tables import read_metadata, read_tensors, write_tensors
 
 from conftest import ROOT
 from test_train import write_images
@@ -119,3 +119,51 @@ def test_last_stage_without_trunk_activations_says_what_to_change(job_inputs, tm
                      root / "pixels_train.safetensors", manifest, classes, 3, 0,
                      {**OPTIONS, "train": "last_stage", "augment": True}, LITE0, PREPROCESS, CPU, 1,
                      tmp_path / "c.parquet", tmp_path / "c.pt")
+
+
+def test_bf16_activations_from_a_gpu_train_on_a_cpu(job_inputs, tmp_path):
+    root, manifest, classes, heads = job_inputs
+    for split in ["train", "test"]:  # the cache as extraction on CUDA writes it: trunk activations in bf16
+        tensors, meta = read_tensors(root / f"features_{split}.safetensors")
+        write_tensors({"trunk": tensors["trunk"].to(torch.bfloat16), "features": tensors["features"]},
+                      tmp_path / f"features_{split}.safetensors", meta)
+    curves = finetune_job(heads, tmp_path / "features_train.safetensors", tmp_path / "features_test.safetensors",
+                          root / "pixels_train.safetensors", manifest, classes, 3, 0,
+                          {**OPTIONS, "train": "last_stage", "augment": False}, LITE0, PREPROCESS, CPU, 1,
+                          tmp_path / "c.parquet", tmp_path / "c.pt")
+    assert np.isfinite(curves.dropna()["train_loss"]).all()
+
+
+def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog, monkeypatch):
+    import headstart.finetune as finetune_module
+
+    root, manifest, classes, heads = job_inputs
+    options = {**OPTIONS, "train": "head", "augment": False, "iterations": 6}
+
+    def run(head_files):
+        return finetune_job(head_files, root / "features_train.safetensors", root / "features_test.safetensors",
+                            root / "pixels_train.safetensors", manifest, classes, 3, 0, options, LITE0, PREPROCESS,
+                            CPU, 1, tmp_path / "c.parquet", tmp_path / "c.pt")
+
+    copied = [tmp_path / head.name for head in heads]
+    for head, copy in zip(heads, copied):
+        copy.write_bytes(head.read_bytes())
+    clean = run(copied)
+
+    def killed(*args, **kwargs):  # the job dies at iteration 3, after the checkpoint of iteration 2
+        finetune_module.__dict__["_train"](*args, **{**kwargs, "stop_at": 3})
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(finetune_module.__dict__, "_train", finetune_module.train_lockstep)
+    monkeypatch.setattr(finetune_module, "train_lockstep", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(copied)
+    monkeypatch.setattr(finetune_module, "train_lockstep", finetune_module.__dict__["_train"])
+    assert (tmp_path / "c.pt").exists()
+    tensors, meta = read_tensors(copied[0])  # the random head, regenerated with other values
+    write_tensors({"weight": tensors["weight"] * 2, "bias": tensors["bias"]}, copied[0], meta)
+    with caplog.at_level("WARNING", logger="headstart"):
+        rerun = run(copied)
+    assert "ignoring checkpoint" in caplog.text
+    pd.testing.assert_frame_equal(rerun, run(copied))
+    assert not rerun.equals(clean)

@@ -53,3 +53,14 @@ def test_pixel_cache_keeps_every_image_at_its_own_size(tmp_path):
     with pytest.raises(ValueError, match="smaller than the crop"):
         decode_images(paths, ["a", "b", "c"], tmp_path / "q.safetensors", resize=20, crop=32, centre_crop=False)
     assert not (tmp_path / "q.safetensors").exists()
+
+
+def test_read_rows_reads_only_the_rows_asked_for(tmp_path):
+    tensor = torch.arange(60, dtype=torch.float32).reshape(20, 3)
+    with TensorStream(tmp_path / "r.safetensors") as stream:
+        stream.add("x", tensor)
+        stream.add("empty", np.zeros((0, 5), np.float32))
+    rows = [0, 1, 2, 7, 9, 10, 19]  # three runs of consecutive rows
+    assert torch.equal(read_rows(tmp_path / "r.safetensors", "x", rows=rows, chunk_rows=2), tensor[rows])
+    assert read_rows(tmp_path / "r.safetensors", "x", rows=[]).shape == (0, 3)
+    assert load_file(tmp_path / "r.safetensors")["empty"].shape == (0, 5)  # an empty tensor keeps its row shape

@@ -54,15 +54,25 @@ def settings_from(options: dict[str, Any], seed: int, checkpoint_every: int) -> 
                          eps=optimizer["eps"], seed=seed)
 
 
-def _cached(path: Path, key: str, device: torch.device, what: str) -> tuple[torch.Tensor, list[str]]:
-    """A cached tensor of an extract file, on ``device``, and its image ids."""
+def _image_ids(path: Path, key: str, what: str) -> list[str]:
+    """The image ids of an extract file that holds ``key``."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         if key not in handle.keys():
             raise FinetuneError(f"{path} has no {key!r} tensor: {what} needs the frozen trunk's activations "
                                 f"of this split (extract.trunk_activations)")
-    return read_rows(path, key, device), read_tensor_metadata(path)["image_ids"]
+    return read_tensor_metadata(path)["image_ids"]
+
+
+def _identity(path: Path) -> list:
+    """What identifies an input for a checkpoint: a head by its content, a cache by size and mtime."""
+    import hashlib
+
+    path = Path(path)
+    if path.stat().st_size < 64 * 2**20:
+        return [path.name, hashlib.sha256(path.read_bytes()).hexdigest()]
+    return [path.name, path.stat().st_size, path.stat().st_mtime_ns]
 
 
 def build_runs(heads: Sequence[Path], trainable: nn.Module | None, dropout: float) -> list[Run]:
@@ -96,7 +106,8 @@ def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Pat
     mode = Mode(options["train"], bool(options["augment"]))
     settings = settings_from(options, seed, checkpoint_every)
     wnids = classes["wnid"].tolist()
-    test_tensor, test_ids = _cached(features_test, mode.cached_key, device, f"train: {mode.train}")
+    test_ids = _image_ids(features_test, mode.cached_key, f"train: {mode.train}")
+    test_tensor = read_rows(features_test, mode.cached_key, device)
     test_labels = labelled(test_ids, manifest, classes)["label"].to_numpy()
     parts = None
     if mode != Mode("head", False):  # every other mode needs the network itself
@@ -115,10 +126,9 @@ def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Pat
                                    max_batch=options["batch_size"])
         frozen = parts.trunk if mode.train == "last_stage" else nn.Sequential(parts.trunk, parts.trainable)
     else:
-        train_tensor, train_ids = _cached(features_train, mode.cached_key, device, f"train: {mode.train}")
-        rows = labelled(train_ids, manifest, classes)
+        rows = labelled(_image_ids(features_train, mode.cached_key, f"train: {mode.train}"), manifest, classes)
         subset = np.flatnonzero((rows["rank"] < shots).to_numpy())
-        train_inputs = TensorBatches(train_tensor[torch.as_tensor(subset, device=train_tensor.device)], device)
+        train_inputs = TensorBatches(read_rows(features_train, mode.cached_key, device, rows=subset), device)
         frozen = nn.Identity()
     train_labels = rows["label"].to_numpy()[subset]
     if len(train_labels) == 0:
@@ -126,7 +136,10 @@ def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Pat
     runs = build_runs(heads, parts.trainable if mode.train == "last_stage" else None, options["dropout"])
     log.info("%d runs in lockstep (%s), %d training images, %s mode, augment=%s", len(runs),
              ", ".join(run.name for run in runs), len(train_labels), mode.train, mode.augment)
-    signature = {"shots": shots, "train": mode.train, "augment": mode.augment, "preprocess": preprocess}
+    # a checkpoint resumes only the same computation: same inputs, settings, device type (bf16 on CUDA)
+    inputs = [*heads, features_test, pixels_train if mode.augment else features_train]
+    signature = {"shots": shots, "train": mode.train, "augment": mode.augment, "preprocess": preprocess,
+                 "device": device.type, "inputs": [_identity(path) for path in inputs]}
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     curves = train_lockstep(runs, frozen, train_inputs, train_labels, TensorBatches(test_tensor, device), test_labels,
                             wnids, settings, device, checkpoint=checkpoint, signature=signature,
@@ -138,6 +151,7 @@ def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Pat
         first, best = curve.loc[curve["iteration"] == 0, "macro_f1"].iloc[0], curve["macro_f1"].max()
         log.info("%s %d shots seed %d: macro F1 first %.3f best %.3f", name, shots, seed, first, best)
     table = pd.concat(frames, ignore_index=True)
-    write_parquet(table, curves_out, {**signature, "seed": seed, "runs": list(curves), "settings": options})
+    write_parquet(table, curves_out, {**signature, "seed": seed, "runs": list(curves), "settings": options,
+                                      "inputs": [str(path) for path in inputs]})
     checkpoint.unlink(missing_ok=True)
     return table

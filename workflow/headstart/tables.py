@@ -48,13 +48,13 @@ def write_tensors(tensors: dict[str, Any], path: Path | str, metadata: dict[str,
     os.replace(partial, path)
 
 
-def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(name -> torch tensor, metadata) of a safetensors file."""
+def read_tensors(path: Path | str, names: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(name -> torch tensor, metadata) of a safetensors file: every tensor, or only ``names``."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
-        return {name: handle.get_tensor(name) for name in handle.keys()}, metadata
+        return {name: handle.get_tensor(name) for name in (names or handle.keys())}, metadata
 
 
 _SAFETENSORS_DTYPES = {"uint8": "U8", "int32": "I32", "int64": "I64", "float16": "F16", "bfloat16": "BF16",
@@ -103,12 +103,13 @@ class TensorStream:
         data = chunk.view(torch.uint8).numpy() if chunk.numel() else np.zeros(0, np.uint8)
         self.file.write(data.tobytes())
         self.offset += data.nbytes
-        self.current = (name, kind, list(chunk.shape[1:]), rows + len(chunk), start)
+        self.current = (name, kind, list(chunk.shape[1:]), rows + len(chunk), start)  # (an empty chunk names the type)
 
     def end(self, dtype: str | None = None, row_shape: Sequence[int] | None = None) -> None:
         """Close the current tensor (``dtype``/``row_shape`` name an empty tensor's type)."""
         name, kind, shape, rows, start = self.current
-        kind, shape = kind or dtype, shape if rows else list(row_shape or [])
+        if not kind:  # nothing written: the caller names the type
+            kind, shape = dtype, list(row_shape or [])
         self.header[name] = {"dtype": _SAFETENSORS_DTYPES[kind], "shape": [rows, *shape],
                              "data_offsets": [start, self.offset]}
         self.current = None
@@ -144,22 +145,24 @@ def _aligned(size: int, alignment: int = 8) -> int:
     return -(-size // alignment) * alignment
 
 
-def read_rows(path: Path | str, name: str, device=None, chunk_rows: int = 1024):
-    """Tensor ``name`` of a safetensors file, moved to ``device`` chunk by chunk (on a GPU, no
-    whole copy of it is ever made in host memory)."""
+def read_rows(path: Path | str, name: str, device=None, rows: Sequence[int] | None = None, chunk_rows: int = 1024):
+    """Rows ``rows`` (default: all) of tensor ``name`` of a safetensors file, read run by run of
+    consecutive rows, chunk by chunk, straight into one tensor on ``device``: neither the rows left
+    out nor a second whole copy ever exist in memory."""
     import torch
     from safetensors import safe_open
 
     device = torch.device(device or "cpu")
     with safe_open(str(path), framework="pt") as handle:
-        if device.type == "cpu":
-            return handle.get_tensor(name)
-        rows = handle.get_slice(name)
-        shape = rows.get_shape()
-        first = rows[0:1]
-        out = torch.empty(shape, dtype=first.dtype, device=device)
-        for start in range(0, shape[0], chunk_rows):
-            out[start:start + chunk_rows].copy_(rows[start:start + chunk_rows])
+        tensor = handle.get_slice(name)
+        shape = tensor.get_shape()
+        rows = np.arange(shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+        out = torch.empty([len(rows), *shape[1:]], dtype=tensor[0:0].dtype, device=device)
+        runs = np.split(np.arange(len(rows)), np.flatnonzero(np.diff(rows) != 1) + 1) if len(rows) else []
+        for run in runs:
+            for start in range(0, len(run), chunk_rows):
+                part = run[start:start + chunk_rows]
+                out[part[0]:part[-1] + 1].copy_(tensor[int(rows[part[0]]):int(rows[part[-1]]) + 1])
         return out
 
 

@@ -104,11 +104,16 @@ class TensorBatches:
 
     def batch(self, indices: np.ndarray, crop_seeds: Sequence[int] | None = None) -> torch.Tensor:
         rows = torch.as_tensor(indices, device=self.tensor.device)
-        return to_device(self.tensor[rows], self.device)
+        return self._on_device(self.tensor[rows])
 
     def chunks(self, batch_size: int):
         for start in range(0, len(self.tensor), batch_size):
-            yield to_device(self.tensor[start:start + batch_size], self.device)
+            yield self._on_device(self.tensor[start:start + batch_size])
+
+    def _on_device(self, rows: torch.Tensor) -> torch.Tensor:
+        rows = to_device(rows, self.device)
+        # bf16 activations (extracted on a GPU) for a CPU job: its fp32 layers need fp32 inputs
+        return rows.float() if self.device.type == "cpu" else rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,10 +146,13 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def deterministic(device: torch.device) -> None:
-    """Deterministic kernels on CUDA (cuBLAS needs its workspace setting before its first use)."""
+    """Deterministic kernels on CUDA (cuBLAS needs its workspace setting before its first use), and
+    no TF32: evaluations are meant to be fp32 (training steps run under bf16 autocast anyway)."""
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
         torch.use_deterministic_algorithms(True)
 
 

@@ -10,7 +10,7 @@ from headstart.tables import read_tensors, write_tensors
 log = setup_logging(snakemake.log[0])
 method, params = snakemake.wildcards.baseline, snakemake.params
 source, _ = read_tensors(snakemake.input.head)
-features, meta = read_tensors(snakemake.input.features_train)
+features, meta = read_tensors(snakemake.input.features_train, ["features"])
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
 train = labelled(meta["image_ids"], manifest, classes)
 n_classes, n_features = len(classes), source["weight"].shape[1]
