@@ -51,3 +51,24 @@ def test_shots_must_fit_the_training_pool(default):
     config["finetune"]["shots"] = [900]
     with pytest.raises(ConfigError, match="finetune.shots: 900 images per class do not fit"):
         validate_config(config)
+
+
+def test_fashion_mnist_classes_are_chosen_by_label_name(default):
+    config = copy.deepcopy(default)
+    config["dataset"]["classes"] = [config["dataset"]["classes"][6], config["dataset"]["classes"][4]]  # Shirt, Coat
+    validate_config(config)  # any subset, any order
+    config["dataset"]["classes"][0] = {"label": "Shirts", "synset": "shirt.n.01"}
+    with pytest.raises(ConfigError, match=r"'Shirts' is not a Fashion-MNIST label; .*one of: T-shirt/top, Trouser, "
+                                          r"Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot"):
+        validate_config(config)
+    config["dataset"]["classes"][0] = {"label": "coat", "synset": "shirt.n.01"}
+    with pytest.raises(ConfigError, match="'Coat' is listed twice"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize("k_grid,k", [([1, 1001], [1, "best"]), ([1001], [1]), ([1, 2], [1, 1001])])
+def test_k_larger_than_the_source_classes_is_a_config_error(default, k_grid, k):
+    config = copy.deepcopy(default)
+    config["heads"]["k_grid"], config["finetune"]["k"] = k_grid, k
+    with pytest.raises(ConfigError, match="^K = 1001 is larger than the 1000 source classes"):
+        validate_config(config)

@@ -178,3 +178,17 @@ def test_split_counts_nesting_and_determinism():
     pd.testing.assert_frame_equal(manifest, again)
     other = make_manifest(inventory, 25, 5, 10, seed=4)
     assert set(shot_subset(other, 5)["image_id"]) != five
+
+
+def test_fashion_mnist_images_follow_the_label_name_not_the_list_position(tmp_path):
+    files = fashion_mnist_files(DEBIAN_FASHION, None, tmp_path / "dl")
+    labels = read_idx(files["train-labels-idx1-ubyte.gz"])
+    # Coat and Shirt swapped, and only three of the ten classes
+    classes = [TargetClass("n04197391", "Shirt", "shirt.n.01"), TargetClass("n03057021", "Coat", "coat.n.01"),
+               TargetClass("n02769748", "Bag", "bag.n.04")]
+    inventory = ingest_fashion_mnist(files, classes, {"train": 5, "test": 2}, tmp_path / "img", 0, IngestLog())
+    train = inventory[inventory["pool"] == "train"]
+    assert set(train["wnid"]) == {c.wnid for c in classes}
+    expected = {"n04197391": 6, "n03057021": 4, "n02769748": 8}  # Fashion-MNIST's label numbers
+    for _, row in train.iterrows():
+        assert labels[int(row["image_id"].split("train")[1])] == expected[row["wnid"]]

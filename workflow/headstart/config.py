@@ -42,6 +42,17 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
 
 
 def _check_consistency(config: dict[str, Any]) -> None:
+    dataset = config["dataset"]
+    if dataset["source"] == "fashion_mnist" and isinstance(dataset["classes"], list):
+        numbers = [fashion_mnist_label(entry.get("label")) for entry in dataset["classes"]]
+        if len(set(numbers)) != len(numbers):
+            twice = next(FASHION_MNIST_LABELS[n] for n in numbers if numbers.count(n) > 1)
+            raise ConfigError(f"dataset.classes: the Fashion-MNIST label {twice!r} is listed twice")
+    too_large = [k for k in [*config["heads"]["k_grid"], *config["finetune"]["k"]]
+                 if k != "best" and k > SOURCE_CLASSES]
+    if too_large:
+        raise ConfigError(f"K = {too_large[0]} is larger than the {SOURCE_CLASSES} source classes "
+                          f"(heads.k_grid, finetune.k)")
     if config["model"] not in config["models"]:
         raise ConfigError(f"model: {config['model']!r} is not a key of models ({', '.join(config['models'])})")
     split, finetune = config["split"], config["finetune"]
@@ -66,6 +77,21 @@ def _check_consistency(config: dict[str, Any]) -> None:
 
 
 BASELINES = ("random", "imprint", "probe")
+
+# Fashion-MNIST's labels, in the order of the label numbers of its idx files
+FASHION_MNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                        "Ankle boot")
+# the source classifier's classes (every supported model is an ImageNet-1k classifier)
+SOURCE_CLASSES = 1000
+
+
+def fashion_mnist_label(name: str | None) -> int:
+    """The idx label number of a Fashion-MNIST class named ``name`` (case-insensitive)."""
+    folded = [label.casefold() for label in FASHION_MNIST_LABELS]
+    if name is None or name.casefold() not in folded:
+        raise ConfigError(f"dataset.classes: {name!r} is not a Fashion-MNIST label; each entry needs a label, "
+                          f"one of: {', '.join(FASHION_MNIST_LABELS)}")
+    return folded.index(name.casefold())
 
 
 def load_config(path: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .config import fashion_mnist_label
 from .download import DownloadError, auth_header_from_env, download
 from .wordnet import synset_by_name, synset_from_wnid, wnid_of
 
@@ -164,14 +165,13 @@ def ingest_fashion_mnist(files: dict[str, Path], classes: list[TargetClass], nee
     """Write a seeded sample of ``needed[pool]`` images per class as PNG; return the inventory."""
     pools = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
              "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
-    if len(classes) != 10:
-        raise DatasetError(f"Fashion-MNIST has 10 classes; dataset.classes lists {len(classes)}")
+    numbers = [fashion_mnist_label(cls.name) for cls in classes]  # by label name: any subset, any order
     rows = []
     for pool, (images_name, labels_name) in pools.items():
         images, labels = read_idx(files[images_name]), read_idx(files[labels_name])
         if len(images) != len(labels):
             raise DatasetError(f"{images_name} has {len(images)} images but {labels_name} {len(labels)} labels")
-        for label, cls in enumerate(classes):
+        for label, cls in zip(numbers, classes):
             index = np.flatnonzero(labels == label)
             rng = np.random.default_rng([seed, label, zlib.crc32(pool.encode())])
             chosen = np.sort(rng.choice(index, size=min(needed[pool], len(index)), replace=False))
