@@ -192,3 +192,17 @@ def test_fashion_mnist_images_follow_the_label_name_not_the_list_position(tmp_pa
     expected = {"n04197391": 6, "n03057021": 4, "n02769748": 8}  # Fashion-MNIST's label numbers
     for _, row in train.iterrows():
         assert labels[int(row["image_id"].split("train")[1])] == expected[row["wnid"]]
+
+
+def test_imagefolder_files_with_the_same_stem_are_two_images(tmp_path):
+    for cls in CLASSES:
+        folder = tmp_path / "root" / cls.wnid
+        folder.mkdir(parents=True)
+        for i in range(3):
+            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+            (folder / f"{i}.png").write_bytes(jpeg_bytes(10 + i, fmt="PNG"))
+            (folder / f"{i}.jpeg").write_bytes(jpeg_bytes(20 + i, mode="CMYK"))  # converted
+    inventory = ingest_imagefolder(tmp_path / "root", CLASSES, {"train": 7, "test": 2}, tmp_path / "conv", 0,
+                                   IngestLog())
+    assert inventory["image_id"].is_unique and inventory["path"].is_unique and len(inventory) == 18
+    assert f"{CLASSES[0].wnid}_0.png" in set(inventory["image_id"])

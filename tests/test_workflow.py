@@ -185,3 +185,37 @@ def test_conda_envs_agree_with_the_pins():
     rules = "".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk"))
     for used in set(re.findall(r'conda:\s*"\.\./\.\./envs/(\w+)\.yaml"', rules)):
         assert (ROOT / "envs" / f"{used}.yaml").exists()
+
+
+def test_a_missing_word_vector_file_is_an_error_on_every_run(tiny, tmp_path):
+    override = tmp_path / "missing.yaml"
+    override.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
+                                                       "wordvec": {"vectors": str(tmp_path / "nope.txt")}}}))
+    result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override), check=False)
+    assert result.returncode != 0  # older GloVe results exist: without the check, "Nothing to be done"
+    assert f"headstart: similarity.wordvec.vectors: {tmp_path / 'nope.txt'} is not a file" in result.stderr
+
+
+def test_changing_an_imagefolder_reruns_the_dataset_stage(tmp_path):
+    repo = copy_repository(tmp_path / "repo")
+    root = tmp_path / "folder"
+    rng = np.random.default_rng(0)
+    wnids = ["n03057021", "n04133789"]  # coat, sandal
+    for wnid in wnids:
+        (root / wnid).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / wnid / f"{i}.jpg")
+    override = tmp_path / "folder.yaml"
+    override.write_text(yaml.safe_dump({"dataset": {"name": "folder", "source": "imagefolder",
+                                                    "classes": [{"synset": w} for w in wnids],
+                                                    "imagefolder": {"root": str(root)}},
+                                        "split": {"train_per_class": 3, "val_per_class": 1, "test_per_class": 1},
+                                        "finetune": {"shots": [2]}}))
+    args = ["results/folder/images.parquet", "--configfile", "tests/data/tiny.yaml", str(override)]
+    snakemake(repo, "--cores", "1", *args)
+    assert planned_jobs(snakemake(repo, "-n", *args)) == {}
+    Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / wnids[0] / "new.jpg")
+    assert planned_jobs(snakemake(repo, "-n", *args)) == {"dataset": 1}  # an image added
+    snakemake(repo, "--cores", "1", *args)
+    (root / wnids[1] / "0.jpg").unlink()
+    assert planned_jobs(snakemake(repo, "-n", *args)) == {"dataset": 1}  # an image removed

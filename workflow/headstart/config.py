@@ -81,6 +81,8 @@ BASELINES = ("random", "imprint", "probe")
 # Fashion-MNIST's labels, in the order of the label numbers of its idx files
 FASHION_MNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                         "Ankle boot")
+# the files an ImageFolder source reads as images
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # the source classifier's classes (every supported model is an ImageNet-1k classifier)
 SOURCE_CLASSES = 1000
 

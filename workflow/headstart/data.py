@@ -24,11 +24,10 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .config import fashion_mnist_label
+from .config import IMAGE_SUFFIXES, fashion_mnist_label
 from .download import DownloadError, auth_header_from_env, download
 from .wordnet import synset_by_name, synset_from_wnid, wnid_of
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class DatasetError(RuntimeError):
@@ -283,11 +282,12 @@ def ingest_imagefolder(root: Path, classes: list[TargetClass], needed: dict[str,
         good = []
         for path in files:
             if (checked := _checked_in_place(path, out_dir / cls.wnid, log)) is not None:
-                good.append(checked)
+                good.append((path, checked))
         rng = np.random.default_rng([seed, zlib.crc32(cls.wnid.encode())])
         test = set(rng.choice(len(good), size=min(needed["test"], len(good)), replace=False).tolist())
-        for i, path in enumerate(good):
-            rows.append({"image_id": f"{cls.wnid}_{path.stem}", "path": str(path), "wnid": cls.wnid,
+        for i, (original, path) in enumerate(good):
+            # the id keeps the file's suffix: a.jpg and a.png of one class are two images
+            rows.append({"image_id": f"{cls.wnid}_{original.name}", "path": str(path), "wnid": cls.wnid,
                          "pool": "test" if i in test else "train"})
     return _inventory(rows, classes, needed)
 
@@ -303,4 +303,5 @@ def _checked_in_place(path: Path, converted_dir: Path, log: IngestLog) -> Path |
     except Exception as err:
         log.skipped.append((str(path), f"{type(err).__name__}: {err}"))
         return None
-    return checked_image(path.read_bytes(), str(path), converted_dir / (path.stem + ".jpg"), log)
+    # the whole file name: a.png and a.jpg of one class are two images
+    return checked_image(path.read_bytes(), str(path), converted_dir / (path.name + ".jpg"), log)

@@ -1,14 +1,23 @@
 # Helpers shared by the rules: config validation, paths and the lists of expected files.
+import os
 import re
 import sys
 
-from headstart.config import BASELINES, ConfigError, validate_config
+from pathlib import Path
+
+from headstart.config import BASELINES, IMAGE_SUFFIXES, ConfigError, validate_config
 from headstart.similarity import VISUAL_MEASURES
 
 try:
     validate_config(config)
 except ConfigError as err:
     sys.exit(f"headstart: invalid config: {err}")
+
+if "wordvec" in config["similarity"]["measures"]:
+    # checked on every run: Snakemake itself would say "Nothing to be done" while older results exist
+    _vectors = config["similarity"]["wordvec"]["vectors"]
+    if _vectors != "glove-6b-50d" and not os.path.isfile(_vectors):
+        sys.exit(f"headstart: similarity.wordvec.vectors: {_vectors} is not a file (download it, or use glove-6b-50d)")
 
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]
@@ -113,6 +122,9 @@ def dataset_inputs(wildcards):
         files += [config["dataset"]["imagenet21k"]["train_list"], config["dataset"]["imagenet21k"]["test_list"]]
     if isinstance(config["dataset"]["classes"], str):
         files.append(config["dataset"]["classes"])
+    if source == "imagefolder":  # an image added, removed or replaced reruns the stage
+        root = config["dataset"]["imagefolder"]["root"]
+        files += sorted(str(p) for p in Path(root).glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
     return files
 
 
