@@ -35,8 +35,8 @@ def test_tiny_run_writes_every_stage(tiny):
     wordnet = pd.read_parquet(tiny / RUN / "sim/wordnet.parquet")
     assert wordnet.loc["n04133789", "n04133789"] == 1.0  # sandal is an ILSVRC class itself
     for name in ["figures/fig1.png", "figures/fig2.pdf", "figures/fig3.png", "tables/table1.md", "tables/table2.tex"]:
-        assert (tiny / "results" / name).stat().st_size > 0
-    table2 = pd.read_csv(tiny / "results/tables/table2.csv")
+        assert (tiny / RUN / name).stat().st_size > 0  # each (dataset, model) keeps its own
+    table2 = pd.read_csv(tiny / RUN / "tables/table2.csv")
     assert set(table2["method"]) == {"random", "inference", "wordnet", "imprint"} and set(table2["shots"]) == {20, 2}
     best_k = yaml.safe_load((tiny / RUN / "kgrid/inference_best_k.json").read_text())
     assert best_k["picked_on"] == "val" and set(best_k["best_k"]) == {"20", "2"}
@@ -72,10 +72,10 @@ def test_rerun_plans_nothing_and_one_figure_reruns_alone(tiny):
         assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {"fig3": 1}
     finally:
         script.write_text(original)
-    before = (tiny / "results/figures/fig3.png").stat().st_mtime_ns
-    result = snakemake(tiny, "--cores", "1", *TINY, "--forcerun", "fig3", "results/figures/fig3.png")
+    before = (tiny / RUN / "figures/fig3.png").stat().st_mtime_ns
+    result = snakemake(tiny, "--cores", "1", *TINY, "--forcerun", "fig3", f"{RUN}/figures/fig3.png")
     assert planned_jobs(result) == {"fig3": 1}
-    assert (tiny / "results/figures/fig3.png").stat().st_mtime_ns > before
+    assert (tiny / RUN / "figures/fig3.png").stat().st_mtime_ns > before
 
 
 def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):
@@ -131,7 +131,7 @@ def test_last_stage_runs_end_to_end(tiny, tmp_path, augment):
     pd.testing.assert_frame_equal(first(curves), first(head_only))
     last = lambda c: c[c["iteration"] == 20].sort_values(keys)["train_loss"].to_numpy()  # noqa: E731
     assert not np.allclose(last(curves), last(head_only))
-    assert (repo / "results/figures/fig1.png").stat().st_size > 0 and (repo / "results/tables/table2.md").exists()
+    assert (repo / RUN / "figures/fig1.png").stat().st_size > 0 and (repo / RUN / "tables/table2.md").exists()
 
 
 def test_report_html(tiny):

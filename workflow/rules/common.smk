@@ -90,8 +90,8 @@ def all_targets():
         + all_similarities()
         + [f"{RUN}/kgrid/{m}.parquet" for m in MEASURES]
         + [f"{RUN}/curves.parquet"]
-        + expand("results/figures/{fig}.{ext}", fig=["fig1", "fig2", "fig3"], ext=["png", "pdf"])
-        + expand("results/tables/{table}.{ext}", table=["table1", "table2"], ext=["csv", "md", "tex"])
+        + expand(f"{RUN}/figures/{{fig}}.{{ext}}", fig=["fig1", "fig2", "fig3"], ext=["png", "pdf"])
+        + expand(f"{RUN}/tables/{{table}}.{{ext}}", table=["table1", "table2"], ext=["csv", "md", "tex"])
     )
 
 

@@ -14,12 +14,12 @@ rule fig1:
     input:
         curves=f"{RUN}/curves.parquet",
     output:
-        png=report("results/figures/fig1.png", caption="../report/fig1.rst", category="Figures"),
-        pdf="results/figures/fig1.pdf",
+        png=report(f"{RUN}/figures/fig1.png", caption="../report/fig1.rst", category="Figures"),
+        pdf=f"{RUN}/figures/fig1.pdf",
     params:
         shots=LARGEST_SHOT,
     log:
-        "results/logs/fig1.log",
+        f"{RUN}/logs/fig1.log",
     conda:
         "../../envs/report.yaml"
     script:
@@ -31,13 +31,13 @@ rule fig2:
         curves=f"{RUN}/curves.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        png=report("results/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
-        pdf="results/figures/fig2.pdf",
+        png=report(f"{RUN}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
+        pdf=f"{RUN}/figures/fig2.pdf",
     params:
         shots=LARGEST_SHOT,
         example_class=config["report"]["example_class"],
     log:
-        "results/logs/fig2.log",
+        f"{RUN}/logs/fig2.log",
     conda:
         "../../envs/report.yaml"
     script:
@@ -48,13 +48,13 @@ rule fig3:
     input:
         kgrid=[f"{RUN}/kgrid/{m}.parquet" for m in MEASURES],
     output:
-        png=report("results/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
-        pdf="results/figures/fig3.pdf",
+        png=report(f"{RUN}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
+        pdf=f"{RUN}/figures/fig3.pdf",
     params:
         shots=LARGEST_SHOT,
         measures=MEASURES,
     log:
-        "results/logs/fig3.log",
+        f"{RUN}/logs/fig3.log",
     conda:
         "../../envs/report.yaml"
     script:
@@ -67,14 +67,14 @@ rule table1:
         classes=f"{DATA}/classes.parquet",
         source_classes=f"results/models/{MODEL}/source_classes.parquet",
     output:
-        csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
-        md="results/tables/table1.md",
-        tex="results/tables/table1.tex",
+        csv=report(f"{RUN}/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
+        md=f"{RUN}/tables/table1.md",
+        tex=f"{RUN}/tables/table1.tex",
     params:
         measures=MEASURES,
         example_class=config["report"]["example_class"],
     log:
-        "results/logs/table1.log",
+        f"{RUN}/logs/table1.log",
     conda:
         "../../envs/report.yaml"
     script:
@@ -86,13 +86,13 @@ rule table2:
         curves=f"{RUN}/curves.parquet",
         best_k=[f"{RUN}/kgrid/{m}_best_k.json" for m in MEASURES],
     output:
-        csv=report("results/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
-        md="results/tables/table2.md",
-        tex="results/tables/table2.tex",
+        csv=report(f"{RUN}/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
+        md=f"{RUN}/tables/table2.md",
+        tex=f"{RUN}/tables/table2.tex",
     params:
         measures=MEASURES,
     log:
-        "results/logs/table2.log",
+        f"{RUN}/logs/table2.log",
     conda:
         "../../envs/report.yaml"
     script:
