@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -71,4 +72,30 @@ def test_k_larger_than_the_source_classes_is_a_config_error(default, k_grid, k):
     config = copy.deepcopy(default)
     config["heads"]["k_grid"], config["finetune"]["k"] = k_grid, k
     with pytest.raises(ConfigError, match="^K = 1001 is larger than the 1000 source classes"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize("synset,message", [
+    ("n99999999", "n99999999 is not a WordNet 3.0 noun synset (no noun starts at offset 99999999)"),
+    ("n03057022", "n03057022 is not a WordNet 3.0 noun synset"),  # one byte into coat's line
+    ("coat.v.01", "coat.v.01 is a verb synset; target classes are nouns (coat.n.01)"),
+    ("coat.n.09", "coat.n.09: the noun 'coat' has 3 senses in WordNet 3.0"),
+    ("koat.n.01", "koat.n.01: WordNet 3.0 has no noun 'koat'"),
+    ("coat", "'coat' is neither a wnid (n + 8 digits) nor a synset name such as coat.n.01"),
+])
+def test_a_class_that_is_not_a_wordnet_noun_is_a_config_error(default, synset, message):
+    config = copy.deepcopy(default)
+    config["dataset"]["classes"][4]["synset"] = synset  # Coat
+    with pytest.raises(ConfigError, match="^dataset.classes: " + re.escape(message)):
+        validate_config(config)
+
+
+def test_wnids_from_a_classes_file_are_checked(default, tmp_path):
+    config = copy.deepcopy(default)
+    config["dataset"] = {"name": "folder", "source": "imagefolder", "imagefolder": {"root": str(tmp_path)},
+                         "classes": str(tmp_path / "wnids.txt")}
+    (tmp_path / "wnids.txt").write_text("n03057021\nn04133789\n")
+    validate_config(config)
+    (tmp_path / "wnids.txt").write_text("n03057021 coat\nn99999999 nothing\n")
+    with pytest.raises(ConfigError, match="^dataset.classes: n99999999 is not a WordNet 3.0 noun synset"):
         validate_config(config)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from headstart.data import (DatasetError, IngestLog, TargetClass, extract_listed, fashion_mnist_files,
+from headstart.data import (DatasetError, IngestLog, TargetClass, build_inventory, extract_listed, fashion_mnist_files,
                             ingest_fashion_mnist, ingest_imagefolder, ingest_imagenet21k, read_idx, resolve_classes)
 from headstart.download import DownloadError, download
 from headstart.split import make_manifest, shot_subset
@@ -206,3 +206,34 @@ def test_imagefolder_files_with_the_same_stem_are_two_images(tmp_path):
                                    IngestLog())
     assert inventory["image_id"].is_unique and inventory["path"].is_unique and len(inventory) == 18
     assert f"{CLASSES[0].wnid}_0.png" in set(inventory["image_id"])
+
+
+def test_a_class_short_of_images_names_the_skipped_ones_in_the_log(tmp_path, caplog):
+    for cls in CLASSES:
+        folder = tmp_path / "root" / cls.wnid
+        folder.mkdir(parents=True)
+        for i in range(6 if cls is CLASSES[0] else 4):
+            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    for i in range(2):  # two of the sandals' six images are broken: 4 usable, 6 needed
+        (tmp_path / "root" / CLASSES[1].wnid / f"broken{i}.jpg").write_bytes(b"not an image")
+    dataset = {"source": "imagefolder", "imagefolder": {"root": str(tmp_path / "root")},
+               "classes": [{"synset": c.synset} for c in CLASSES]}
+    split = {"train_per_class": 4, "test_per_class": 2}
+    with pytest.raises(DatasetError, match=r"^class n04133789 \(sandal\) has \d usable \w+ images, the config needs "
+                                           r"\d .*; 2 images were skipped \(listed above in this log\)$"):
+        build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "report.tsv")
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
+    assert [m.split(": ")[0] for m in skipped] == [f"skipped {tmp_path}/root/{CLASSES[1].wnid}/broken{i}.jpg"
+                                                   for i in range(2)]
+    split["train_per_class"] = 2  # enough now: the report lists the two skipped files
+    inventory = build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "report.tsv")
+    assert len(inventory) == 10
+    report = pd.read_csv(tmp_path / "report.tsv", sep="\t")
+    assert report["status"].tolist() == ["skipped", "skipped"] and report["image"].str.endswith(".jpg").all()
+
+
+def test_a_verb_synset_is_a_dataset_error():
+    with pytest.raises(DatasetError, match="^dataset.classes: coat.v.01 is not a noun synset"):
+        resolve_classes([{"synset": "coat.v.01"}])
+    with pytest.raises(DatasetError, match="^dataset.classes: n99999999 is not a WordNet 3.0 noun synset"):
+        resolve_classes([{"synset": "n99999999"}])

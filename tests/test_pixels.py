@@ -6,7 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 from headstart.pixels import PixelCache, decode_images
-from headstart.tables import TensorStream, memmap_tensor, read_rows, read_tensor_metadata
+from headstart.tables import (TensorStream, memmap_tensor, read_arrays, read_rows, read_tensor_metadata, read_tensors,
+                              write_tensors)
 
 from test_train import write_images
 
@@ -31,6 +32,18 @@ def test_streamed_tensors_read_back_with_safetensors_itself(tmp_path):
     np.testing.assert_array_equal(memmap_tensor(tmp_path / "x.safetensors", "features"), features)
     with pytest.raises(ValueError, match="numpy cannot map"):
         memmap_tensor(tmp_path / "x.safetensors", "trunk")
+
+
+def test_numpy_and_torch_tensors_round_trip_either_way(tmp_path):
+    weight, ids = np.arange(6, dtype=np.float32).reshape(2, 3), ["a", "b"]
+    write_tensors({"weight": weight, "bias": np.zeros(2, np.float32)}, tmp_path / "np.safetensors", {"ids": ids})
+    write_tensors({"weight": torch.from_numpy(weight), "bias": torch.zeros(2)}, tmp_path / "pt.safetensors", {"ids": ids})
+    assert (tmp_path / "np.safetensors").read_bytes() == (tmp_path / "pt.safetensors").read_bytes()
+    arrays, metadata = read_arrays(tmp_path / "pt.safetensors", ["weight"])
+    np.testing.assert_array_equal(arrays["weight"], weight)
+    assert list(arrays) == ["weight"] and metadata == {"ids": ids}
+    tensors, _ = read_tensors(tmp_path / "np.safetensors")
+    assert torch.equal(tensors["weight"], torch.from_numpy(weight)) and set(tensors) == {"weight", "bias"}
 
 
 def test_a_failed_stream_leaves_no_file(tmp_path):

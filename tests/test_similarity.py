@@ -1,11 +1,13 @@
 """Similarity measures against hand computations and NLTK called directly."""
 
+import re
+
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from headstart.similarity import (inference_fscore, label_words, load_word_vectors, mean_softmax, wordnet_similarity,
-                                  wordvec_similarity)
+from headstart.similarity import (WordVectorError, inference_fscore, label_words, load_word_vectors, mean_softmax, visual_similarity,
+                                  wordnet_similarity, wordvec_similarity)
 from headstart.wordnet import load_wordnet, semcor_information_content, synset_from_wnid
 
 
@@ -32,6 +34,14 @@ def test_mean_softmax_by_hand():
     np.testing.assert_allclose(sim, [[0.5, 0.5], [0.5, 0.5]])
     sim = mean_softmax(np.array([0, 1, 1]), logits, 2)
     np.testing.assert_allclose(sim[0], [0.25, 0.75])
+
+
+def test_visual_similarity_picks_the_measure_by_name():
+    logits, labels = np.array([[0.0, np.log(3.0)], [np.log(3.0), 0.0], [0.0, 0.0]]), np.array([0, 1, 1])
+    np.testing.assert_array_equal(visual_similarity("softmax", labels, logits, 2), mean_softmax(labels, logits, 2))
+    np.testing.assert_array_equal(visual_similarity("inference", labels, logits, 2), inference_fscore(labels, logits, 2))
+    with pytest.raises(ValueError, match="unknown visual measure 'wordnet'"):
+        visual_similarity("wordnet", labels, logits, 2)
 
 
 @pytest.mark.parametrize("measure, method", [("wordnet", "wup"), ("wordnet_path", "path"), ("wordnet_lch", "lch"),
@@ -108,3 +118,16 @@ def test_glove_text_and_the_default_vectors(tmp_path):
 
 def test_label_words():
     assert label_words(["T-shirt", "tee_shirt", "Sea slug"]) == ["t", "shirt", "tee", "shirt", "sea", "slug"]
+
+
+@pytest.mark.parametrize("text,fmt,where", [
+    ("coat 1 0 0\nshirt 0 1\ndress 0 0 1\n", "glove_text", "line 2 has 3 fields (a word and 2 numbers), expected 4"),
+    ("3 3\ncoat 1 0 0\nshirt 0 1 x\ndress 0 0 1\n", "word2vec_text", "line 3 has a value that is not a number"),
+])
+def test_a_malformed_word_vector_file_names_the_file_and_line(tmp_path, text, fmt, where):
+    path = tmp_path / "vectors.txt"
+    path.write_text(text)
+    with pytest.raises(WordVectorError, match=re.escape(f"word-vector file {path} ({fmt}) cannot be read: {where}")):
+        load_word_vectors(str(path))
+    with pytest.raises(WordVectorError, match=re.escape(f"word-vector file {tmp_path / 'nope.txt'} does not exist")):
+        load_word_vectors(str(tmp_path / "nope.txt"))

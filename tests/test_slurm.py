@@ -73,17 +73,20 @@ def test_profile_runs_the_workflow_through_sbatch(cluster, tiny, tmp_path):  # t
     # A second invocation plans nothing.
     again = profile_run(repo, "all", "--dry-run")
     assert planned_jobs(again) == {}, again.stdout[-2000:]
-    # A failing SLURM job is reported as failed and its logs are kept.
+    # A failing SLURM job is reported once, as failed, with one line saying why, and its logs are kept:
+    # a malformed word-vector file is not worth a retry (only decode, extract and finetune retry).
+    ragged = tmp_path / "ragged.txt"
+    ragged.write_text("coat 1 0 0\nshirt 0 1\n")
     failing = tmp_path / "fail.yaml"
-    config = yaml.safe_load((repo / "tests/data/tiny.yaml").read_text())
-    config["extract"]["device"] = "cuda"  # the test node has no GPU: the job fails with a clear error
-    failing.write_text(yaml.safe_dump(config))
-    failed = profile_run(repo, f"{RUN}/extract/logits_test.parquet", "--forcerun", "extract", "--retries", "0",
-                         configfiles=("tests/data/tiny.yaml", str(failing)))
+    failing.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
+                                                      "wordvec": {"vectors": str(ragged), "format": "auto"}}}))
+    failed = profile_run(repo, f"{RUN}/sim/wordvec.parquet", configfiles=("tests/data/tiny.yaml", str(failing)))
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
-    assert "Error in rule extract" in output
-    assert "no CUDA device is available" in (repo / RUN / "logs/extract.log").read_text()
+    assert output.count("Error in rule similarity_wordvec") == 1 and "Trying to restart" not in output
+    log = (repo / RUN / "logs/sim_wordvec.log").read_text()
+    assert f"headstart: word-vector file {ragged} (glove_text) cannot be read: line 2 has 3 fields" in log
+    assert "Traceback" not in log
     assert list((repo / "results/slurm_logs").rglob("*.log")), "the failed job's SLURM log is kept"
 
 

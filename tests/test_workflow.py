@@ -38,8 +38,10 @@ def test_tiny_run_writes_every_stage(tiny):
         assert (tiny / RUN / name).stat().st_size > 0  # each (dataset, model) keeps its own
     table2 = pd.read_csv(tiny / RUN / "tables/table2.csv")
     assert set(table2["method"]) == {"random", "inference", "wordnet", "imprint"} and set(table2["shots"]) == {20, 2}
-    best_k = yaml.safe_load((tiny / RUN / "kgrid/inference_best_k.json").read_text())
-    assert best_k["picked_on"] == "val" and set(best_k["best_k"]) == {"20", "2"}
+    for shots in [20, 2]:
+        best_k = yaml.safe_load((tiny / RUN / f"kgrid/inference/shots{shots}_best_k.json").read_text())
+        assert best_k["picked_on"] == "val" and best_k["shots"] == shots
+        assert set(best_k["best_k"]) == set(classes["type"])
 
 
 def test_logits_parquet_equal_a_direct_forward(tiny):
@@ -85,7 +87,7 @@ def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):
     override.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
                                                        "wordvec": {"vectors": str(vectors), "format": "glove_text"}}}))
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
-    assert jobs.get("similarity_wordvec") == 1 and jobs.get("heads_similarity") == 1
+    assert jobs.get("similarity_wordvec") == 1 and jobs.get("heads_similarity") == 1  # Fig. 3's, not a method
     assert not {"extract", "similarity_wordnet", "similarity_visual", "finetune", "split", "dataset"} & set(jobs)
 
 
@@ -106,7 +108,21 @@ def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path
     override.write_text(yaml.safe_dump({"finetune": {**tiny_config["finetune"],
                                                      "methods": [*tiny_config["finetune"]["methods"], "wordvec"]}}))
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
-    assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_similarity"} & set(jobs)
+    assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_baseline"} & set(jobs)
+    assert jobs["heads_similarity"] == 1  # wordvec's heads at 2 shots (at 20, Fig. 3 has them already)
+
+
+def test_adding_a_shot_level_runs_only_that_level(tiny, tmp_path):
+    tiny_config = yaml.safe_load((ROOT / "tests/data/tiny.yaml").read_text())
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"finetune": {**tiny_config["finetune"], "shots": [20, 5, 2]}}))
+    result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override))
+    jobs = planned_jobs(result)
+    assert jobs["similarity_visual"] == 1  # inference at 5 shots
+    assert jobs["heads_similarity"] == 2 and jobs["heads_baseline"] == 1  # inference and wordnet; the baselines
+    assert jobs["finetune"] == len(tiny_config["finetune"]["seeds"])
+    assert not {"dataset", "split", "decode", "extract", "similarity_wordnet", "similarity_wordvec"} & set(jobs)
+    assert set(re.findall(r"shots=(\d+)", result.stdout + result.stderr)) == {"5"}
 
 
 @pytest.mark.parametrize("augment", [False, True])
@@ -163,8 +179,11 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
     jobs = planned_jobs(snakemake(repo, *shlex.split(command)[1:], "-n"))
     shots, seeds = preset["finetune"]["shots"], preset["finetune"]["seeds"]
     assert jobs == {
-        "dataset": 1, "split": 1, "decode": 3, "source_head": 1, "extract": 1, "similarity_visual": 2,
-        "similarity_wordnet": 1, "similarity_wordvec": 1, "heads_similarity": 9, "heads_baseline": 3,
+        "dataset": 1, "split": 1, "decode": 3, "source_head": 1, "extract": 1,
+        "similarity_visual": 2 * len(shots), "similarity_wordnet": 1, "similarity_wordvec": 1,
+        # similarity heads per (measure, shot level) for the 4 measures that are methods, at the largest
+        # level only for the other 5 (Fig. 3); one baseline job per shot level
+        "heads_similarity": 4 * len(shots) + 5, "heads_baseline": len(shots),
         "finetune": len(shots) * len(seeds),  # one lockstep job per (shot level, seed)
         "curves": 1, "fig1": 1, "fig2": 1, "fig3": 1, "table1": 1, "table2": 1,
     }
@@ -219,3 +238,31 @@ def test_changing_an_imagefolder_reruns_the_dataset_stage(tmp_path):
     snakemake(repo, "--cores", "1", *args)
     (root / wnids[1] / "0.jpg").unlink()
     assert planned_jobs(snakemake(repo, "-n", *args)) == {"dataset": 1}  # an image removed
+
+
+def test_a_data_error_fails_once_with_one_line_and_the_skipped_images_in_the_log(tmp_path):
+    """Not worth a retry: the job runs once, says why in one line, and its log names the skipped files."""
+    repo = copy_repository(tmp_path / "repo")
+    root = tmp_path / "folder"
+    rng = np.random.default_rng(0)
+    for wnid in ["n03057021", "n04133789"]:  # coat, sandal
+        (root / wnid).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / wnid / f"{i}.jpg")
+    (root / "n04133789" / "0.jpg").write_bytes(b"broken")
+    override = tmp_path / "folder.yaml"
+    override.write_text(yaml.safe_dump({"dataset": {"name": "folder", "source": "imagefolder",
+                                                    "classes": [{"synset": "n03057021"}, {"synset": "n04133789"}],
+                                                    "imagefolder": {"root": str(root)}},
+                                        "split": {"train_per_class": 3, "val_per_class": 1, "test_per_class": 2},
+                                        "finetune": {"shots": [2]}}))
+    result = snakemake(repo, "--cores", "1", "results/folder/images.parquet", "--configfile", "tests/data/tiny.yaml",
+                       str(override), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert output.count("Error in rule dataset") == 1 and "Trying to restart" not in output
+    log = (repo / "results/folder/logs/dataset.log").read_text()
+    assert "Traceback" not in log and "Traceback" not in result.stderr
+    assert ("headstart: class n04133789 (sandal) has 2 usable train images, the config needs 3 (split.*_per_class); "
+            "1 image was skipped (listed above in this log)") in log
+    assert f"skipped {root}/n04133789/0.jpg: UnidentifiedImageError" in log

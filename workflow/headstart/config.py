@@ -8,10 +8,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .errors import HeadstartError
+from .wordnet import noun_synset_error
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(HeadstartError, ValueError):
     """A config that does not fit the schema or is inconsistent; the message names the key."""
 
 
@@ -48,6 +51,15 @@ def _check_consistency(config: dict[str, Any]) -> None:
         if len(set(numbers)) != len(numbers):
             twice = next(FASHION_MNIST_LABELS[n] for n in numbers if numbers.count(n) > 1)
             raise ConfigError(f"dataset.classes: the Fashion-MNIST label {twice!r} is listed twice")
+    if isinstance(dataset["classes"], list):
+        refs = [entry["synset"] for entry in dataset["classes"]]
+    elif Path(dataset["classes"]).is_file():  # a missing file is Snakemake's "missing input" error
+        refs = [line.split()[0] for line in Path(dataset["classes"]).read_text().splitlines() if line.strip()]
+    else:
+        refs = []
+    for ref in refs:
+        if problem := noun_synset_error(ref):
+            raise ConfigError(f"dataset.classes: {problem}")
     too_large = [k for k in [*config["heads"]["k_grid"], *config["finetune"]["k"]]
                  if k != "best" and k > SOURCE_CLASSES]
     if too_large:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -26,11 +27,14 @@ from tqdm.auto import tqdm
 
 from .config import IMAGE_SUFFIXES, fashion_mnist_label
 from .download import DownloadError, auth_header_from_env, download
-from .wordnet import synset_by_name, synset_from_wnid, wnid_of
+from .errors import HeadstartError
+from .wordnet import is_wnid, synset_by_name, synset_from_wnid, wnid_of
+
+logger = logging.getLogger(__name__)
 
 
 
-class DatasetError(RuntimeError):
+class DatasetError(HeadstartError, RuntimeError):
     """The data cannot satisfy the config; the message names the class and the counts."""
 
 
@@ -50,7 +54,10 @@ def resolve_classes(spec: str | list[dict[str, str]], base_dir: Path = Path(".")
     classes = []
     for entry in entries:
         ref = entry["synset"]
-        synset = synset_from_wnid(ref) if ref.startswith("n") and ref[1:].isdigit() else synset_by_name(ref)
+        try:
+            synset = synset_from_wnid(ref) if is_wnid(ref) else synset_by_name(ref)
+        except ValueError as err:
+            raise DatasetError(f"dataset.classes: {err}") from None
         label = entry.get("label") or synset.lemma_names()[0].replace("_", " ")
         classes.append(TargetClass(wnid=wnid_of(synset), name=label, synset=synset.name()))
     wnids = [c.wnid for c in classes]
@@ -108,7 +115,7 @@ def _require(counts: dict[str, dict[str, int]], needed: dict[str, int], classes:
             if got < n:
                 raise DatasetError(
                     f"class {cls.wnid} ({cls.name}) has {got} usable {pool} images, the config needs {n} "
-                    "(split.*_per_class); see the dataset log for skipped images"
+                    "(split.*_per_class)"
                 )
 
 
@@ -305,3 +312,42 @@ def _checked_in_place(path: Path, converted_dir: Path, log: IngestLog) -> Path |
         return None
     # the whole file name: a.png and a.jpg of one class are two images
     return checked_image(path.read_bytes(), str(path), converted_dir / (path.name + ".jpg"), log)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+
+
+def build_inventory(dataset: dict, split: dict, seed: int, out_dir: Path, report: Path) -> pd.DataFrame:
+    """The dataset stage from the config's ``dataset`` and ``split`` sections: every target class's
+    images, checked and stored under ``out_dir``, from the configured source.
+
+    ``report`` lists every converted and skipped image; skipped ones are logged too, so the job's
+    log names them when a class then falls short (Snakemake deletes a failed job's outputs).
+    """
+    classes = resolve_classes(dataset["classes"])
+    needed = {"train": split["train_per_class"], "test": split["test_per_class"]}
+    checks = IngestLog()
+    source = dataset["source"]
+    try:
+        if source == "fashion_mnist":
+            options = dataset.get("fashion_mnist", {})
+            files = fashion_mnist_files(options.get("local_dir"), options.get("mirror"), out_dir.parent / "downloads")
+            logger.info("Fashion-MNIST files: %s", ", ".join(str(p) for p in files.values()))
+            inventory = ingest_fashion_mnist(files, classes, needed, out_dir, seed, checks)
+        elif source == "imagenet21k":
+            inventory = ingest_imagenet21k(dataset["imagenet21k"], classes, needed, out_dir, Path("."), checks)
+        elif source == "imagefolder":
+            inventory = ingest_imagefolder(Path(dataset["imagefolder"]["root"]), classes, needed, out_dir, seed, checks)
+        else:
+            raise DatasetError(f"unknown dataset source {source!r} (fashion_mnist, imagenet21k or imagefolder)")
+    except DatasetError as err:
+        for name, why in checks.skipped:
+            logger.warning("skipped %s: %s", name, why)
+        skipped = len(checks.skipped)
+        raise DatasetError(f"{err}; {skipped} image{' was' if skipped == 1 else 's were'} skipped"
+                           + (" (listed above in this log)" if skipped else "")) from None
+    checks.write(report)
+    logger.info("%d images of %d classes; %d converted, %d skipped (listed in %s)", len(inventory), len(classes),
+                len(checks.converted), len(checks.skipped), report)
+    return inventory

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .errors import HeadstartError
 
-class DownloadError(RuntimeError):
+
+class DownloadError(HeadstartError, RuntimeError):
     """A download that failed or did not verify; the message names the URL."""
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .errors import HeadstartError
 from .split import labelled
 from .tables import read_rows, read_tensor_metadata, read_tensors, write_parquet
 from .train import Classifier, Run, TensorBatches, TrainSettings, train_lockstep
@@ -31,7 +32,7 @@ from .train import Classifier, Run, TensorBatches, TrainSettings, train_lockstep
 log = logging.getLogger(__name__)
 
 
-class FinetuneError(RuntimeError):
+class FinetuneError(HeadstartError, RuntimeError):
     """Inputs that do not fit the training mode; the message says what to change."""
 
 

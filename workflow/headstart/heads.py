@@ -7,7 +7,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .metrics import classification_scores
 
@@ -53,6 +52,8 @@ def topk_mix(similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: in
 
 def xavier_head(n_classes: int, n_features: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The paper's baseline: Xavier (Glorot) uniform weights, zero bias."""
+    import torch  # here: the similarity-head jobs need no torch (1.2 s of their start)
+
     weight = torch.empty(n_classes, n_features)
     torch.nn.init.xavier_uniform_(weight, generator=torch.Generator().manual_seed(seed))
     return weight.numpy(), np.zeros(n_classes, dtype=np.float32)
@@ -77,6 +78,18 @@ def imprint_head(features: np.ndarray, labels: np.ndarray, n_classes: int, sourc
     means /= np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
     scale = float(np.linalg.norm(source_weight, axis=1).mean())
     return (means * scale).astype(np.float32), np.zeros(n_classes, dtype=np.float32)
+
+
+def baseline_head(method: str, features: np.ndarray, labels: np.ndarray, n_classes: int, source_weight: np.ndarray,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A baseline's head from one shot level's training features: 'random' (Xavier), 'imprint' or 'probe'."""
+    if method == "random":
+        return xavier_head(n_classes, source_weight.shape[1], seed)
+    if method == "imprint":
+        return imprint_head(features, labels, n_classes, source_weight)
+    if method == "probe":
+        return probe_head(features, labels, n_classes, seed)
+    raise ValueError(f"unknown baseline {method!r} (random, imprint or probe)")
 
 
 def probe_head(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,3 +133,19 @@ def best_k_per_type(scores: pd.DataFrame) -> dict[str, int]:
         top = group["fscore"].max()
         best[kind] = int(group.loc[group["fscore"] == top, "k"].min())
     return best
+
+
+def similarity_heads(similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k_grid: Sequence[int],
+                     head_ks: Sequence[str], features: np.ndarray, labels: np.ndarray, class_types: Sequence[str],
+                     seed: int) -> tuple[pd.DataFrame, dict[str, int], dict[str, dict]]:
+    """One measure at one shot level: the K grid's scores on the given (validation) features, the best
+    K per class type, and per K label ('best' or a number) the head with its per-class K and the rows
+    that fell back to random."""
+    scores = kgrid_scores(similarity, weight, bias, k_grid, features, labels, class_types, seed)
+    best = best_k_per_type(scores[scores["type"] != "all"])
+    heads = {}
+    for k_label in head_ks:
+        ks = np.array([best[t] for t in class_types]) if k_label == "best" else np.full(len(class_types), int(k_label))
+        new_weight, new_bias, fallback = similarity_head(similarity, weight, bias, ks, seed)
+        heads[k_label] = {"weight": new_weight, "bias": new_bias, "ks": ks.tolist(), "random_rows": fallback}
+    return scores, best, heads

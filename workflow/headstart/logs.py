@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .errors import HeadstartError
+
 
 def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> logging.Logger:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -17,7 +19,10 @@ def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> log
     logger = logging.getLogger("headstart")
 
     def log_uncaught(kind, error, traceback):  # the rule's log must say why the job failed
-        logger.critical("%s: %s", kind.__name__, error, exc_info=(kind, error, traceback))
+        if isinstance(error, HeadstartError):  # says what to do: one line, no traceback
+            logger.critical("headstart: %s", error)
+        else:
+            logger.critical("%s: %s", kind.__name__, error, exc_info=(kind, error, traceback))
 
     sys.excepthook = log_uncaught
     return logger

@@ -11,8 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import HeadstartError
 
-class ModelError(RuntimeError):
+
+class ModelError(HeadstartError, RuntimeError):
     """A model that cannot be built or whose weights do not fit; the message says which."""
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .errors import HeadstartError
 from .wordnet import semcor_information_content, synset_from_wnid
 
 WORDNET_MEASURES = {
@@ -58,6 +59,15 @@ def mean_softmax(labels: np.ndarray, logits: np.ndarray, n_targets: int) -> np.n
     np.add.at(sums, np.asarray(labels), probs)
     counts = np.bincount(labels, minlength=n_targets)[:, None]
     return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+
+
+def visual_similarity(measure: str, labels: np.ndarray, logits: np.ndarray, n_targets: int) -> np.ndarray:
+    """A visual measure ('inference' or 'softmax') from the source network's logits on labelled images."""
+    if measure == "inference":
+        return inference_fscore(labels, logits, n_targets)
+    if measure == "softmax":
+        return mean_softmax(labels, logits, n_targets)
+    raise ValueError(f"unknown visual measure {measure!r} ({', '.join(VISUAL_MEASURES)})")
 
 
 def wordnet_similarity(measure: str, target_wnids: Sequence[str], source_wnids: Sequence[str]) -> np.ndarray:
@@ -112,14 +122,44 @@ def load_word_vectors(spec: str, fmt: str = "auto"):
         return keyed
     path = Path(spec)
     if not path.is_file():
-        raise FileNotFoundError(f"word-vector file {path} does not exist (similarity.wordvec.vectors)")
+        raise WordVectorError(f"word-vector file {path} does not exist (similarity.wordvec.vectors)")
     if fmt == "auto":
         fmt = "word2vec_binary" if path.suffix == ".bin" else "word2vec_text"
         if fmt == "word2vec_text":
             first = path.open(encoding="utf8", errors="replace").readline().split()
             if len(first) != 2 or not all(x.isdigit() for x in first):
                 fmt = "glove_text"  # GloVe files have no 'count dim' header line
-    return KeyedVectors.load_word2vec_format(str(path), binary=fmt == "word2vec_binary", no_header=fmt == "glove_text")
+    try:
+        return KeyedVectors.load_word2vec_format(str(path), binary=fmt == "word2vec_binary",
+                                                 no_header=fmt == "glove_text")
+    except (ValueError, EOFError, UnicodeDecodeError) as err:  # gensim's own message names neither file nor line
+        where = _first_ragged_line(path, has_header=fmt == "word2vec_text") if fmt != "word2vec_binary" else None
+        raise WordVectorError(f"word-vector file {path} ({fmt}) cannot be read: "
+                              f"{where or f'{type(err).__name__}: {err}'}") from None
+
+
+class WordVectorError(HeadstartError, ValueError):
+    """A word-vector file that is missing or malformed; the message names the file (and the line)."""
+
+
+def _first_ragged_line(path: Path, has_header: bool) -> str | None:
+    """'line N has F fields, expected D + 1' for the first vector line unlike the first one (or the header)."""
+    with path.open(encoding="utf8", errors="replace") as handle:
+        expected = None
+        for number, line in enumerate(handle, start=1):
+            fields = line.rstrip("\n").rstrip().split(" ")
+            if number == 1 and has_header:
+                expected = int(fields[1]) + 1 if len(fields) == 2 and fields[1].isdigit() else None
+                continue
+            if expected is None:
+                expected = len(fields)
+            if len(fields) != expected:
+                return f"line {number} has {len(fields)} fields (a word and {len(fields) - 1} numbers), expected {expected}"
+            try:
+                [float(x) for x in fields[1:]]
+            except ValueError:
+                return f"line {number} has a value that is not a number"
+    return None
 
 
 def label_vector(vectors, lemmas: Sequence[str]) -> np.ndarray | None:

@@ -105,9 +105,71 @@ def load_wordnet() -> WordNetCorpusReader:
 
 def synset_from_wnid(wnid: str) -> Synset:
     """ImageNet wnids are WordNet 3.0 noun offsets: n01440764 -> tench.n.01."""
-    if len(wnid) != 9 or wnid[0] != "n" or not wnid[1:].isdigit():
+    if not is_wnid(wnid):
         raise ValueError(f"not an ImageNet wnid: {wnid!r} (expected 'n' + 8 digits)")
-    return load_wordnet().synset_from_pos_and_offset("n", int(wnid[1:]))
+    try:
+        with warnings.catch_warnings():  # NLTK warns, then returns None: the error below says it once
+            warnings.simplefilter("ignore")
+            synset = load_wordnet().synset_from_pos_and_offset("n", int(wnid[1:]))
+    except Exception:  # NLTK raises WordNetError, or returns None, for an offset that starts no synset
+        synset = None
+    if synset is None:
+        raise ValueError(f"{wnid} is not a WordNet 3.0 noun synset (no noun starts at offset {wnid[1:]})")
+    return synset
+
+
+def is_wnid(ref: str) -> bool:
+    return len(ref) == 9 and ref[0] == "n" and ref[1:].isdigit()
+
+
+def wordnet_files_dir() -> Path | None:
+    """The directory holding WordNet 3.0's own files (data.noun, index.noun), if any."""
+    for directory in (DEBIAN_WORDNET, cache_dir() / "nltk_data" / "corpora" / "wordnet"):
+        if (directory / "data.noun").is_file() and (directory / "index.noun").is_file():
+            return directory
+    return None
+
+
+@functools.cache
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf8", errors="replace")
+
+
+def noun_synset_error(ref: str, files: Path | None = None) -> str | None:
+    """Why ``ref`` (a wnid such as n03057021, or a name such as coat.n.01) is not a WordNet 3.0 noun
+    synset; None if it is, or if WordNet's files are not on this machine.
+
+    Read straight from WordNet's files (a wnid is a byte offset into data.noun; a name's lemma is a
+    line of index.noun), so that checking a config costs milliseconds, not NLTK's 1.5 s start.
+    """
+    files = files or wordnet_files_dir()
+    if is_wnid(ref):
+        if files is None:
+            return None
+        offset = int(ref[1:])
+        with open(files / "data.noun", "rb") as handle:
+            handle.seek(offset)
+            line = handle.readline().decode("utf8", errors="replace")
+        if not line.startswith(f"{offset:08d} "):
+            return f"{ref} is not a WordNet 3.0 noun synset (no noun starts at offset {ref[1:]})"
+        return None
+    parts = ref.lower().rsplit(".", 2)
+    if len(parts) != 3 or not parts[2].isdigit() or not parts[0]:
+        return f"{ref!r} is neither a wnid (n + 8 digits) nor a synset name such as coat.n.01"
+    lemma, pos, sense = parts
+    if pos != "n":
+        kind = {"v": "a verb", "a": "an adjective", "s": "an adjective", "r": "an adverb"}.get(pos, f"a {pos!r}")
+        return f"{ref} is {kind} synset; target classes are nouns ({lemma}.n.{sense})"
+    if files is None:
+        return None
+    index = _text(files / "index.noun")
+    start = index.find(f"\n{lemma} n ")
+    if start < 0:
+        return f"{ref}: WordNet 3.0 has no noun {lemma!r}"
+    synset_count = int(index[start + 1: index.index("\n", start + 1)].split()[2])
+    if not 1 <= int(sense) <= synset_count:
+        return f"{ref}: the noun {lemma!r} has {synset_count} senses in WordNet 3.0 (.n.01 to .n.{synset_count:02d})"
+    return None
 
 
 def wnid_of(synset: Synset) -> str:
@@ -117,9 +179,12 @@ def wnid_of(synset: Synset) -> str:
 def synset_by_name(name: str) -> Synset:
     """'coat.n.01' -> Synset, with a clear error for a name WordNet 3.0 does not have."""
     try:
-        return load_wordnet().synset(name)
+        synset = load_wordnet().synset(name)
     except Exception as err:  # NLTK raises WordNetError / ValueError for bad names
         raise ValueError(f"unknown WordNet 3.0 synset {name!r}: {err}") from None
+    if synset.pos() != "n":
+        raise ValueError(f"{name} is not a noun synset; target classes are nouns")
+    return synset
 
 
 def _closure(synset: Synset, relations: tuple[str, ...]) -> set[Synset]:

@@ -28,6 +28,7 @@ MEASURES = config["similarity"]["measures"]
 VISUAL = [m for m in MEASURES if m in VISUAL_MEASURES]
 WORDNET = [m for m in MEASURES if m.startswith("wordnet")]
 METHODS = config["finetune"]["methods"]
+BASELINE_METHODS = [m for m in METHODS if m in BASELINES]
 SPLITS = ["train", "val", "test"]
 DATA = f"results/{DATASET}"
 RUN = f"results/{DATASET}/{MODEL}"
@@ -88,7 +89,7 @@ def all_targets():
     return (
         [f"{DATA}/manifest.parquet", f"{DATA}/classes.parquet"]
         + all_similarities()
-        + [f"{RUN}/kgrid/{m}.parquet" for m in MEASURES]
+        + [f"{RUN}/kgrid/{m}/shots{LARGEST_SHOT}.parquet" for m in MEASURES]
         + [f"{RUN}/curves.parquet"]
         + expand(f"{RUN}/figures/{{fig}}.{{ext}}", fig=["fig1", "fig2", "fig3"], ext=["png", "pdf"])
         + expand(f"{RUN}/tables/{{table}}.{{ext}}", table=["table1", "table2"], ext=["csv", "md", "tex"])

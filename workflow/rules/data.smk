@@ -47,6 +47,7 @@ rule decode:
     params:
         preprocess=config["preprocess"],
         largest_shot=lambda wildcards: LARGEST_SHOT if wildcards.split == "train" else 0,
+    retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly
     log:
         f"{PIXELS}/logs/decode_{{split}}.log",
     benchmark:

@@ -27,6 +27,7 @@ rule extract:
         preprocess=config["preprocess"],
         extract=tracked(config["extract"], EXTRACT_UNTRACKED),
         model=MODEL,
+    retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly
     log:
         f"{RUN}/logs/extract.log",
     benchmark:

@@ -1,6 +1,6 @@
 # Fine-tuning: one job per (shot level, seed) trains every (method, K) run of that level in lockstep:
 # the runs share each step's batch and one forward of the frozen trunk. A killed job resumes from its
-# checkpoint (retries are set in the profiles).
+# checkpoint (retries: 2, below).
 
 
 rule finetune:
@@ -21,6 +21,7 @@ rule finetune:
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
     threads: finetune_threads()
+    retries: 2  # a killed job (preemption, time limit, OOM) resumes from its checkpoint
     log:
         f"{RUN}/logs/finetune/shots{{shots}}_seed{{seed}}.log",
     benchmark:

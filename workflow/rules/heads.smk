@@ -1,24 +1,27 @@
-# Initial heads: the top-K similarity mix (K picked per class type on validation) and baselines.
+# Initial heads per shot level, so that adding a shot level writes only that level's heads: one job
+# per (measure, shot level) for the top-K similarity mix (K picked per class type on validation), at
+# every level for the measures that are fine-tuning methods and at the largest (Fig. 3) for the
+# others; one job per shot level for the baselines in finetune.methods (adding a method reruns
+# every fine-tuning job anyway, as they train in lockstep).
 
 
 rule heads_similarity:
     input:
-        sims=lambda wildcards: [sim_file(wildcards.measure, n) for n in SHOTS],
+        sim=lambda wildcards: sim_file(wildcards.measure, wildcards.shots),
         head=f"results/models/{MODEL}/source_head.safetensors",
         features_val=f"{RUN}/extract/features_val.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        heads=[f"{RUN}/heads/{{measure}}/k{k}/shots{n}.safetensors" for k in head_ks() for n in SHOTS],
-        kgrid=f"{RUN}/kgrid/{{measure}}.parquet",
-        best_k=f"{RUN}/kgrid/{{measure}}_best_k.json",
+        **{f"k{k}": f"{RUN}/heads/{{measure}}/k{k}/shots{{shots}}.safetensors" for k in head_ks()},
+        kgrid=f"{RUN}/kgrid/{{measure}}/shots{{shots}}.parquet",
+        best_k=f"{RUN}/kgrid/{{measure}}/shots{{shots}}_best_k.json",
     params:
-        shots=SHOTS,
         k_grid=config["heads"]["k_grid"],
         head_ks=head_ks(),
         seed=config["seed"],
     log:
-        f"{RUN}/logs/heads_{{measure}}.log",
+        f"{RUN}/logs/heads/{{measure}}_shots{{shots}}.log",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -32,12 +35,12 @@ rule heads_baseline:
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        heads=[f"{RUN}/heads/{{baseline}}/k0/shots{n}.safetensors" for n in SHOTS],
+        **{b: f"{RUN}/heads/{b}/k0/shots{{shots}}.safetensors" for b in BASELINE_METHODS},
     params:
-        shots=SHOTS,
+        baselines=BASELINE_METHODS,
         seed=config["seed"],
     log:
-        f"{RUN}/logs/heads_{{baseline}}.log",
+        f"{RUN}/logs/heads/baselines_shots{{shots}}.log",
     conda:
         "../../envs/torch.yaml"
     script:

@@ -46,7 +46,7 @@ rule fig2:
 
 rule fig3:
     input:
-        kgrid=[f"{RUN}/kgrid/{m}.parquet" for m in MEASURES],
+        kgrid=[f"{RUN}/kgrid/{m}/shots{LARGEST_SHOT}.parquet" for m in MEASURES],
     output:
         png=report(f"{RUN}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
         pdf=f"{RUN}/figures/fig3.pdf",
@@ -84,7 +84,7 @@ rule table1:
 rule table2:
     input:
         curves=f"{RUN}/curves.parquet",
-        best_k=[f"{RUN}/kgrid/{m}_best_k.json" for m in MEASURES],
+        best_k=[f"{RUN}/kgrid/{m}/shots{n}_best_k.json" for m in METHODS if m in MEASURES for n in SHOTS],
     output:
         csv=report(f"{RUN}/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
         md=f"{RUN}/tables/table2.md",

@@ -1,4 +1,4 @@
-# N x M similarity matrices (target wnid x source wnid) as Parquet.
+# N x M similarity matrices (target wnid x source wnid) as Parquet; visual ones per shot level.
 
 
 rule similarity_visual:
@@ -7,14 +7,13 @@ rule similarity_visual:
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        [f"{RUN}/sim/{{visual}}_shots{n}.parquet" for n in SHOTS],
+        matrix=f"{RUN}/sim/{{visual}}_shots{{shots}}.parquet",
     params:
-        shots=SHOTS,
         model=MODEL,
     log:
-        f"{RUN}/logs/sim_{{visual}}.log",
+        f"{RUN}/logs/sim_{{visual}}_shots{{shots}}.log",
     benchmark:
-        f"{RUN}/benchmarks/sim_{{visual}}.tsv"
+        f"{RUN}/benchmarks/sim_{{visual}}_shots{{shots}}.tsv"
     conda:
         "../../envs/similarity.yaml"
     script:

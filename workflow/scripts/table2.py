@@ -13,7 +13,7 @@ best_k = {}
 for path in snakemake.input.best_k:
     with open(path) as handle:
         content = json.load(handle)
-    best_k[content["measure"]] = content["best_k"]
+    best_k.setdefault(content["measure"], {})[str(content["shots"])] = content["best_k"]
 curves = pd.read_parquet(snakemake.input.curves)
 table = table2(curves, best_k)
 order = ["random"] + [m for m in snakemake.params.measures if m in set(table["method"])] + [b for b in BASELINES[1:]]
