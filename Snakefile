@@ -3,9 +3,19 @@
 #        snakemake --profile slurm all    (the same on a SLURM cluster)
 #        snakemake --cores all --configfile workflow/presets/paper.yaml   (the paper's setup)
 
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# The headstart library (workflow/headstart) is imported from this checkout by the Snakefile and by
+# every job's script, whatever Python runs them: the .venv, a conda env of envs/*.yaml (which install
+# only the pinned packages), or a cluster node.
+LIBRARY = os.path.join(workflow.basedir, "workflow")
+sys.path.insert(0, LIBRARY)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")])))
 
 
 configfile: "config.yaml"

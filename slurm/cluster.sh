@@ -11,7 +11,7 @@ marker="Written by headstart's slurm/cluster.sh"
 running() {  # a pid file whose process exists and is not a zombie (stopped daemons linger as zombies)
   local pidfile=$1 pid
   [ -s "$pidfile" ] || return 1
-  pid=$(cat "$pidfile")
+  pid=$(cat "$pidfile" 2>/dev/null) || return 1  # the daemon may remove it meanwhile
   [ -r "/proc/$pid/stat" ] || return 1
   [ "$(awk '{print $3}' "/proc/$pid/stat")" != "Z" ]
 }
@@ -44,8 +44,20 @@ start() {
   if [ -f /etc/slurm/slurm.conf ] && ! grep -q "$marker" /etc/slurm/slurm.conf; then
     cp /etc/slurm/slurm.conf "$state/slurm.conf.orig"
   fi
+  # The node advertises what a GPU cluster node of the profile's shape has (16 CPUs, 64 GB, 16 GPU
+  # slots), whatever this machine has: `snakemake --profile slurm all` then schedules as typed
+  # (extract and finetune ask for gpu=1, 8 CPUs, 32 GB). The "GPUs" are stand-in device files (the
+  # null device under other names; Slurm drops GPUs without a file): jobs find no CUDA and run on
+  # the CPU (device: auto). CPUs and memory are oversubscribed (config_overrides: slurmd trusts
+  # these numbers; memory is not a consumable).
   cpus=$(nproc)
-  memory=$(( $(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n1) - 1024 ))
+  memory=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n1)
+  if [ -f /etc/slurm/gres.conf ] && ! grep -q "$marker" /etc/slurm/gres.conf; then
+    cp /etc/slurm/gres.conf "$state/gres.conf.orig"
+  fi
+  mkdir -p "$state/gpus"
+  for i in $(seq 0 15); do [ -c "$state/gpus/gpu$i" ] || mknod "$state/gpus/gpu$i" c 1 3; done
+  printf '# %s\nNodeName=%s Name=gpu File=%s/gpus/gpu[0-15]\n' "$marker" "$host" "$state" > /etc/slurm/gres.conf
   cat > /etc/slurm/slurm.conf <<CONF
 # $marker: a single-node test cluster.
 ClusterName=headstart
@@ -63,14 +75,16 @@ SlurmdLogFile=$state/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
+SelectTypeParameters=CR_Core
+SlurmdParameters=config_overrides
+GresTypes=gpu
 SchedulerType=sched/backfill
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 MailProg=/bin/true
 MinJobAge=600
 ReturnToService=2
-NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
+NodeName=$host CPUs=16 RealMemory=65536 Gres=gpu:16 State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   running "$state/slurmctld.pid" || { rm -f "$state/slurmctld.pid"; slurmctld; }
@@ -78,7 +92,7 @@ CONF
   for _ in $(seq 60); do
     node=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
     case "$node" in
-      idle*|mixed*|allocated*) echo "cluster.sh: node $host $node ($cpus CPUs, ${memory} MB)"; return 0 ;;
+      idle*|mixed*|allocated*) echo "cluster.sh: node $host $node (advertises 16 CPUs, 64 GB, gpu:16; has $cpus CPUs, ${memory} MB, no GPU)"; return 0 ;;
       down*|drain*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
     esac
     sleep 0.5
@@ -99,6 +113,9 @@ stop() {
   # and the Snakemake SLURM plugin calls scontrol whenever snakemake starts: take it away.
   if [ -f /etc/slurm/slurm.conf ] && grep -q "$marker" /etc/slurm/slurm.conf; then
     if [ -f "$state/slurm.conf.orig" ]; then mv "$state/slurm.conf.orig" /etc/slurm/slurm.conf; else rm -f /etc/slurm/slurm.conf; fi
+  fi
+  if [ -f /etc/slurm/gres.conf ] && grep -q "$marker" /etc/slurm/gres.conf; then
+    if [ -f "$state/gres.conf.orig" ]; then mv "$state/gres.conf.orig" /etc/slurm/gres.conf; else rm -f /etc/slurm/gres.conf; fi
   fi
   echo "cluster.sh: stopped"
 }

@@ -1,12 +1,14 @@
 """Figures and tables on a small synthetic curves table, numbers checked by hand."""
 
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from headstart.report import figure1, figure2, figure3, mean_ci, table1, table2, table2_wide, write_table
+from headstart.report import (ReportError, example_class_name, figure1, figure2, figure3, mean_ci, method_order,
+                              read_best_k, table1, table2, table2_wide, top_sources, write_table)
 
 WNIDS = ["n1", "n2"]
 
@@ -55,6 +57,31 @@ def test_table2_by_hand(tmp_path):
     write_table(flat, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", wide=wide, caption="Table 2.")
     assert pd.read_csv(tmp_path / "t.csv")["first"].round(4).tolist() == flat["first"].round(4).tolist()
     assert "Random first" in (tmp_path / "t.md").read_text() and "\\begin{tabular}" in (tmp_path / "t.tex").read_text()
+
+
+def test_method_order_and_best_k_files(tmp_path):
+    assert method_order(["probe", "wordnet", "random", "imprint", "inference"], ["inference", "softmax", "wordnet"]) == \
+        ["random", "inference", "wordnet", "imprint", "probe"]
+    assert method_order(["imprint", "wordvec"], ["wordvec"]) == ["wordvec", "imprint"]  # no random: no gap
+    for shots, best in [(5, {"included": 3}), (1, {"included": 1})]:
+        (tmp_path / f"{shots}.json").write_text(json.dumps({"measure": "inference", "shots": shots, "best_k": best}))
+    assert read_best_k([tmp_path / "5.json", tmp_path / "1.json"]) == {"inference": {"5": {"included": 3},
+                                                                                     "1": {"included": 1}}}
+
+
+def test_example_class_must_be_a_target_class():
+    classes = pd.DataFrame({"wnid": ["n03057021", "n04133789"], "name": ["Coat", "Sandal"]})
+    assert example_class_name(classes, "n04133789") == "Sandal"
+    with pytest.raises(ReportError, match=r"^report.example_class n99 is not a target class \(one of n03057021, n04133789"):
+        example_class_name(classes, "n99")
+
+
+def test_top_sources_per_target_class():
+    matrix = pd.DataFrame([[0.1, 0.7, 0.7, 0.2], [0.0, 0.0, 0.3, 0.9]], index=["t1", "t2"], columns=["s1", "s2", "s3", "s4"])
+    table = top_sources(matrix, {"t1": "bullet", "t2": "coat"}, {"s1": "a", "s2": "b", "s3": "c", "s4": "d"}, n=3)
+    assert table.columns.tolist() == ["target", "#1", "#2", "#3"]
+    assert table.iloc[0].tolist() == ["bullet (t1)", "b (s2, 0.7)", "c (s3, 0.7)", "d (s4, 0.2)"]  # tie: lower index first
+    assert table.iloc[1].tolist() == ["coat (t2)", "d (s4, 0.9)", "c (s3, 0.3)", "a (s1, 0)"]
 
 
 def test_table1_picks_the_top_source():

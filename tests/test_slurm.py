@@ -17,11 +17,6 @@ from conftest import ROOT, RUN, SNAKEMAKE, copy_repository, planned_jobs
 
 pytestmark = pytest.mark.slurm
 
-# The test node has CPUs only and ~23 GB: ask for what it has (a GPU cluster keeps the profile's values).
-CPU_NODE = ["--set-resources", "extract:gpu=0", "finetune:gpu=0", "extract:mem_mb=3000", "finetune:mem_mb=3000",
-            "extract:cpus_per_task=1", "finetune:cpus_per_task=1", "decode:cpus_per_task=1", "similarity_wordnet:mem_mb=3000"]
-
-
 def cannot_run_slurm() -> str | None:
     if os.geteuid() != 0:
         return "starting slurmctld/slurmd/munged needs root"
@@ -42,52 +37,63 @@ def cluster():
         subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "stop"], check=False, timeout=120)
 
 
-def profile_run(repo: Path, target: str, *options: str, configfiles: tuple[str, ...] = ("tests/data/tiny.yaml",),
-                timeout: int = 900) -> subprocess.CompletedProcess:
-    # Targets first: --set-resources and --configfile take lists and would swallow them.
+def run(repo: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     # SIGINT, not SIGTERM: Snakemake cancels its SLURM jobs and exits on SIGINT.
-    command = [SNAKEMAKE, target, "--profile", "slurm", *options, *CPU_NODE, "--configfile", *configfiles]
-    return subprocess.run(["timeout", "-s", "INT", str(timeout), *command],
-                          cwd=repo, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return subprocess.run(["timeout", "-s", "INT", str(timeout), SNAKEMAKE, *args], cwd=repo, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
-def test_profile_runs_the_workflow_through_sbatch(cluster, tiny, tmp_path):  # tiny: the local run to compare with
+def readme_table(text: str) -> pd.DataFrame:
+    """A Markdown table (the first in ``text``) of 'mean ± ci' cells -> the means."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    frame = pd.DataFrame(rows, columns=header).set_index(header[0])
+    return frame.map(lambda cell: float(cell.split("±")[0]))
+
+
+def test_the_readmes_command_runs_the_default_config_through_sbatch(cluster, tmp_path):
+    """`snakemake --profile slurm all`, verbatim from the README, on the default config: GPU jobs get a
+    GPU slot, small jobs go in groups, and Table 2 is the README's."""
     repo = copy_repository(tmp_path / "repo")
-    result = profile_run(repo, "all")
+    readme = (ROOT / "README.md").read_text()
+    assert "`snakemake --profile slurm all`" in readme
+    result = run(repo, "--profile", "slurm", "all")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    job_ids = set(re.findall(r"SLURM jobid (\d+)", output))
-    assert len(job_ids) >= 10, output[-3000:]
-    seen = subprocess.run(["scontrol", "show", "job", sorted(job_ids)[0]], capture_output=True, text=True).stdout
-    assert f"JobId={sorted(job_ids)[0]}" in seen and "JobState=COMPLETED" in seen
+    submitted = {job: kind for job, kind in re.findall(r"SLURM jobid (\d+) \(log: \S+/((?:rule|group)_[a-z_0-9]+)/", output)}
+    assert len(submitted) >= 10, output[-3000:]
+    extract_job = next(job for job, kind in submitted.items() if kind == "rule_extract")
+    seen = subprocess.run(["scontrol", "show", "job", extract_job], capture_output=True, text=True).stdout
+    assert "JobState=COMPLETED" in seen and "gres/gpu=1" in seen, seen  # asked for and got a GPU slot
+    assert any(kind.startswith("group_small") for kind in submitted.values()), set(submitted.values())
     # Light rules ran on the submitting node, heavy ones as SLURM jobs.
-    assert re.search(r"localrule fig1:", output) and re.search(r"rule extract:", output)
-    # The same numbers as the local run of the same config.
-    for path in ["results/fashion_mnist/manifest.parquet", f"{RUN}/sim/wordnet.parquet"]:
-        pd.testing.assert_frame_equal(pd.read_parquet(repo / path), pd.read_parquet(tiny / path))
-    slurm_curves, local_curves = (pd.read_parquet(r / RUN / "curves.parquet") for r in (repo, tiny))
-    keys = ["method", "k", "shots", "seed", "iteration", "wnid"]
-    merged = slurm_curves.merge(local_curves, on=keys, suffixes=("_slurm", "_local"))
-    assert len(merged) == len(local_curves)
-    np.testing.assert_allclose(merged["macro_f1_slurm"], merged["macro_f1_local"], atol=0.02)
-    # A second invocation plans nothing.
-    again = profile_run(repo, "all", "--dry-run")
-    assert planned_jobs(again) == {}, again.stdout[-2000:]
-    # A failing SLURM job is reported once, as failed, with one line saying why, and its logs are kept:
-    # a malformed word-vector file is not worth a retry (only decode, extract and finetune retry).
+    assert re.search(r"localrule fig1:", output) and "rule_finetune" in set(submitted.values())
+    # The numbers the README shows for the default run.
+    expected = readme_table(readme[readme.index("Table 2 (macro F-score"):readme.index("What the data says")])
+    measured = readme_table((repo / RUN / "tables/table2.md").read_text())
+    assert measured.shape == expected.shape and (measured.columns == expected.columns).all()
+    np.testing.assert_allclose(measured.to_numpy(), expected.to_numpy(), atol=0.02)
+    assert planned_jobs(run(repo, "--profile", "slurm", "all", "--dry-run")) == {}
+
+
+def test_a_failing_job_fails_once_with_one_line_and_keeps_its_logs(cluster, tmp_path):
+    """A malformed word-vector file is not worth a retry (only decode, extract and finetune retry)."""
+    repo = copy_repository(tmp_path / "repo")
     ragged = tmp_path / "ragged.txt"
     ragged.write_text("coat 1 0 0\nshirt 0 1\n")
     failing = tmp_path / "fail.yaml"
     failing.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
                                                       "wordvec": {"vectors": str(ragged), "format": "auto"}}}))
-    failed = profile_run(repo, f"{RUN}/sim/wordvec.parquet", configfiles=("tests/data/tiny.yaml", str(failing)))
+    failed = run(repo, f"{RUN}/sim/wordvec.parquet", "--profile", "slurm", "--configfile", "tests/data/tiny.yaml",
+                 str(failing), timeout=900)
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
     assert output.count("Error in rule similarity_wordvec") == 1 and "Trying to restart" not in output
-    log = (repo / RUN / "logs/sim_wordvec.log").read_text()
+    log = (repo / "results/logs/similarity_wordvec/fashion_mnist/efficientnet_lite0.log").read_text()
     assert f"headstart: word-vector file {ragged} (glove_text) cannot be read: line 2 has 3 fields" in log
     assert "Traceback" not in log
-    assert list((repo / "results/slurm_logs").rglob("*.log")), "the failed job's SLURM log is kept"
+    assert list((repo / "results/logs/slurm").rglob("*.log")), "the failed job's SLURM log is kept"
 
 
 def test_stop_puts_back_the_site_slurm_conf(cluster):

@@ -93,9 +93,10 @@ def main() -> None:
         print(f"default workflow, cold        {cold:8.1f} s   (goal <= 300 s)")
         print(f"no-op rerun                   {noop:8.1f} s   (goal <= 2 s)")
         print(f"rerun of one figure (fig3)    {figure:8.1f} s")
-        bench_files = sorted(repo.glob("results/**/benchmarks/**/*.tsv"))
+        bench_files = sorted(repo.glob("results/benchmarks/**/*.tsv"))
         if bench_files:
-            frame = pd.concat([pd.read_csv(p, sep="\t").assign(rule=p.stem.split("_")[0] if p.parent.name == "benchmarks" else p.parent.name) for p in bench_files])
+            root = repo / "results/benchmarks"  # results/benchmarks/{rule}/...
+            frame = pd.concat([pd.read_csv(p, sep="\t").assign(rule=p.relative_to(root).parts[0]) for p in bench_files])
             summary = frame.groupby("rule")["s"].agg(["count", "sum", "mean", "max"]).round(2)
             print("\nSnakemake benchmark: files (seconds per job)\n" + summary.to_string())
     print()

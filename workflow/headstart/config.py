@@ -89,6 +89,7 @@ def _check_consistency(config: dict[str, Any]) -> None:
 
 
 BASELINES = ("random", "imprint", "probe")
+VISUAL_MEASURES = ("inference", "softmax")  # from the source network's outputs on the target images
 
 # Fashion-MNIST's labels, in the order of the label numbers of its idx files
 FASHION_MNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

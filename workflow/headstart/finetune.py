@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .errors import HeadstartError
-from .split import labelled
+from .split import in_shot_level, labelled
 from .tables import read_rows, read_tensor_metadata, read_tensors, write_parquet
 from .train import Classifier, Run, TensorBatches, TrainSettings, train_lockstep
 
@@ -112,23 +112,21 @@ def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Pat
     test_labels = labelled(test_ids, manifest, classes)["label"].to_numpy()
     parts = None
     if mode != Mode("head", False):  # every other mode needs the network itself
-        from .models import load_source_model, normalization, split_model
+        from .models import load_parts
 
-        model = load_source_model(entry)
-        mean, std = normalization(model, entry)
-        parts = split_model(model, entry["trainable"], entry["head"])
+        parts, mean, std = load_parts(entry)
     if mode.augment:
         from .pixels import CropBatches, PixelCache
 
         cache = PixelCache(pixels_train)
         rows = labelled(cache.image_ids, manifest, classes)
-        subset = np.flatnonzero((rows["rank"] < shots).to_numpy())
+        subset = np.flatnonzero(in_shot_level(rows, shots))
         train_inputs = CropBatches(cache, subset, preprocess["crop"], mean, std, device, augment=True,
                                    max_batch=options["batch_size"])
         frozen = parts.trunk if mode.train == "last_stage" else nn.Sequential(parts.trunk, parts.trainable)
     else:
         rows = labelled(_image_ids(features_train, mode.cached_key, f"train: {mode.train}"), manifest, classes)
-        subset = np.flatnonzero((rows["rank"] < shots).to_numpy())
+        subset = np.flatnonzero(in_shot_level(rows, shots))
         train_inputs = TensorBatches(read_rows(features_train, mode.cached_key, device, rows=subset), device)
         frozen = nn.Identity()
     train_labels = rows["label"].to_numpy()[subset]

@@ -121,6 +121,14 @@ def load_source_model(entry: dict[str, Any]) -> nn.Module:
     return model.eval()
 
 
+def load_parts(entry: dict[str, Any]) -> tuple[ModelParts, tuple[float, ...], tuple[float, ...]]:
+    """A config ``models`` entry's network, with its weights, split into trunk, trainable part and
+    head, and the normalisation its weights were trained with."""
+    model = load_source_model(entry)
+    mean, std = normalization(model, entry)
+    return split_model(model, entry["trainable"], entry["head"]), mean, std
+
+
 def normalization(model: nn.Module, entry: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The mean/std the weights were trained with, from the model's own metadata."""
     if entry["library"] == "timm":

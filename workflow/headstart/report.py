@@ -15,11 +15,42 @@ import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from .config import BASELINES  # noqa: E402
+from .errors import HeadstartError  # noqa: E402
 
 LABELS = {"random": "Random", "inference": "Inference (visual)", "wordnet": "WordNet (Wu–Palmer)",
           "wordvec": "Word vectors", "softmax": "Softmax (Co-Tuning)", "imprint": "Imprinting", "probe": "Linear probe",
           "wordnet_path": "WordNet path", "wordnet_lch": "WordNet LCH", "wordnet_res": "WordNet Resnik",
           "wordnet_lin": "WordNet Lin", "wordnet_jcn": "WordNet JCN"}
+
+
+class ReportError(HeadstartError, ValueError):
+    """A report setting that does not fit the run's data."""
+
+
+def example_class_name(classes: pd.DataFrame, wnid: str) -> str:
+    """The name of ``report.example_class`` among the target classes (classes.parquet)."""
+    names = dict(zip(classes["wnid"], classes["name"]))
+    if wnid not in names:
+        raise ReportError(f"report.example_class {wnid} is not a target class (one of {', '.join(list(names)[:5])}, ...)")
+    return names[wnid]
+
+
+def method_order(methods: Sequence[str], measures: Sequence[str]) -> list[str]:
+    """The given methods in the paper's order: the random baseline, the similarity measures in the
+    config's order, then the other baselines."""
+    order = ["random", *measures, *(b for b in BASELINES if b != "random")]
+    return [m for m in order if m in set(methods)]
+
+
+def read_best_k(paths: Sequence[str | Path]) -> dict[str, dict[str, dict[str, int]]]:
+    """measure -> shot level -> class type -> best K, from the heads jobs' ``*_best_k.json`` files."""
+    import json
+
+    best_k: dict[str, dict[str, dict[str, int]]] = {}
+    for path in paths:
+        content = json.loads(Path(path).read_text())
+        best_k.setdefault(content["measure"], {})[str(content["shots"])] = content["best_k"]
+    return best_k
 
 
 def label(method: str) -> str:
@@ -113,6 +144,23 @@ def table1(similarities: dict[str, pd.DataFrame], wnid: str, target_name: str, s
         best = values.index[int(np.argmax(values.to_numpy()))]  # first maximum: ties go to the lower index
         row[label(measure)] = f"{source_names[best]} ({best}, {values[best]:.3g})"
     return pd.DataFrame([row])
+
+
+def top_sources(matrix: pd.DataFrame, target_names: dict[str, str], source_names: dict[str, str], n: int = 5
+                ) -> pd.DataFrame:
+    """Each target class's ``n`` most similar source classes (name, wnid, value), in the matrix's
+    order of targets: what a similarity head borrows from. Ties go to the lower source index, as in
+    the heads' top-K."""
+    values = matrix.to_numpy()
+    order = np.argsort(-values, axis=1, kind="stable")[:, :n]
+    rows = []
+    for i, wnid in enumerate(matrix.index):
+        row = {"target": f"{target_names[wnid]} ({wnid})"}
+        for rank, j in enumerate(order[i], start=1):
+            source = matrix.columns[j]
+            row[f"#{rank}"] = f"{source_names[source]} ({source}, {values[i, j]:.3g})"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def table2(curves: pd.DataFrame, best_k: dict[str, dict[str, dict[str, int]]]) -> pd.DataFrame:

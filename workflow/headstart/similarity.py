@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .config import VISUAL_MEASURES
 from .errors import HeadstartError
 from .wordnet import semcor_information_content, synset_from_wnid
 
@@ -22,7 +23,6 @@ WORDNET_MEASURES = {
     "wordnet_lin": "lin",
     "wordnet_jcn": "jcn",
 }
-VISUAL_MEASURES = ("inference", "softmax")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 

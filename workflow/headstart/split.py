@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .data import TargetClass
 from .wordnet import class_type, synset_from_wnid
+
+if TYPE_CHECKING:  # the data stage's imports (PIL, downloads) are not needed to split or label
+    from .data import TargetClass
 
 CLASS_TYPES = ("identical", "included", "inclusive", "disjoint")
 
@@ -64,9 +67,15 @@ def make_classes(targets: list[TargetClass], source_wnids: list[str]) -> pd.Data
     return pd.DataFrame(rows)
 
 
+def in_shot_level(rows: pd.DataFrame, shots: int) -> np.ndarray:
+    """Which rows (any table with the manifest's ``rank``) belong to the ``shots``-per-class level:
+    ranks below ``shots``, so the levels nest."""
+    return (rows["rank"] < shots).to_numpy()
+
+
 def shot_subset(manifest: pd.DataFrame, shots: int) -> pd.DataFrame:
-    """The training images of the ``shots``-per-class level (ranks below ``shots``)."""
-    return manifest[(manifest["split"] == "train") & (manifest["rank"] < shots)]
+    """The training images of the ``shots``-per-class level."""
+    return manifest[(manifest["split"] == "train").to_numpy() & in_shot_level(manifest, shots)]
 
 
 def labelled(image_ids: list[str], manifest: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:

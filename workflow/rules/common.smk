@@ -5,8 +5,7 @@ import sys
 
 from pathlib import Path
 
-from headstart.config import BASELINES, IMAGE_SUFFIXES, ConfigError, validate_config
-from headstart.similarity import VISUAL_MEASURES
+from headstart.config import BASELINES, IMAGE_SUFFIXES, VISUAL_MEASURES, ConfigError, validate_config
 
 try:
     validate_config(config)
@@ -33,6 +32,17 @@ SPLITS = ["train", "val", "test"]
 DATA = f"results/{DATASET}"
 RUN = f"results/{DATASET}/{MODEL}"
 PIXELS = f"{DATA}/pixels/resize{config['preprocess']['resize']}_crop{config['preprocess']['crop']}"
+MODELS = f"results/models/{MODEL}"  # the source model's head and class list, shared by every dataset
+
+
+def log_file(rule, *parts):
+    """results/logs/{rule}/{parts}.log: one log tree for every rule (SLURM's logs under results/logs/slurm)."""
+    return os.path.join("results", "logs", rule, *parts) + ".log"
+
+
+def benchmark_file(rule, *parts):
+    """results/benchmarks/{rule}/{parts}.tsv: one tree of Snakemake's per-job time and memory records."""
+    return os.path.join("results", "benchmarks", rule, *parts) + ".tsv"
 
 
 wildcard_constraints:
@@ -93,6 +103,7 @@ def all_targets():
         + [f"{RUN}/curves.parquet"]
         + expand(f"{RUN}/figures/{{fig}}.{{ext}}", fig=["fig1", "fig2", "fig3"], ext=["png", "pdf"])
         + expand(f"{RUN}/tables/{{table}}.{{ext}}", table=["table1", "table2"], ext=["csv", "md", "tex"])
+        + [f"{RUN}/tables/top_sources/{m}.csv" for m in MEASURES]
     )
 
 

@@ -12,9 +12,9 @@ rule dataset:
         split=config["split"],
         seed=config["seed"],
     log:
-        f"{DATA}/logs/dataset.log",
+        log_file("dataset", DATASET),
     benchmark:
-        f"{DATA}/benchmarks/dataset.tsv"
+        benchmark_file("dataset", DATASET)
     conda:
         "../../envs/data.yaml"
     script:
@@ -32,7 +32,9 @@ rule split:
         split=config["split"],
         seed=config["seed"],
     log:
-        f"{DATA}/logs/split.log",
+        log_file("split", DATASET),
+    benchmark:
+        benchmark_file("split", DATASET)
     conda:
         "../../envs/data.yaml"
     script:
@@ -49,9 +51,9 @@ rule decode:
         largest_shot=lambda wildcards: LARGEST_SHOT if wildcards.split == "train" else 0,
     retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly
     log:
-        f"{PIXELS}/logs/decode_{{split}}.log",
+        log_file("decode", PIXELS.removeprefix("results/"), "{split}"),
     benchmark:
-        f"{PIXELS}/benchmarks/decode_{{split}}.tsv"
+        benchmark_file("decode", PIXELS.removeprefix("results/"), "{split}")
     conda:
         "../../envs/torch.yaml"
     script:

@@ -8,7 +8,9 @@ rule source_head:
     params:
         entry=lambda wildcards: config["models"][wildcards.model],
     log:
-        "results/models/{model}/logs/source_head.log",
+        log_file("source_head", "{model}"),
+    benchmark:
+        benchmark_file("source_head", "{model}")
     conda:
         "../../envs/torch.yaml"
     script:
@@ -18,7 +20,7 @@ rule source_head:
 rule extract:
     input:
         **{f"pixels_{split}": f"{PIXELS}/{split}.safetensors" for split in SPLITS},
-        source_classes=f"results/models/{MODEL}/source_classes.parquet",
+        source_classes=f"{MODELS}/source_classes.parquet",
     output:
         **{f"logits_{split}": f"{RUN}/extract/logits_{split}.parquet" for split in SPLITS},
         **{f"features_{split}": f"{RUN}/extract/features_{split}.safetensors" for split in SPLITS},
@@ -29,9 +31,9 @@ rule extract:
         model=MODEL,
     retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly
     log:
-        f"{RUN}/logs/extract.log",
+        log_file("extract", DATASET, MODEL),
     benchmark:
-        f"{RUN}/benchmarks/extract.tsv"
+        benchmark_file("extract", DATASET, MODEL)
     conda:
         "../../envs/torch.yaml"
     script:

@@ -23,9 +23,9 @@ rule finetune:
     threads: finetune_threads()
     retries: 2  # a killed job (preemption, time limit, OOM) resumes from its checkpoint
     log:
-        f"{RUN}/logs/finetune/shots{{shots}}_seed{{seed}}.log",
+        log_file("finetune", DATASET, MODEL, "shots{shots}_seed{seed}"),
     benchmark:
-        f"{RUN}/benchmarks/finetune/shots{{shots}}_seed{{seed}}.tsv"
+        benchmark_file("finetune", DATASET, MODEL, "shots{shots}_seed{seed}")
     conda:
         "../../envs/torch.yaml"
     script:
@@ -38,7 +38,9 @@ rule curves:
     output:
         f"{RUN}/curves.parquet",
     log:
-        f"{RUN}/logs/curves.log",
+        log_file("curves", DATASET, MODEL),
+    benchmark:
+        benchmark_file("curves", DATASET, MODEL)
     conda:
         "../../envs/report.yaml"
     script:

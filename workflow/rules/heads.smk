@@ -8,7 +8,7 @@
 rule heads_similarity:
     input:
         sim=lambda wildcards: sim_file(wildcards.measure, wildcards.shots),
-        head=f"results/models/{MODEL}/source_head.safetensors",
+        head=f"{MODELS}/source_head.safetensors",
         features_val=f"{RUN}/extract/features_val.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
@@ -21,7 +21,9 @@ rule heads_similarity:
         head_ks=head_ks(),
         seed=config["seed"],
     log:
-        f"{RUN}/logs/heads/{{measure}}_shots{{shots}}.log",
+        log_file("heads_similarity", DATASET, MODEL, "{measure}_shots{shots}"),
+    benchmark:
+        benchmark_file("heads_similarity", DATASET, MODEL, "{measure}_shots{shots}")
     conda:
         "../../envs/torch.yaml"
     script:
@@ -30,7 +32,7 @@ rule heads_similarity:
 
 rule heads_baseline:
     input:
-        head=f"results/models/{MODEL}/source_head.safetensors",
+        head=f"{MODELS}/source_head.safetensors",
         features_train=f"{RUN}/extract/features_train.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
@@ -40,7 +42,9 @@ rule heads_baseline:
         baselines=BASELINE_METHODS,
         seed=config["seed"],
     log:
-        f"{RUN}/logs/heads/baselines_shots{{shots}}.log",
+        log_file("heads_baseline", DATASET, MODEL, "shots{shots}"),
+    benchmark:
+        benchmark_file("heads_baseline", DATASET, MODEL, "shots{shots}")
     conda:
         "../../envs/torch.yaml"
     script:

@@ -8,6 +8,7 @@ localrules:
     fig3,
     table1,
     table2,
+    top_sources,
 
 
 rule fig1:
@@ -19,7 +20,9 @@ rule fig1:
     params:
         shots=LARGEST_SHOT,
     log:
-        f"{RUN}/logs/fig1.log",
+        log_file("fig1", DATASET, MODEL),
+    benchmark:
+        benchmark_file("fig1", DATASET, MODEL)
     conda:
         "../../envs/report.yaml"
     script:
@@ -37,7 +40,9 @@ rule fig2:
         shots=LARGEST_SHOT,
         example_class=config["report"]["example_class"],
     log:
-        f"{RUN}/logs/fig2.log",
+        log_file("fig2", DATASET, MODEL),
+    benchmark:
+        benchmark_file("fig2", DATASET, MODEL)
     conda:
         "../../envs/report.yaml"
     script:
@@ -54,7 +59,9 @@ rule fig3:
         shots=LARGEST_SHOT,
         measures=MEASURES,
     log:
-        f"{RUN}/logs/fig3.log",
+        log_file("fig3", DATASET, MODEL),
+    benchmark:
+        benchmark_file("fig3", DATASET, MODEL)
     conda:
         "../../envs/report.yaml"
     script:
@@ -63,9 +70,9 @@ rule fig3:
 
 rule table1:
     input:
-        sims=[sim_file(m, LARGEST_SHOT) for m in MEASURES],
+        **{f"sim_{m}": sim_file(m, LARGEST_SHOT) for m in MEASURES},
         classes=f"{DATA}/classes.parquet",
-        source_classes=f"results/models/{MODEL}/source_classes.parquet",
+        source_classes=f"{MODELS}/source_classes.parquet",
     output:
         csv=report(f"{RUN}/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
         md=f"{RUN}/tables/table1.md",
@@ -74,7 +81,9 @@ rule table1:
         measures=MEASURES,
         example_class=config["report"]["example_class"],
     log:
-        f"{RUN}/logs/table1.log",
+        log_file("table1", DATASET, MODEL),
+    benchmark:
+        benchmark_file("table1", DATASET, MODEL)
     conda:
         "../../envs/report.yaml"
     script:
@@ -92,8 +101,37 @@ rule table2:
     params:
         measures=MEASURES,
     log:
-        f"{RUN}/logs/table2.log",
+        log_file("table2", DATASET, MODEL),
+    benchmark:
+        benchmark_file("table2", DATASET, MODEL)
     conda:
         "../../envs/report.yaml"
     script:
         "../scripts/table2.py"
+
+
+rule top_sources:
+    input:
+        sim=lambda wildcards: sim_file(wildcards.measure, LARGEST_SHOT),
+        classes=f"{DATA}/classes.parquet",
+        source_classes=f"{MODELS}/source_classes.parquet",
+    output:
+        csv=report(
+            f"{RUN}/tables/top_sources/{{measure}}.csv",
+            caption="../report/top_sources.rst",
+            category="Similarity matrices",
+            labels={"measure": "{measure}"},
+        ),
+        md=f"{RUN}/tables/top_sources/{{measure}}.md",
+        tex=f"{RUN}/tables/top_sources/{{measure}}.tex",
+    params:
+        n=5,
+        shots=LARGEST_SHOT,
+    log:
+        log_file("top_sources", DATASET, MODEL, "{measure}"),
+    benchmark:
+        benchmark_file("top_sources", DATASET, MODEL, "{measure}")
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/top_sources.py"

@@ -11,9 +11,9 @@ rule similarity_visual:
     params:
         model=MODEL,
     log:
-        f"{RUN}/logs/sim_{{visual}}_shots{{shots}}.log",
+        log_file("similarity_visual", DATASET, MODEL, "{visual}_shots{shots}"),
     benchmark:
-        f"{RUN}/benchmarks/sim_{{visual}}_shots{{shots}}.tsv"
+        benchmark_file("similarity_visual", DATASET, MODEL, "{visual}_shots{shots}")
     conda:
         "../../envs/similarity.yaml"
     script:
@@ -23,16 +23,16 @@ rule similarity_visual:
 rule similarity_wordnet:
     input:
         classes=f"{DATA}/classes.parquet",
-        source_classes=f"results/models/{MODEL}/source_classes.parquet",
+        source_classes=f"{MODELS}/source_classes.parquet",
     output:
         [f"{RUN}/sim/{m}.parquet" for m in WORDNET],
     params:
         measures=WORDNET,
         model=MODEL,
     log:
-        f"{RUN}/logs/sim_wordnet.log",
+        log_file("similarity_wordnet", DATASET, MODEL),
     benchmark:
-        f"{RUN}/benchmarks/sim_wordnet.tsv"
+        benchmark_file("similarity_wordnet", DATASET, MODEL)
     conda:
         "../../envs/similarity.yaml"
     script:
@@ -43,16 +43,16 @@ rule similarity_wordvec:
     input:
         wordvec_inputs,
         classes=f"{DATA}/classes.parquet",
-        source_classes=f"results/models/{MODEL}/source_classes.parquet",
+        source_classes=f"{MODELS}/source_classes.parquet",
     output:
         f"{RUN}/sim/wordvec.parquet",
     params:
         wordvec=config["similarity"]["wordvec"],
         model=MODEL,
     log:
-        f"{RUN}/logs/sim_wordvec.log",
+        log_file("similarity_wordvec", DATASET, MODEL),
     benchmark:
-        f"{RUN}/benchmarks/sim_wordvec.tsv"
+        benchmark_file("similarity_wordvec", DATASET, MODEL)
     conda:
         "../../envs/similarity.yaml"
     script:

@@ -8,14 +8,12 @@ import torch
 
 from headstart.extract import extract_split
 from headstart.logs import setup_logging
-from headstart.models import load_source_model, normalization, pick_device, split_model
+from headstart.models import load_parts, pick_device
 
 log = setup_logging(snakemake.log[0])
 entry, preprocess, options = snakemake.params.entry, snakemake.params.preprocess, snakemake.params.extract
 torch.set_num_threads(snakemake.threads)
-model = load_source_model(entry)
-mean, std = normalization(model, entry)
-parts = split_model(model, entry["trainable"], entry["head"])
+parts, mean, std = load_parts(entry)
 device = pick_device(snakemake.config["extract"]["device"])  # a run option: changing it reruns nothing
 source_wnids = pd.read_parquet(snakemake.input.source_classes)["wnid"].tolist()
 for split in ["train", "val", "test"]:

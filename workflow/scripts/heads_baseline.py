@@ -4,7 +4,7 @@ import pandas as pd
 
 from headstart.heads import baseline_head
 from headstart.logs import setup_logging
-from headstart.split import labelled
+from headstart.split import in_shot_level, labelled
 from headstart.tables import read_arrays, write_tensors
 
 log = setup_logging(snakemake.log[0])
@@ -13,7 +13,7 @@ source, _ = read_arrays(snakemake.input.head)
 features, meta = read_arrays(snakemake.input.features_train, ["features"])
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
 train = labelled(meta["image_ids"], manifest, classes)
-subset = (train["rank"] < shots).to_numpy()
+subset = in_shot_level(train, shots)
 for method in snakemake.params.baselines:
     weight, bias = baseline_head(method, features["features"][subset], train["label"].to_numpy()[subset],
                                  len(classes), source["weight"], snakemake.params.seed)

@@ -4,7 +4,7 @@ import pandas as pd
 
 from headstart.logs import setup_logging
 from headstart.similarity import as_matrix, visual_similarity
-from headstart.split import labelled
+from headstart.split import in_shot_level, labelled
 from headstart.tables import write_parquet
 
 log = setup_logging(snakemake.log[0])
@@ -12,7 +12,7 @@ measure, shots = snakemake.wildcards.visual, int(snakemake.wildcards.shots)
 logits = pd.read_parquet(snakemake.input.logits)
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
 rows = labelled(logits.index.tolist(), manifest, classes)
-subset = (rows["rank"] < shots).to_numpy()
+subset = in_shot_level(rows, shots)
 values = visual_similarity(measure, rows["label"].to_numpy()[subset], logits.to_numpy()[subset], len(classes))
 write_parquet(as_matrix(values, classes["wnid"], logits.columns), snakemake.output.matrix,
               {"measure": measure, "model": snakemake.params.model, "shots": shots,

@@ -3,14 +3,14 @@
 import pandas as pd
 
 from headstart.logs import setup_logging
-from headstart.models import load_source_model, split_model
+from headstart.models import load_parts
 from headstart.similarity import source_lemmas
 from headstart.split import imagenet1k_wnids
 from headstart.tables import write_parquet, write_tensors
 
 log = setup_logging(snakemake.log[0])
 entry = snakemake.params.entry
-parts = split_model(load_source_model(entry), entry["trainable"], entry["head"])
+parts, _, _ = load_parts(entry)
 wnids = imagenet1k_wnids()
 if parts.head.out_features != len(wnids):
     raise SystemExit(f"{entry['arch']}: head has {parts.head.out_features} outputs, ImageNet-1k has {len(wnids)}")
