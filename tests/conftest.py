@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
+import http.server
 import os
 import re
-import sys
-import http.server
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -47,8 +47,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def copy_repository(dest: Path) -> Path:
     """A fresh copy of the tracked files (as a clone would have), sharing this checkout's .venv."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split()
     for name in files:
         source = ROOT / name
         if source.is_file():
@@ -64,8 +65,9 @@ RUN = "results/fashion_mnist/efficientnet_lite0"
 
 
 def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([SNAKEMAKE, *args], cwd=repo, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    result = subprocess.run(
+        [SNAKEMAKE, *args], cwd=repo, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result

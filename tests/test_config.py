@@ -59,8 +59,11 @@ def test_fashion_mnist_classes_are_chosen_by_label_name(default):
     config["dataset"]["classes"] = [config["dataset"]["classes"][6], config["dataset"]["classes"][4]]  # Shirt, Coat
     validate_config(config)  # any subset, any order
     config["dataset"]["classes"][0] = {"label": "Shirts", "synset": "shirt.n.01"}
-    with pytest.raises(ConfigError, match=r"'Shirts' is not a Fashion-MNIST label; .*one of: T-shirt/top, Trouser, "
-                                          r"Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'Shirts' is not a Fashion-MNIST label; .*one of: T-shirt/top, Trouser, "
+        r"Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot",
+    ):
         validate_config(config)
     config["dataset"]["classes"][0] = {"label": "coat", "synset": "shirt.n.01"}
     with pytest.raises(ConfigError, match="'Coat' is listed twice"):
@@ -75,14 +78,17 @@ def test_k_larger_than_the_source_classes_is_a_config_error(default, k_grid, k):
         validate_config(config)
 
 
-@pytest.mark.parametrize("synset,message", [
-    ("n99999999", "n99999999 is not a WordNet 3.0 noun synset (no noun starts at offset 99999999)"),
-    ("n03057022", "n03057022 is not a WordNet 3.0 noun synset"),  # one byte into coat's line
-    ("coat.v.01", "coat.v.01 is a verb synset; target classes are nouns (coat.n.01)"),
-    ("coat.n.09", "coat.n.09: the noun 'coat' has 3 senses in WordNet 3.0"),
-    ("koat.n.01", "koat.n.01: WordNet 3.0 has no noun 'koat'"),
-    ("coat", "'coat' is neither a wnid (n + 8 digits) nor a synset name such as coat.n.01"),
-])
+@pytest.mark.parametrize(
+    "synset,message",
+    [
+        ("n99999999", "n99999999 is not a WordNet 3.0 noun synset (no noun starts at offset 99999999)"),
+        ("n03057022", "n03057022 is not a WordNet 3.0 noun synset"),  # one byte into coat's line
+        ("coat.v.01", "coat.v.01 is a verb synset; target classes are nouns (coat.n.01)"),
+        ("coat.n.09", "coat.n.09: the noun 'coat' has 3 senses in WordNet 3.0"),
+        ("koat.n.01", "koat.n.01: WordNet 3.0 has no noun 'koat'"),
+        ("coat", "'coat' is neither a wnid (n + 8 digits) nor a synset name such as coat.n.01"),
+    ],
+)
 def test_a_class_that_is_not_a_wordnet_noun_is_a_config_error(default, synset, message):
     config = copy.deepcopy(default)
     config["dataset"]["classes"][4]["synset"] = synset  # Coat
@@ -92,8 +98,12 @@ def test_a_class_that_is_not_a_wordnet_noun_is_a_config_error(default, synset, m
 
 def test_wnids_from_a_classes_file_are_checked(default, tmp_path):
     config = copy.deepcopy(default)
-    config["dataset"] = {"name": "folder", "source": "imagefolder", "imagefolder": {"root": str(tmp_path)},
-                         "classes": str(tmp_path / "wnids.txt")}
+    config["dataset"] = {
+        "name": "folder",
+        "source": "imagefolder",
+        "imagefolder": {"root": str(tmp_path)},
+        "classes": str(tmp_path / "wnids.txt"),
+    }
     (tmp_path / "wnids.txt").write_text("n03057021\nn04133789\n")
     validate_config(config)
     (tmp_path / "wnids.txt").write_text("n03057021 coat\nn99999999 nothing\n")

@@ -10,12 +10,23 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from headstart.data import (DatasetError, IngestLog, TargetClass, build_inventory, extract_listed, fashion_mnist_files,
-                            ingest_fashion_mnist, ingest_imagefolder, ingest_imagenet21k, read_idx, resolve_classes)
+from headstart.data import (
+    DatasetError,
+    IngestLog,
+    TargetClass,
+    build_inventory,
+    extract_listed,
+    fashion_mnist_files,
+    ingest_fashion_mnist,
+    ingest_imagefolder,
+    ingest_imagenet21k,
+    read_idx,
+    resolve_classes,
+)
 from headstart.download import DownloadError, download
 from headstart.split import make_manifest, shot_subset
 
-from conftest import QuietHandler, ROOT
+from conftest import ROOT, QuietHandler
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 CLASSES = [TargetClass("n03057021", "Coat", "coat.n.01"), TargetClass("n04133789", "Sandal", "sandal.n.01")]
@@ -77,8 +88,12 @@ def test_download_with_auth_header_and_404(tmp_path, http_root, monkeypatch):
     monkeypatch.setenv("MY_AUTH", "Authorization: Bearer s3cret")
     from headstart.download import auth_header_from_env
 
-    got = download(f"{base}/a.bin", tmp_path / "a.bin", md5=hashlib.md5(b"hello").hexdigest(),
-                   headers=auth_header_from_env("MY_AUTH"))
+    got = download(
+        f"{base}/a.bin",
+        tmp_path / "a.bin",
+        md5=hashlib.md5(b"hello").hexdigest(),
+        headers=auth_header_from_env("MY_AUTH"),
+    )
     assert got.read_bytes() == b"hello"
     assert QuietHandler.requests_seen[-1].get("Authorization") == "Bearer s3cret"
     with pytest.raises(DownloadError, match="HTTP 404"):
@@ -88,28 +103,41 @@ def test_download_with_auth_header_and_404(tmp_path, http_root, monkeypatch):
 def imagenet_source(served, base, wnids_lists):
     (served / "train.txt").write_text("\n".join(n for names in wnids_lists["train"] for n in names))
     (served / "test.txt").write_text("\n".join(n for names in wnids_lists["test"] for n in names))
-    return {"train_list": str(served / "train.txt"), "test_list": str(served / "test.txt"),
-            "tar_dir": None, "url_template": base + "/{wnid}.tar"}
+    return {
+        "train_list": str(served / "train.txt"),
+        "test_list": str(served / "test.txt"),
+        "tar_dir": None,
+        "url_template": base + "/{wnid}.tar",
+    }
 
 
 def test_imagenet21k_tars_over_http(tmp_path, http_root):
     served, base = http_root
     coat, sandal = CLASSES
     names = {w: [f"{w}_{i}.JPEG" for i in range(4)] for w in (coat.wnid, sandal.wnid)}
-    make_tar(served / f"{coat.wnid}.tar", {
-        names[coat.wnid][0]: jpeg_bytes(0),
-        names[coat.wnid][1]: jpeg_bytes(1, mode="CMYK"),             # converted to RGB
-        names[coat.wnid][2]: jpeg_bytes(2, fmt="PNG"),               # PNG named .JPEG: converted
-        names[coat.wnid][3]: jpeg_bytes(3),
-        f"{coat.wnid}_99.JPEG": jpeg_bytes(9),                        # not listed: not extracted
-    })
-    make_tar(served / f"{sandal.wnid}.tar", {
-        names[sandal.wnid][0]: jpeg_bytes(4),
-        names[sandal.wnid][1]: jpeg_bytes(5)[:300],                   # truncated: skipped
-        f"../../{names[sandal.wnid][2]}": jpeg_bytes(6),              # path traversal: skipped
-        names[sandal.wnid][3]: jpeg_bytes(7),
-    })
-    lists = {"train": [names[coat.wnid][:3], names[sandal.wnid][:3]], "test": [names[coat.wnid][3:], names[sandal.wnid][3:]]}
+    make_tar(
+        served / f"{coat.wnid}.tar",
+        {
+            names[coat.wnid][0]: jpeg_bytes(0),
+            names[coat.wnid][1]: jpeg_bytes(1, mode="CMYK"),  # converted to RGB
+            names[coat.wnid][2]: jpeg_bytes(2, fmt="PNG"),  # PNG named .JPEG: converted
+            names[coat.wnid][3]: jpeg_bytes(3),
+            f"{coat.wnid}_99.JPEG": jpeg_bytes(9),  # not listed: not extracted
+        },
+    )
+    make_tar(
+        served / f"{sandal.wnid}.tar",
+        {
+            names[sandal.wnid][0]: jpeg_bytes(4),
+            names[sandal.wnid][1]: jpeg_bytes(5)[:300],  # truncated: skipped
+            f"../../{names[sandal.wnid][2]}": jpeg_bytes(6),  # path traversal: skipped
+            names[sandal.wnid][3]: jpeg_bytes(7),
+        },
+    )
+    lists = {
+        "train": [names[coat.wnid][:3], names[sandal.wnid][:3]],
+        "test": [names[coat.wnid][3:], names[sandal.wnid][3:]],
+    }
     source = imagenet_source(served, base, lists)
     log = IngestLog()
     with pytest.raises(DatasetError, match=r"class n04133789 \(Sandal\) has 1 usable train images, the config needs 3"):
@@ -138,7 +166,9 @@ def test_imagenet21k_missing_archive_is_a_clear_error(tmp_path, http_root):
 
 
 def test_local_tar_dir_and_safe_members(tmp_path):
-    make_tar(tmp_path / "a.tar", {"x/../../evil.JPEG": jpeg_bytes(0), "/abs.JPEG": jpeg_bytes(1), "ok.JPEG": jpeg_bytes(2)})
+    make_tar(
+        tmp_path / "a.tar", {"x/../../evil.JPEG": jpeg_bytes(0), "/abs.JPEG": jpeg_bytes(1), "ok.JPEG": jpeg_bytes(2)}
+    )
     log = IngestLog()
     found = extract_listed(tmp_path / "a.tar", ["evil.JPEG", "abs.JPEG", "ok.JPEG"], tmp_path / "out", log)
     assert list(found) == ["ok.JPEG"]
@@ -160,8 +190,12 @@ def test_imagefolder_source(tmp_path):
 
 
 def inventory_for(n_train: int, n_test: int) -> pd.DataFrame:
-    rows = [{"image_id": f"{w}_{p}{i}", "path": f"/x/{w}_{p}{i}", "wnid": w, "pool": p}
-            for w in ("n1", "n2") for p, n in (("train", n_train), ("test", n_test)) for i in range(n)]
+    rows = [
+        {"image_id": f"{w}_{p}{i}", "path": f"/x/{w}_{p}{i}", "wnid": w, "pool": p}
+        for w in ("n1", "n2")
+        for p, n in (("train", n_train), ("test", n_test))
+        for i in range(n)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -169,8 +203,14 @@ def test_split_counts_nesting_and_determinism():
     inventory = inventory_for(30, 12)
     manifest = make_manifest(inventory, train_per_class=25, val_per_class=5, test_per_class=10, seed=3)
     counts = manifest.groupby(["wnid", "split"]).size().to_dict()
-    assert counts == {("n1", "test"): 10, ("n1", "train"): 20, ("n1", "val"): 5,
-                      ("n2", "test"): 10, ("n2", "train"): 20, ("n2", "val"): 5}
+    assert counts == {
+        ("n1", "test"): 10,
+        ("n1", "train"): 20,
+        ("n1", "val"): 5,
+        ("n2", "test"): 10,
+        ("n2", "train"): 20,
+        ("n2", "val"): 5,
+    }
     five, ten = set(shot_subset(manifest, 5)["image_id"]), set(shot_subset(manifest, 10)["image_id"])
     assert len(five) == 10 and len(ten) == 20 and five < ten
     assert not set(manifest[manifest["split"] == "val"]["image_id"]) & set(shot_subset(manifest, 20)["image_id"])
@@ -184,8 +224,11 @@ def test_fashion_mnist_images_follow_the_label_name_not_the_list_position(tmp_pa
     files = fashion_mnist_files(DEBIAN_FASHION, None, tmp_path / "dl")
     labels = read_idx(files["train-labels-idx1-ubyte.gz"])
     # Coat and Shirt swapped, and only three of the ten classes
-    classes = [TargetClass("n04197391", "Shirt", "shirt.n.01"), TargetClass("n03057021", "Coat", "coat.n.01"),
-               TargetClass("n02769748", "Bag", "bag.n.04")]
+    classes = [
+        TargetClass("n04197391", "Shirt", "shirt.n.01"),
+        TargetClass("n03057021", "Coat", "coat.n.01"),
+        TargetClass("n02769748", "Bag", "bag.n.04"),
+    ]
     inventory = ingest_fashion_mnist(files, classes, {"train": 5, "test": 2}, tmp_path / "img", 0, IngestLog())
     train = inventory[inventory["pool"] == "train"]
     assert set(train["wnid"]) == {c.wnid for c in classes}
@@ -202,8 +245,9 @@ def test_imagefolder_files_with_the_same_stem_are_two_images(tmp_path):
             (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
             (folder / f"{i}.png").write_bytes(jpeg_bytes(10 + i, fmt="PNG"))
             (folder / f"{i}.jpeg").write_bytes(jpeg_bytes(20 + i, mode="CMYK"))  # converted
-    inventory = ingest_imagefolder(tmp_path / "root", CLASSES, {"train": 7, "test": 2}, tmp_path / "conv", 0,
-                                   IngestLog())
+    inventory = ingest_imagefolder(
+        tmp_path / "root", CLASSES, {"train": 7, "test": 2}, tmp_path / "conv", 0, IngestLog()
+    )
     assert inventory["image_id"].is_unique and inventory["path"].is_unique and len(inventory) == 18
     assert f"{CLASSES[0].wnid}_0.png" in set(inventory["image_id"])
 
@@ -216,15 +260,22 @@ def test_a_class_short_of_images_names_the_skipped_ones_in_the_log(tmp_path, cap
             (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
     for i in range(2):  # two of the sandals' six images are broken: 4 usable, 6 needed
         (tmp_path / "root" / CLASSES[1].wnid / f"broken{i}.jpg").write_bytes(b"not an image")
-    dataset = {"source": "imagefolder", "imagefolder": {"root": str(tmp_path / "root")},
-               "classes": [{"synset": c.synset} for c in CLASSES]}
+    dataset = {
+        "source": "imagefolder",
+        "imagefolder": {"root": str(tmp_path / "root")},
+        "classes": [{"synset": c.synset} for c in CLASSES],
+    }
     split = {"train_per_class": 4, "test_per_class": 2}
-    with pytest.raises(DatasetError, match=r"^class n04133789 \(sandal\) has \d usable \w+ images, the config needs "
-                                           r"\d .*; 2 images were skipped \(listed above in this log\)$"):
+    with pytest.raises(
+        DatasetError,
+        match=r"^class n04133789 \(sandal\) has \d usable \w+ images, the config needs "
+        r"\d .*; 2 images were skipped \(listed above in this log\)$",
+    ):
         build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "report.tsv")
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
-    assert [m.split(": ")[0] for m in skipped] == [f"skipped {tmp_path}/root/{CLASSES[1].wnid}/broken{i}.jpg"
-                                                   for i in range(2)]
+    assert [m.split(": ")[0] for m in skipped] == [
+        f"skipped {tmp_path}/root/{CLASSES[1].wnid}/broken{i}.jpg" for i in range(2)
+    ]
     split["train_per_class"] = 2  # enough now: the report lists the two skipped files
     inventory = build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "report.tsv")
     assert len(inventory) == 10

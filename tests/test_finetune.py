@@ -20,8 +20,13 @@ from test_train import write_images
 LITE0 = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
 CPU = torch.device("cpu")
 PREPROCESS = {"resize": 40, "crop": 32}
-OPTIONS = {"iterations": 4, "eval_every": 2, "batch_size": 3, "dropout": 0.5,
-           "optimizer": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8}}
+OPTIONS = {
+    "iterations": 4,
+    "eval_every": 2,
+    "batch_size": 3,
+    "dropout": 0.5,
+    "optimizer": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8},
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +38,43 @@ def job_inputs(tmp_path_factory):
     rows = []
     for i, path in enumerate(paths):
         split = "train" if i < 12 else "test"
-        rows.append({"image_id": f"img{i}", "path": path, "wnid": classes["wnid"][i % 3], "split": split,
-                     "rank": (i // 3) if split == "train" else (i - 12) // 3})
+        rows.append(
+            {
+                "image_id": f"img{i}",
+                "path": path,
+                "wnid": classes["wnid"][i % 3],
+                "split": split,
+                "rank": (i // 3) if split == "train" else (i - 12) // 3,
+            }
+        )
     manifest = pd.DataFrame(rows)
     model = load_source_model(LITE0)
     mean, std = normalization(model, LITE0)
     parts = split_model(model, LITE0["trainable"], LITE0["head"])
     for split in ["train", "test"]:
         chosen = manifest[manifest["split"] == split]
-        decode_images(chosen["path"].tolist(), chosen["image_id"].tolist(), root / f"pixels_{split}.safetensors",
-                      PREPROCESS["resize"], PREPROCESS["crop"], centre_crop=split == "test")
-        extract_split(parts, root / f"pixels_{split}.safetensors", PREPROCESS["crop"], mean, std, 4, CPU, True,
-                      imagenet1k_wnids(), root / f"logits_{split}.parquet", root / f"features_{split}.safetensors", {})
+        decode_images(
+            chosen["path"].tolist(),
+            chosen["image_id"].tolist(),
+            root / f"pixels_{split}.safetensors",
+            PREPROCESS["resize"],
+            PREPROCESS["crop"],
+            centre_crop=split == "test",
+        )
+        extract_split(
+            parts,
+            root / f"pixels_{split}.safetensors",
+            PREPROCESS["crop"],
+            mean,
+            std,
+            4,
+            CPU,
+            True,
+            imagenet1k_wnids(),
+            root / f"logits_{split}.parquet",
+            root / f"features_{split}.safetensors",
+            {},
+        )
     heads = []
     for method, k, seed in [("random", "0", 0), ("inference", "1", 1), ("wordnet", "best", 2)]:
         weight, bias = xavier_head(3, parts.head.in_features, seed)
@@ -55,14 +85,28 @@ def job_inputs(tmp_path_factory):
 
 def job(job_inputs, train: str, augment: bool, heads=None, name="curves", shots=3) -> pd.DataFrame:
     root, manifest, classes, all_heads = job_inputs
-    return finetune_job(heads or all_heads, root / "features_train.safetensors", root / "features_test.safetensors",
-                        root / "pixels_train.safetensors", manifest, classes, shots, 5,
-                        {**OPTIONS, "train": train, "augment": augment}, LITE0, PREPROCESS, CPU, 1,
-                        root / f"{name}.parquet", root / f"{name}.checkpoint.pt")
+    return finetune_job(
+        heads or all_heads,
+        root / "features_train.safetensors",
+        root / "features_test.safetensors",
+        root / "pixels_train.safetensors",
+        manifest,
+        classes,
+        shots,
+        5,
+        {**OPTIONS, "train": train, "augment": augment},
+        LITE0,
+        PREPROCESS,
+        CPU,
+        1,
+        root / f"{name}.parquet",
+        root / f"{name}.checkpoint.pt",
+    )
 
 
-@pytest.mark.parametrize("train,augment", [("head", False), ("head", True), ("last_stage", False),
-                                           ("last_stage", True)])
+@pytest.mark.parametrize(
+    "train,augment", [("head", False), ("head", True), ("last_stage", False), ("last_stage", True)]
+)
 def test_each_mode_trains_every_run_of_the_job(job_inputs, train, augment):
     curves = job(job_inputs, train, augment, name=f"{train}_{augment}")
     root = job_inputs[0]
@@ -112,25 +156,57 @@ def test_random_crops_change_training_but_not_evaluation(job_inputs):
 
 def test_last_stage_without_trunk_activations_says_what_to_change(job_inputs, tmp_path):
     root, manifest, classes, heads = job_inputs
-    write_tensors({"features": np.zeros((6, 4), np.float32)}, tmp_path / "features_test.safetensors",
-                  {"image_ids": [f"img{i}" for i in range(12, 18)]})
+    write_tensors(
+        {"features": np.zeros((6, 4), np.float32)},
+        tmp_path / "features_test.safetensors",
+        {"image_ids": [f"img{i}" for i in range(12, 18)]},
+    )
     with pytest.raises(FinetuneError, match="no 'trunk' tensor.*extract.trunk_activations"):
-        finetune_job(heads, root / "features_train.safetensors", tmp_path / "features_test.safetensors",
-                     root / "pixels_train.safetensors", manifest, classes, 3, 0,
-                     {**OPTIONS, "train": "last_stage", "augment": True}, LITE0, PREPROCESS, CPU, 1,
-                     tmp_path / "c.parquet", tmp_path / "c.pt")
+        finetune_job(
+            heads,
+            root / "features_train.safetensors",
+            tmp_path / "features_test.safetensors",
+            root / "pixels_train.safetensors",
+            manifest,
+            classes,
+            3,
+            0,
+            {**OPTIONS, "train": "last_stage", "augment": True},
+            LITE0,
+            PREPROCESS,
+            CPU,
+            1,
+            tmp_path / "c.parquet",
+            tmp_path / "c.pt",
+        )
 
 
 def test_bf16_activations_from_a_gpu_train_on_a_cpu(job_inputs, tmp_path):
     root, manifest, classes, heads = job_inputs
     for split in ["train", "test"]:  # the cache as extraction on CUDA writes it: trunk activations in bf16
         tensors, meta = read_tensors(root / f"features_{split}.safetensors")
-        write_tensors({"trunk": tensors["trunk"].to(torch.bfloat16), "features": tensors["features"]},
-                      tmp_path / f"features_{split}.safetensors", meta)
-    curves = finetune_job(heads, tmp_path / "features_train.safetensors", tmp_path / "features_test.safetensors",
-                          root / "pixels_train.safetensors", manifest, classes, 3, 0,
-                          {**OPTIONS, "train": "last_stage", "augment": False}, LITE0, PREPROCESS, CPU, 1,
-                          tmp_path / "c.parquet", tmp_path / "c.pt")
+        write_tensors(
+            {"trunk": tensors["trunk"].to(torch.bfloat16), "features": tensors["features"]},
+            tmp_path / f"features_{split}.safetensors",
+            meta,
+        )
+    curves = finetune_job(
+        heads,
+        tmp_path / "features_train.safetensors",
+        tmp_path / "features_test.safetensors",
+        root / "pixels_train.safetensors",
+        manifest,
+        classes,
+        3,
+        0,
+        {**OPTIONS, "train": "last_stage", "augment": False},
+        LITE0,
+        PREPROCESS,
+        CPU,
+        1,
+        tmp_path / "c.parquet",
+        tmp_path / "c.pt",
+    )
     assert np.isfinite(curves.dropna()["train_loss"]).all()
 
 
@@ -141,12 +217,26 @@ def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog
     options = {**OPTIONS, "train": "head", "augment": False, "iterations": 6}
 
     def run(head_files):
-        return finetune_job(head_files, root / "features_train.safetensors", root / "features_test.safetensors",
-                            root / "pixels_train.safetensors", manifest, classes, 3, 0, options, LITE0, PREPROCESS,
-                            CPU, 1, tmp_path / "c.parquet", tmp_path / "c.pt")
+        return finetune_job(
+            head_files,
+            root / "features_train.safetensors",
+            root / "features_test.safetensors",
+            root / "pixels_train.safetensors",
+            manifest,
+            classes,
+            3,
+            0,
+            options,
+            LITE0,
+            PREPROCESS,
+            CPU,
+            1,
+            tmp_path / "c.parquet",
+            tmp_path / "c.pt",
+        )
 
     copied = [tmp_path / head.name for head in heads]
-    for head, copy in zip(heads, copied):
+    for head, copy in zip(heads, copied, strict=True):
         copy.write_bytes(head.read_bytes())
     clean = run(copied)
 

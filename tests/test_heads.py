@@ -3,14 +3,26 @@
 import numpy as np
 import pytest
 
-from headstart.heads import (baseline_head, best_k_per_type, imprint_head, kgrid_scores, probe_head, similarity_head,
-                             similarity_heads, topk_indices, topk_mix, xavier_head)
+from headstart.heads import (
+    baseline_head,
+    best_k_per_type,
+    imprint_head,
+    kgrid_scores,
+    probe_head,
+    similarity_head,
+    similarity_heads,
+    topk_indices,
+    topk_mix,
+    xavier_head,
+)
 
-SIM = np.array([
-    [0.1, 0.6, 0.3, 0.0, 0.2],
-    [0.5, 0.5, 0.1, 0.5, 0.0],  # a three-way tie at 0.5: lower index first
-    [0.0, 0.0, 0.0, 0.0, 0.0],  # nothing similar
-])
+SIM = np.array(
+    [
+        [0.1, 0.6, 0.3, 0.0, 0.2],
+        [0.5, 0.5, 0.1, 0.5, 0.0],  # a three-way tie at 0.5: lower index first
+        [0.0, 0.0, 0.0, 0.0, 0.0],  # nothing similar
+    ]
+)
 W = np.arange(10, dtype=float).reshape(5, 2)  # rows (0,1), (2,3), (4,5), (6,7), (8,9)
 B = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
 
@@ -52,7 +64,8 @@ def test_xavier_bounds_and_seed():
     bound = np.sqrt(6 / (10 + 1280))
     assert np.abs(weight).max() <= bound and np.abs(weight).max() > 0.9 * bound
     assert (bias == 0).all()
-    np.testing.assert_array_equal(weight, xavier_head(10, 1280, seed=1)[0])
+    np.testing.assert_array_equal(weight, xavier_head(10, 1280, seed=1)[0])  # the same for the same seed
+    assert not np.allclose(weight, xavier_head(10, 1280, seed=2)[0])  # another seed, another head
 
 
 def test_imprint_and_probe():
@@ -74,7 +87,9 @@ def test_kgrid_and_best_k():
     sources = np.eye(4)
     sim = np.array([[0.9, 0.1, 0.0, 0.0], [0.0, 0.6, 0.0, 0.5]])
     features = np.array([[1.0, 0, 0, 0], [0, 0, 0, 1.0]])
-    scores = kgrid_scores(sim, sources, np.zeros(4), [1, 2], features, np.array([0, 1]), ["included", "disjoint"], seed=0)
+    scores = kgrid_scores(
+        sim, sources, np.zeros(4), [1, 2], features, np.array([0, 1]), ["included", "disjoint"], seed=0
+    )
     table = scores.set_index(["k", "type"])["fscore"]
     assert table[(1, "all")] == pytest.approx(2 / 3 / 2 + 0)  # K=1: both predicted class 0 -> F 2/3 and 0
     assert table[(2, "all")] == pytest.approx(1.0)
@@ -85,8 +100,17 @@ def test_similarity_heads_at_one_shot_level():
     # the K grid's setup above: the best K is 2 for both types, so the 'best' head is the K=2 mix
     sources, sim = np.eye(4), np.array([[0.9, 0.1, 0.0, 0.0], [0.0, 0.6, 0.0, 0.5]])
     features, labels = np.array([[1.0, 0, 0, 0], [0, 0, 0, 1.0]]), np.array([0, 1])
-    scores, best, heads = similarity_heads(sim, sources, np.array([0.03, 0.02, 0.01, 0.0]), [1, 2], ["1", "best"], features, labels,
-                                           ["included", "disjoint"], seed=0)
+    scores, best, heads = similarity_heads(
+        sim,
+        sources,
+        np.array([0.03, 0.02, 0.01, 0.0]),
+        [1, 2],
+        ["1", "best"],
+        features,
+        labels,
+        ["included", "disjoint"],
+        seed=0,
+    )
     assert best == {"disjoint": 2, "included": 2} and set(scores["k"]) == {1, 2}
     np.testing.assert_allclose(heads["1"]["weight"], [[1, 0, 0, 0], [0, 1, 0, 0]])
     np.testing.assert_allclose(heads["best"]["weight"], [[0.9, 0.1, 0, 0], [0, 6 / 11, 0, 5 / 11]], rtol=1e-6)
@@ -97,10 +121,12 @@ def test_similarity_heads_at_one_shot_level():
 def test_baseline_head_dispatches_by_name():
     rng = np.random.default_rng(0)
     features, labels, source = rng.normal(size=(6, 4)), np.array([0, 0, 1, 1, 2, 2]), rng.normal(size=(5, 4))
-    np.testing.assert_array_equal(baseline_head("random", features, labels, 3, source, 7)[0], xavier_head(3, 4, 7)[0])
-    np.testing.assert_array_equal(baseline_head("imprint", features, labels, 3, source, 7)[0],
-                                  imprint_head(features, labels, 3, source)[0])
-    np.testing.assert_array_equal(baseline_head("probe", features, labels, 3, source, 7)[1],
-                                  probe_head(features, labels, 3, 7)[1])
-    with pytest.raises(ValueError, match="unknown baseline 'lp'"):
-        baseline_head("lp", features, labels, 3, source, 7)
+    np.testing.assert_array_equal(
+        baseline_head("imprint", features, labels, 3, source, 7)[0], imprint_head(features, labels, 3, source)[0]
+    )
+    np.testing.assert_array_equal(
+        baseline_head("probe", features, labels, 3, source, 7)[1], probe_head(features, labels, 3, 7)[1]
+    )
+    for other in ("lp", "random"):  # the random head does not depend on the features: xavier_head, per seed
+        with pytest.raises(ValueError, match=f"unknown feature baseline '{other}'"):
+            baseline_head(other, features, labels, 3, source, 7)

@@ -20,6 +20,6 @@ def test_equals_scikit_learn(seed):
     labels, predictions = rng.integers(0, 7, 200), rng.integers(0, 6, 200)
     scores = classification_scores(labels, predictions, 8)
     expected = precision_recall_fscore_support(labels, predictions, labels=np.arange(8), zero_division=0)
-    for got, want in zip((scores.precision, scores.recall, scores.fscore, scores.support), expected):
+    for got, want in zip((scores.precision, scores.recall, scores.fscore, scores.support), expected, strict=True):
         np.testing.assert_allclose(got, want)
     assert scores.accuracy == pytest.approx(accuracy_score(labels, predictions))

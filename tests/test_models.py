@@ -9,11 +9,10 @@ from PIL import Image
 from skimage import data as skdata
 
 from headstart.extract import extract_split
+from headstart.models import ModelError, eval_transform, load_source_model, normalization, pick_device, split_model
 from headstart.pixels import decode_images
-from headstart.tables import read_tensors
-from headstart.models import (ModelError, eval_transform, load_source_model, normalization, pick_device,
-                              split_model)
 from headstart.split import imagenet1k_wnids
+from headstart.tables import read_tensors
 
 from conftest import ROOT
 
@@ -31,7 +30,9 @@ def lite0():
 def top5(model, transform, image):
     with torch.inference_mode():
         logits = model(transform(image)[None])[0]
-    names = [line.split(" : ")[1] for line in (ROOT / "workflow/data/paper/ilsvrc2012-synsets.txt").read_text().splitlines()]
+    names = [
+        line.split(" : ")[1] for line in (ROOT / "workflow/data/paper/ilsvrc2012-synsets.txt").read_text().splitlines()
+    ]
     return [names[i] for i in logits.topk(5).indices]
 
 
@@ -46,8 +47,13 @@ def test_default_network_has_real_imagenet_weights(lite0):
 def test_mean_std_come_from_the_models_own_config(lite0):
     model, _ = lite0
     assert normalization(model, LITE0) == (model.pretrained_cfg["mean"], model.pretrained_cfg["std"])
-    resnet = load_source_model({**MODELS["resnet101"], "arch": "resnet18", "weights": {"path": save_random("resnet18")}})
-    assert normalization(resnet, {**MODELS["resnet101"], "arch": "resnet18"}) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    resnet = load_source_model(
+        {**MODELS["resnet101"], "arch": "resnet18", "weights": {"path": save_random("resnet18")}}
+    )
+    assert normalization(resnet, {**MODELS["resnet101"], "arch": "resnet18"}) == (
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+    )
 
 
 def save_random(arch: str, path=None) -> str:
@@ -100,7 +106,9 @@ def test_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="weights package 'no_such_pkg' is not installed"):
         load_source_model({**LITE0, "weights": {"package_file": "no_such_pkg:x.pth"}})
     with pytest.raises(ModelError, match="trainable module 'layer9' not found"):
-        split_model(load_source_model({**MODELS["resnet101"], "arch": "resnet18", "weights": {"path": wrong}}), ["layer9"], "fc")
+        split_model(
+            load_source_model({**MODELS["resnet101"], "arch": "resnet18", "weights": {"path": wrong}}), ["layer9"], "fc"
+        )
 
 
 def test_extraction_equals_a_direct_forward(tmp_path, lite0):
@@ -111,12 +119,26 @@ def test_extraction_equals_a_direct_forward(tmp_path, lite0):
     paths = []
     for i in range(5):
         path = tmp_path / f"{i}.png"
-        Image.fromarray(rng.integers(0, 255, (28 + i, 30, 3 if i % 2 else 1)[: 3 if i % 2 else 2], dtype=np.uint8)).save(path)
+        Image.fromarray(
+            rng.integers(0, 255, (28 + i, 30, 3 if i % 2 else 1)[: 3 if i % 2 else 2], dtype=np.uint8)
+        ).save(path)
         paths.append(str(path))
     parts = split_model(model, LITE0["trainable"], LITE0["head"])
     decode_images(paths, [f"id{i}" for i in range(5)], tmp_path / "test.safetensors", 72, 64, centre_crop=True)
-    result = extract_split(parts, tmp_path / "test.safetensors", 64, mean, std, 2, pick_device("cpu"), True,
-                           imagenet1k_wnids(), tmp_path / "logits.parquet", tmp_path / "features.safetensors", {})
+    result = extract_split(
+        parts,
+        tmp_path / "test.safetensors",
+        64,
+        mean,
+        std,
+        2,
+        pick_device("cpu"),
+        True,
+        imagenet1k_wnids(),
+        tmp_path / "logits.parquet",
+        tmp_path / "features.safetensors",
+        {},
+    )
     with torch.inference_mode():
         batch = torch.stack([transform(Image.open(p)) for p in paths])
         direct = model(batch).numpy()

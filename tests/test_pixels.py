@@ -6,8 +6,15 @@ import torch
 from safetensors.torch import load_file
 
 from headstart.pixels import PixelCache, decode_images
-from headstart.tables import (TensorStream, memmap_tensor, read_arrays, read_rows, read_tensor_metadata, read_tensors,
-                              write_tensors)
+from headstart.tables import (
+    TensorStream,
+    memmap_tensor,
+    read_arrays,
+    read_rows,
+    read_tensor_metadata,
+    read_tensors,
+    write_tensors,
+)
 
 from test_train import write_images
 
@@ -18,7 +25,7 @@ def test_streamed_tensors_read_back_with_safetensors_itself(tmp_path):
     with TensorStream(tmp_path / "x.safetensors", {"image_ids": [f"i{n}" for n in range(10)], "model": "m"}) as stream:
         stream.begin("trunk")
         for start in range(0, 10, 3):  # written in chunks, never whole
-            stream.write(trunk[start:start + 3])
+            stream.write(trunk[start : start + 3])
         stream.end()
         stream.add("features", features)
         stream.begin("empty")
@@ -37,7 +44,9 @@ def test_streamed_tensors_read_back_with_safetensors_itself(tmp_path):
 def test_numpy_and_torch_tensors_round_trip_either_way(tmp_path):
     weight, ids = np.arange(6, dtype=np.float32).reshape(2, 3), ["a", "b"]
     write_tensors({"weight": weight, "bias": np.zeros(2, np.float32)}, tmp_path / "np.safetensors", {"ids": ids})
-    write_tensors({"weight": torch.from_numpy(weight), "bias": torch.zeros(2)}, tmp_path / "pt.safetensors", {"ids": ids})
+    write_tensors(
+        {"weight": torch.from_numpy(weight), "bias": torch.zeros(2)}, tmp_path / "pt.safetensors", {"ids": ids}
+    )
     assert (tmp_path / "np.safetensors").read_bytes() == (tmp_path / "pt.safetensors").read_bytes()
     arrays, metadata = read_arrays(tmp_path / "pt.safetensors", ["weight"])
     np.testing.assert_array_equal(arrays["weight"], weight)
@@ -57,8 +66,9 @@ def test_a_failed_stream_leaves_no_file(tmp_path):
 
 def test_pixel_cache_keeps_every_image_at_its_own_size(tmp_path):
     paths = write_images(tmp_path, [(28, 28, 1), (50, 37, 3), (37, 61, 3)])
-    decode_images(paths, ["a", "b", "c"], tmp_path / "p.safetensors", resize=40, crop=32, centre_crop=False,
-                  num_workers=2)
+    decode_images(
+        paths, ["a", "b", "c"], tmp_path / "p.safetensors", resize=40, crop=32, centre_crop=False, num_workers=2
+    )
     cache = PixelCache(tmp_path / "p.safetensors")
     assert cache.image_ids == ["a", "b", "c"] and len(cache) == 3
     assert [cache.image(i).shape for i in range(3)] == [(40, 40, 3), (54, 40, 3), (40, 65, 3)]  # shorter side 40

@@ -5,10 +5,24 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 from scipy import stats
 
-from headstart.report import (ReportError, example_class_name, figure1, figure2, figure3, mean_ci, method_order,
-                              read_best_k, table1, table2, table2_wide, top_sources, write_table)
+from headstart.report import (
+    ReportError,
+    example_class_name,
+    figure1,
+    figure2,
+    figure3,
+    mean_ci,
+    method_order,
+    read_best_k,
+    table1,
+    table2,
+    table2_wide,
+    top_sources,
+    write_table,
+)
 
 WNIDS = ["n1", "n2"]
 
@@ -17,18 +31,35 @@ def synthetic_curves() -> pd.DataFrame:
     rows = []
     # (method, k, shots, seed) -> macro F at iterations 0, 10, 20; per-class F = macro +/- 0.1
     runs = {
-        ("random", "0", 5, 0): [0.10, 0.50, 0.60], ("random", "0", 5, 1): [0.20, 0.40, 0.70],
-        ("inference", "best", 5, 0): [0.50, 0.70, 0.65], ("inference", "best", 5, 1): [0.60, 0.60, 0.80],
-        ("inference", "1", 5, 0): [0.40, 0.50, 0.60], ("inference", "1", 5, 1): [0.45, 0.55, 0.65],
+        ("random", "0", 5, 0): [0.10, 0.50, 0.60],
+        ("random", "0", 5, 1): [0.20, 0.40, 0.70],
+        ("inference", "best", 5, 0): [0.50, 0.70, 0.65],
+        ("inference", "best", 5, 1): [0.60, 0.60, 0.80],
+        ("inference", "1", 5, 0): [0.40, 0.50, 0.60],
+        ("inference", "1", 5, 1): [0.45, 0.55, 0.65],
         ("random", "0", 1, 0): [0.05, 0.15, 0.10],
     }
     for (method, k, shots, seed), values in runs.items():
-        for iteration, macro in zip([0, 10, 20], values):
+        for iteration, macro in zip([0, 10, 20], values, strict=True):
             for c, wnid in enumerate(WNIDS):
                 f = macro + (0.1 if c == 0 else -0.1)
-                rows.append({"iteration": iteration, "wnid": wnid, "precision": f, "recall": f, "fscore": f,
-                             "support": 10, "macro_f1": macro, "accuracy": macro, "train_loss": np.nan if iteration == 0 else 1.0,
-                             "method": method, "k": k, "shots": shots, "seed": seed})
+                rows.append(
+                    {
+                        "iteration": iteration,
+                        "wnid": wnid,
+                        "precision": f,
+                        "recall": f,
+                        "fscore": f,
+                        "support": 10,
+                        "macro_f1": macro,
+                        "accuracy": macro,
+                        "train_loss": np.nan if iteration == 0 else 1.0,
+                        "method": method,
+                        "k": k,
+                        "shots": shots,
+                        "seed": seed,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -60,33 +91,46 @@ def test_table2_by_hand(tmp_path):
 
 
 def test_method_order_and_best_k_files(tmp_path):
-    assert method_order(["probe", "wordnet", "random", "imprint", "inference"], ["inference", "softmax", "wordnet"]) == \
-        ["random", "inference", "wordnet", "imprint", "probe"]
+    assert method_order(
+        ["probe", "wordnet", "random", "imprint", "inference"], ["inference", "softmax", "wordnet"]
+    ) == ["random", "inference", "wordnet", "imprint", "probe"]
     assert method_order(["imprint", "wordvec"], ["wordvec"]) == ["wordvec", "imprint"]  # no random: no gap
     for shots, best in [(5, {"included": 3}), (1, {"included": 1})]:
         (tmp_path / f"{shots}.json").write_text(json.dumps({"measure": "inference", "shots": shots, "best_k": best}))
-    assert read_best_k([tmp_path / "5.json", tmp_path / "1.json"]) == {"inference": {"5": {"included": 3},
-                                                                                     "1": {"included": 1}}}
+    assert read_best_k([tmp_path / "5.json", tmp_path / "1.json"]) == {
+        "inference": {"5": {"included": 3}, "1": {"included": 1}}
+    }
 
 
 def test_example_class_must_be_a_target_class():
     classes = pd.DataFrame({"wnid": ["n03057021", "n04133789"], "name": ["Coat", "Sandal"]})
     assert example_class_name(classes, "n04133789") == "Sandal"
-    with pytest.raises(ReportError, match=r"^report.example_class n99 is not a target class \(one of n03057021, n04133789"):
+    with pytest.raises(
+        ReportError, match=r"^report.example_class n99 is not a target class \(one of n03057021, n04133789"
+    ):
         example_class_name(classes, "n99")
 
 
 def test_top_sources_per_target_class():
-    matrix = pd.DataFrame([[0.1, 0.7, 0.7, 0.2], [0.0, 0.0, 0.3, 0.9]], index=["t1", "t2"], columns=["s1", "s2", "s3", "s4"])
+    matrix = pd.DataFrame(
+        [[0.1, 0.7, 0.7, 0.2], [0.0, 0.0, 0.3, 0.9]], index=["t1", "t2"], columns=["s1", "s2", "s3", "s4"]
+    )
     table = top_sources(matrix, {"t1": "bullet", "t2": "coat"}, {"s1": "a", "s2": "b", "s3": "c", "s4": "d"}, n=3)
     assert table.columns.tolist() == ["target", "#1", "#2", "#3"]
-    assert table.iloc[0].tolist() == ["bullet (t1)", "b (s2, 0.7)", "c (s3, 0.7)", "d (s4, 0.2)"]  # tie: lower index first
+    assert table.iloc[0].tolist() == [
+        "bullet (t1)",
+        "b (s2, 0.7)",
+        "c (s3, 0.7)",
+        "d (s4, 0.2)",
+    ]  # tie: lower index first
     assert table.iloc[1].tolist() == ["coat (t2)", "d (s4, 0.9)", "c (s3, 0.3)", "a (s1, 0)"]
 
 
 def test_table1_picks_the_top_source():
-    matrices = {"inference": pd.DataFrame([[0.1, 0.7, 0.7]], index=["t"], columns=["s1", "s2", "s3"]),
-                "wordnet": pd.DataFrame([[0.9, 0.2, 0.1]], index=["t"], columns=["s1", "s2", "s3"])}
+    matrices = {
+        "inference": pd.DataFrame([[0.1, 0.7, 0.7]], index=["t"], columns=["s1", "s2", "s3"]),
+        "wordnet": pd.DataFrame([[0.9, 0.2, 0.1]], index=["t"], columns=["s1", "s2", "s3"]),
+    }
     table = table1(matrices, "t", "bullet", {"s1": "projectile", "s2": "lipstick", "s3": "slug"})
     assert table.loc[0, "Inference (visual)"] == "lipstick (s2, 0.7)"  # ties go to the lower index
     assert table.loc[0, "WordNet (Wu–Palmer)"] == "projectile (s1, 0.9)"
@@ -98,10 +142,40 @@ def test_figures_are_written(tmp_path):
     assert set(data["method"]) == {"random", "inference"} and set(data["k"]) == {"0", "1"}
     data = figure2(curves, "n1", "coat", 5, tmp_path / "f2.png", tmp_path / "f2.pdf")
     assert data["fscore"].max() == pytest.approx(0.80) and data["fscore"].min() == pytest.approx(0.20)  # class n1 only
-    kgrid = pd.DataFrame([{"measure": m, "shots": 5, "k": k, "type": t, "fscore": f, "n_classes": 1}
-                          for m, f0 in (("inference", 0.5), ("wordnet", 0.3)) for k in (1, 2, 5)
-                          for t, f in (("included", f0 + k / 100), ("disjoint", f0), ("all", f0))])
+    kgrid = pd.DataFrame(
+        [
+            {"measure": m, "shots": 5, "k": k, "type": t, "fscore": f, "n_classes": 1}
+            for m, f0 in (("inference", 0.5), ("wordnet", 0.3))
+            for k in (1, 2, 5)
+            for t, f in (("included", f0 + k / 100), ("disjoint", f0), ("all", f0))
+        ]
+    )
     data = figure3(kgrid, 5, tmp_path / "f3.png", tmp_path / "f3.pdf")
     assert set(data["type"]) == {"included", "disjoint"}
     for name in ("f1", "f2", "f3"):
         assert (tmp_path / f"{name}.png").stat().st_size > 5000 and (tmp_path / f"{name}.pdf").stat().st_size > 1000
+
+
+def test_each_method_keeps_its_colour_and_marker_in_every_figure(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr("headstart.report.plt.close", figures.append)  # keep each figure to look at it
+    curves = synthetic_curves()
+    figure1(curves, 5, tmp_path / "f1.png", tmp_path / "f1.pdf")
+    figure2(curves, "n1", "coat", 5, tmp_path / "f2.png", tmp_path / "f2.pdf")
+    kgrid = pd.DataFrame(
+        [
+            {"measure": m, "shots": 5, "k": k, "type": "disjoint", "fscore": 0.5, "n_classes": 1}
+            for m in ("wordnet", "random", "inference")
+            for k in (1, 2)
+        ]
+    )
+    figure3(kgrid, 5, tmp_path / "f3.png", tmp_path / "f3.pdf")
+    styles = []  # per figure: legend label -> (colour, marker)
+    for figure in figures:
+        legend = figure.axes[0].get_legend() or figure.legends[0]
+        handles = zip(legend.get_texts(), legend.legend_handles, strict=True)
+        styles.append({text.get_text(): (to_hex(handle.get_color()), handle.get_marker()) for text, handle in handles})
+    assert styles[0]["Random"] == styles[1]["Random"] == styles[2]["Random"]
+    assert styles[0]["Inference (visual)"] == styles[2]["Inference (visual)"]
+    assert styles[0]["Random"] != styles[0]["Inference (visual)"]
+    assert {marker for _, marker in styles[2].values()} == {"o", "s", "^"}  # random, inference, wordnet

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from headstart.similarity import (WordVectorError, inference_fscore, label_words, load_word_vectors, mean_softmax, visual_similarity,
-                                  wordnet_similarity, wordvec_similarity)
+from headstart.similarity import (
+    WordVectorError,
+    inference_fscore,
+    label_words,
+    load_word_vectors,
+    mean_softmax,
+    visual_similarity,
+    wordnet_similarity,
+    wordvec_similarity,
+)
 from headstart.wordnet import load_wordnet, semcor_information_content, synset_from_wnid
 
 
@@ -39,13 +47,24 @@ def test_mean_softmax_by_hand():
 def test_visual_similarity_picks_the_measure_by_name():
     logits, labels = np.array([[0.0, np.log(3.0)], [np.log(3.0), 0.0], [0.0, 0.0]]), np.array([0, 1, 1])
     np.testing.assert_array_equal(visual_similarity("softmax", labels, logits, 2), mean_softmax(labels, logits, 2))
-    np.testing.assert_array_equal(visual_similarity("inference", labels, logits, 2), inference_fscore(labels, logits, 2))
+    np.testing.assert_array_equal(
+        visual_similarity("inference", labels, logits, 2), inference_fscore(labels, logits, 2)
+    )
     with pytest.raises(ValueError, match="unknown visual measure 'wordnet'"):
         visual_similarity("wordnet", labels, logits, 2)
 
 
-@pytest.mark.parametrize("measure, method", [("wordnet", "wup"), ("wordnet_path", "path"), ("wordnet_lch", "lch"),
-                                             ("wordnet_res", "res"), ("wordnet_lin", "lin"), ("wordnet_jcn", "jcn")])
+@pytest.mark.parametrize(
+    "measure, method",
+    [
+        ("wordnet", "wup"),
+        ("wordnet_path", "path"),
+        ("wordnet_lch", "lch"),
+        ("wordnet_res", "res"),
+        ("wordnet_lin", "lin"),
+        ("wordnet_jcn", "jcn"),
+    ],
+)
 def test_wordnet_measures_equal_nltk(measure, method):
     targets = ["n02916350", "n03057021", "n04459362"]  # bullet; coat; towel
     sources = ["n04008634", "n03676483", "n01945685", "n03594734"]  # projectile; lipstick; slug; jean
@@ -54,7 +73,11 @@ def test_wordnet_measures_equal_nltk(measure, method):
     for i, t in enumerate(targets):
         for j, s in enumerate(sources):
             a, b = synset_from_wnid(t), synset_from_wnid(s)
-            expected = getattr(a, f"{method}_similarity")(b, ic) if method in ("res", "lin", "jcn") else getattr(a, f"{method}_similarity")(b)
+            expected = (
+                getattr(a, f"{method}_similarity")(b, ic)
+                if method in ("res", "lin", "jcn")
+                else getattr(a, f"{method}_similarity")(b)
+            )
             assert values[i, j] == pytest.approx(expected)
     if measure == "wordnet":
         assert values[0].argmax() == 0  # bullet -> projectile, missile (the paper's Table 1)
@@ -120,10 +143,17 @@ def test_label_words():
     assert label_words(["T-shirt", "tee_shirt", "Sea slug"]) == ["t", "shirt", "tee", "shirt", "sea", "slug"]
 
 
-@pytest.mark.parametrize("text,fmt,where", [
-    ("coat 1 0 0\nshirt 0 1\ndress 0 0 1\n", "glove_text", "line 2 has 3 fields (a word and 2 numbers), expected 4"),
-    ("3 3\ncoat 1 0 0\nshirt 0 1 x\ndress 0 0 1\n", "word2vec_text", "line 3 has a value that is not a number"),
-])
+@pytest.mark.parametrize(
+    "text,fmt,where",
+    [
+        (
+            "coat 1 0 0\nshirt 0 1\ndress 0 0 1\n",
+            "glove_text",
+            "line 2 has 3 fields (a word and 2 numbers), expected 4",
+        ),
+        ("3 3\ncoat 1 0 0\nshirt 0 1 x\ndress 0 0 1\n", "word2vec_text", "line 3 has a value that is not a number"),
+    ],
+)
 def test_a_malformed_word_vector_file_names_the_file_and_line(tmp_path, text, fmt, where):
     path = tmp_path / "vectors.txt"
     path.write_text(text)

@@ -17,6 +17,7 @@ from conftest import ROOT, RUN, SNAKEMAKE, copy_repository, planned_jobs
 
 pytestmark = pytest.mark.slurm
 
+
 def cannot_run_slurm() -> str | None:
     if os.geteuid() != 0:
         return "starting slurmctld/slurmd/munged needs root"
@@ -39,8 +40,13 @@ def cluster():
 
 def run(repo: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     # SIGINT, not SIGTERM: Snakemake cancels its SLURM jobs and exits on SIGINT.
-    return subprocess.run(["timeout", "-s", "INT", str(timeout), SNAKEMAKE, *args], cwd=repo, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return subprocess.run(
+        ["timeout", "-s", "INT", str(timeout), SNAKEMAKE, *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
 
 
 def readme_table(text: str) -> pd.DataFrame:
@@ -61,16 +67,18 @@ def test_the_readmes_command_runs_the_default_config_through_sbatch(cluster, tmp
     result = run(repo, "--profile", "slurm", "all")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    submitted = {job: kind for job, kind in re.findall(r"SLURM jobid (\d+) \(log: \S+/((?:rule|group)_[a-z_0-9]+)/", output)}
+    submitted = {
+        job: kind for job, kind in re.findall(r"SLURM jobid (\d+) \(log: \S+/((?:rule|group)_[a-z_0-9]+)/", output)
+    }
     assert len(submitted) >= 10, output[-3000:]
     extract_job = next(job for job, kind in submitted.items() if kind == "rule_extract")
     seen = subprocess.run(["scontrol", "show", "job", extract_job], capture_output=True, text=True).stdout
-    assert "JobState=COMPLETED" in seen and "gres/gpu=1" in seen, seen  # asked for and got a GPU slot
+    assert "JobState=COMPLETED" in seen and "TresPerJob=gres:gpu:1" in seen, seen  # asked for and got a GPU slot
     assert any(kind.startswith("group_small") for kind in submitted.values()), set(submitted.values())
     # Light rules ran on the submitting node, heavy ones as SLURM jobs.
     assert re.search(r"localrule fig1:", output) and "rule_finetune" in set(submitted.values())
     # The numbers the README shows for the default run.
-    expected = readme_table(readme[readme.index("Table 2 (macro F-score"):readme.index("What the data says")])
+    expected = readme_table(readme[readme.index("Table 2 (macro F-score") : readme.index("What the data says")])
     measured = readme_table((repo / RUN / "tables/table2.md").read_text())
     assert measured.shape == expected.shape and (measured.columns == expected.columns).all()
     np.testing.assert_allclose(measured.to_numpy(), expected.to_numpy(), atol=0.02)
@@ -83,10 +91,26 @@ def test_a_failing_job_fails_once_with_one_line_and_keeps_its_logs(cluster, tmp_
     ragged = tmp_path / "ragged.txt"
     ragged.write_text("coat 1 0 0\nshirt 0 1\n")
     failing = tmp_path / "fail.yaml"
-    failing.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
-                                                      "wordvec": {"vectors": str(ragged), "format": "auto"}}}))
-    failed = run(repo, f"{RUN}/sim/wordvec.parquet", "--profile", "slurm", "--configfile", "tests/data/tiny.yaml",
-                 str(failing), timeout=900)
+    failing.write_text(
+        yaml.safe_dump(
+            {
+                "similarity": {
+                    "measures": ["inference", "wordnet", "wordvec"],
+                    "wordvec": {"vectors": str(ragged), "format": "auto"},
+                }
+            }
+        )
+    )
+    failed = run(
+        repo,
+        f"{RUN}/sim/wordvec.parquet",
+        "--profile",
+        "slurm",
+        "--configfile",
+        "tests/data/tiny.yaml",
+        str(failing),
+        timeout=900,
+    )
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
     assert output.count("Error in rule similarity_wordvec") == 1 and "Trying to restart" not in output

@@ -9,16 +9,24 @@ import yaml
 from PIL import Image
 from torch import nn
 
-import legacy_train
 from headstart.extract import extract_split
 from headstart.heads import xavier_head
 from headstart.models import load_source_model, normalization, split_model
 from headstart.pixels import CropBatches, PixelCache, decode_images
 from headstart.split import imagenet1k_wnids
 from headstart.tables import read_tensors
-from headstart.train import (Classifier, Run, TensorBatches, TrainSettings, batch_indices, crop_seeds, evaluate,
-                             train_lockstep)
+from headstart.train import (
+    Classifier,
+    Run,
+    TensorBatches,
+    TrainSettings,
+    batch_indices,
+    crop_seeds,
+    evaluate,
+    train_lockstep,
+)
 
+import legacy_train
 from conftest import ROOT
 
 CPU = torch.device("cpu")
@@ -34,8 +42,17 @@ def blobs(n_per_class: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
 
 
 def settings(**kw) -> TrainSettings:
-    base = dict(iterations=40, eval_every=5, checkpoint_every=2, batch_size=8, dropout=0.5, lr=1e-2,
-                betas=(0.9, 0.999), eps=1e-8, seed=7)
+    base = dict(
+        iterations=40,
+        eval_every=5,
+        checkpoint_every=2,
+        batch_size=8,
+        dropout=0.5,
+        lr=1e-2,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        seed=7,
+    )
     return TrainSettings(**{**base, **kw})
 
 
@@ -71,9 +88,20 @@ class CountingTrunk(nn.Module):
 def train(runs, tmp_path=None, stop_at=None, frozen=None, mixed_precision=None, **kw) -> dict[str, pd.DataFrame]:
     x, y = blobs(10, 0)
     x_test, y_test = blobs(5, 1)
-    return train_lockstep(runs, frozen or nn.Identity(), TensorBatches(x, CPU), y, TensorBatches(x_test, CPU), y_test,
-                          WNIDS, settings(**kw), CPU, checkpoint=None if tmp_path is None else tmp_path / "ckpt.pt",
-                          stop_at=stop_at, mixed_precision=mixed_precision)
+    return train_lockstep(
+        runs,
+        frozen or nn.Identity(),
+        TensorBatches(x, CPU),
+        y,
+        TensorBatches(x_test, CPU),
+        y_test,
+        WNIDS,
+        settings(**kw),
+        CPU,
+        checkpoint=None if tmp_path is None else tmp_path / "ckpt.pt",
+        stop_at=stop_at,
+        mixed_precision=mixed_precision,
+    )
 
 
 def run(tmp_path=None, stop_at=None, trainable=False, **kw) -> pd.DataFrame:
@@ -82,8 +110,17 @@ def run(tmp_path=None, stop_at=None, trainable=False, **kw) -> pd.DataFrame:
 
 def test_curve_columns_and_iteration_zero():
     curve = run()
-    assert list(curve.columns) == ["iteration", "wnid", "precision", "recall", "fscore", "support", "macro_f1",
-                                   "accuracy", "train_loss"]
+    assert list(curve.columns) == [
+        "iteration",
+        "wnid",
+        "precision",
+        "recall",
+        "fscore",
+        "support",
+        "macro_f1",
+        "accuracy",
+        "train_loss",
+    ]
     assert sorted(curve["iteration"].unique()) == list(range(0, 41, 5))
     assert curve[curve["iteration"] == 0]["train_loss"].isna().all()
     per_iteration = curve.groupby("iteration")
@@ -141,12 +178,21 @@ def test_lean_checkpoint_holds_only_what_training_changes(tmp_path):
     state = torch.load(tmp_path / "ckpt.pt", weights_only=False)
     assert state["iteration"] == 5 and set(state["runs"]) == {"random/k0", "inference/k1"}
     keys = set(state["runs"]["random/k0"]["model"])
-    assert keys == {"trainable.0.weight", "trainable.0.bias", "trainable.1.weight", "trainable.1.bias",
-                    "trainable.1.running_mean", "trainable.1.running_var", "trainable.1.num_batches_tracked",
-                    "head.weight", "head.bias"}  # no frozen trunk
+    assert keys == {
+        "trainable.0.weight",
+        "trainable.0.bias",
+        "trainable.1.weight",
+        "trainable.1.bias",
+        "trainable.1.running_mean",
+        "trainable.1.running_var",
+        "trainable.1.num_batches_tracked",
+        "head.weight",
+        "head.bias",
+    }  # no frozen trunk
     assert state["runs"]["random/k0"]["optimizer"]["state"]  # Adam's moments
-    resumed = train([make_run("random/k0", 0, True), make_run("inference/k1", 1, True)], tmp_path,
-                    frozen=CountingTrunk())
+    resumed = train(
+        [make_run("random/k0", 0, True), make_run("inference/k1", 1, True)], tmp_path, frozen=CountingTrunk()
+    )
     uninterrupted = train([make_run("random/k0", 0, True), make_run("inference/k1", 1, True)], frozen=CountingTrunk())
     for name in resumed:
         pd.testing.assert_frame_equal(resumed[name], uninterrupted[name])
@@ -171,13 +217,17 @@ def test_iteration_zero_predictions_under_bf16_autocast_equal_fp32():
     runs = lambda: [Run("random/k0", Classifier(nn.Linear(16, 16), weight, bias, 0.5))]  # noqa: E731
     torch.manual_seed(0)
     common = dict(iterations=2, eval_every=1, batch_size=32)
-    fp32_curve = train_lockstep(runs(), nn.Identity(), TensorBatches(features, CPU), labels,
-                                TensorBatches(features, CPU), labels, wnids, settings(**common), CPU)["random/k0"]
+
+    def train(**mixed_precision):
+        train_in, test_in = TensorBatches(features, CPU), TensorBatches(features, CPU)
+        return train_lockstep(
+            runs(), nn.Identity(), train_in, labels, test_in, labels, wnids, settings(**common), CPU, **mixed_precision
+        )["random/k0"]
+
+    fp32_curve = train()
     torch.manual_seed(0)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # everything, evaluation included, inside autocast
-        bf16_curve = train_lockstep(runs(), nn.Identity(), TensorBatches(features, CPU), labels,
-                                    TensorBatches(features, CPU), labels, wnids, settings(**common), CPU,
-                                    mixed_precision=lambda: torch.autocast("cpu", dtype=torch.bfloat16))["random/k0"]
+        bf16_curve = train(mixed_precision=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
     first = lambda curve: curve[curve["iteration"] == 0].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(first(bf16_curve), first(fp32_curve))
 
@@ -216,7 +266,9 @@ def test_cached_batch_equals_the_pil_batch_bit_for_bit(tmp_path):
         assert ours.dtype == theirs.dtype == torch.float32
         assert torch.equal(ours, theirs)
         assert ours.is_contiguous(memory_format=torch.channels_last)
-    centre = CropBatches(test_cache, range(5), crop, mean, std, CPU, augment=False, max_batch=8).batch(np.arange(5), None)
+    centre = CropBatches(test_cache, range(5), crop, mean, std, CPU, augment=False, max_batch=8).batch(
+        np.arange(5), None
+    )
     assert torch.equal(centre, torch.stack([pil_test[(i, 0)] for i in range(5)]))
     # centre crops of the resized training images equal the stored val/test crops
     centre_of_train = CropBatches(train_cache, range(5), crop, mean, std, CPU, augment=False, max_batch=8)
@@ -231,8 +283,20 @@ def test_evaluation_on_cached_activations_equals_the_whole_network(tmp_path):
     labels = np.arange(24) % 3
     resize, crop = 40, 32
     decode_images(paths, [str(i) for i in range(24)], tmp_path / "test.safetensors", resize, crop, centre_crop=True)
-    extract_split(parts, tmp_path / "test.safetensors", crop, mean, std, 5, CPU, True, imagenet1k_wnids(),
-                  tmp_path / "logits.parquet", tmp_path / "features.safetensors", {})
+    extract_split(
+        parts,
+        tmp_path / "test.safetensors",
+        crop,
+        mean,
+        std,
+        5,
+        CPU,
+        True,
+        imagenet1k_wnids(),
+        tmp_path / "logits.parquet",
+        tmp_path / "features.safetensors",
+        {},
+    )
     trunk = read_tensors(tmp_path / "features.safetensors")[0]["trunk"]
     weight, bias = xavier_head(3, parts.head.in_features, seed=0)
     ours = Classifier(parts.trainable, weight, bias, 0.5)
@@ -243,7 +307,9 @@ def test_evaluation_on_cached_activations_equals_the_whole_network(tmp_path):
     full = legacy_train.evaluate(whole, images, labels, 3, CPU)
     with torch.inference_mode():
         ours_logits = ours.logits(trunk)
-        whole_logits = torch.cat([whole(batch.contiguous(memory_format=torch.channels_last)) for batch in images.all(256)])
+        whole_logits = torch.cat(
+            [whole(batch.contiguous(memory_format=torch.channels_last)) for batch in images.all(256)]
+        )
     np.testing.assert_array_equal(ours_logits.argmax(1).numpy(), whole_logits.argmax(1).numpy())
     np.testing.assert_allclose(ours_logits.numpy(), whole_logits.numpy(), atol=1e-4, rtol=1e-4)
     np.testing.assert_array_equal(cached.fscore, full.fscore)

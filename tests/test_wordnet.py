@@ -3,7 +3,14 @@ import pytest
 
 from headstart.data import resolve_classes
 from headstart.split import imagenet1k_wnids, make_classes
-from headstart.wordnet import ancestors, lexnames_text, load_wordnet, prepare_nltk_root, synset_from_wnid, wordnet_reader
+from headstart.wordnet import (
+    ancestors,
+    lexnames_text,
+    load_wordnet,
+    prepare_nltk_root,
+    synset_from_wnid,
+    wordnet_reader,
+)
 
 from conftest import PAPER
 

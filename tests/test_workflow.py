@@ -15,9 +15,11 @@ import yaml
 from PIL import Image
 
 from headstart.models import eval_transform, load_source_model, normalization
-from headstart.tables import read_metadata
+from headstart.tables import read_metadata, read_tensor_metadata
 
 from conftest import ROOT, RUN, TINY, copy_repository, planned_jobs, snakemake
+
+pytestmark = pytest.mark.slow  # real workflow runs (minutes)
 
 
 def test_tiny_run_writes_every_stage(tiny):
@@ -27,7 +29,12 @@ def test_tiny_run_writes_every_stage(tiny):
     manifest = pd.read_parquet(tiny / "results/fashion_mnist/manifest.parquet")
     assert manifest.groupby("split").size().to_dict() == {"test": 80, "train": 200, "val": 50}
     sources = pd.read_parquet(tiny / "results/models/efficientnet_lite0/source_classes.parquet")["wnid"].tolist()
-    for path in ["sim/inference_shots20.parquet", "sim/inference_shots2.parquet", "sim/wordnet.parquet", "sim/wordvec.parquet"]:
+    for path in [
+        "sim/inference_shots20.parquet",
+        "sim/inference_shots2.parquet",
+        "sim/wordnet.parquet",
+        "sim/wordvec.parquet",
+    ]:
         matrix = pd.read_parquet(tiny / RUN / path)
         assert matrix.index.tolist() == classes["wnid"].tolist() and matrix.columns.tolist() == sources
         assert matrix.dtypes.unique().tolist() == [np.float32] and not matrix.isna().any().any()
@@ -63,6 +70,12 @@ def test_similarity_init_beats_random_at_iteration_zero(tiny):
     first = curves[curves["iteration"] == 0].groupby(["method", "k", "shots"])["macro_f1"].mean()
     assert first[("random", "0", 20)] < 0.25  # 10 classes: chance is 0.1
     assert first[("inference", "best", 20)] > first[("random", "0", 20)] + 0.2
+    # the random head is drawn per seed: its iteration-0 scores differ across seeds, for every shot level
+    random_first = curves[(curves["iteration"] == 0) & (curves["method"] == "random")]
+    per_seed = random_first.groupby(["shots", "seed"])["macro_f1"].first().unstack("seed")
+    assert (per_seed[0] != per_seed[1]).all()
+    heads = [read_tensor_metadata(tiny / RUN / f"heads/random/k0/seed{seed}.safetensors") for seed in (0, 1)]
+    assert [h["seed"] for h in heads] == [0, 1]
 
 
 def test_rerun_plans_nothing_and_one_figure_reruns_alone(tiny):
@@ -84,8 +97,16 @@ def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("coat 1 0\nshirt 0 1\n")
     override = tmp_path / "vectors.yaml"
-    override.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
-                                                       "wordvec": {"vectors": str(vectors), "format": "glove_text"}}}))
+    override.write_text(
+        yaml.safe_dump(
+            {
+                "similarity": {
+                    "measures": ["inference", "wordnet", "wordvec"],
+                    "wordvec": {"vectors": str(vectors), "format": "glove_text"},
+                }
+            }
+        )
+    )
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
     assert jobs.get("similarity_wordvec") == 1 and jobs.get("heads_similarity") == 1  # Fig. 3's, not a method
     assert not {"extract", "similarity_wordnet", "similarity_visual", "finetune", "split", "dataset"} & set(jobs)
@@ -105,8 +126,11 @@ def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path
     assert planned_jobs(result)["finetune"] == 2
     assert set(re.findall(r"seed=(\d+)", result.stdout + result.stderr)) == {"2"}
     # a method added: every job trains it in lockstep with the others, so each (shot level, seed) reruns
-    override.write_text(yaml.safe_dump({"finetune": {**tiny_config["finetune"],
-                                                     "methods": [*tiny_config["finetune"]["methods"], "wordvec"]}}))
+    override.write_text(
+        yaml.safe_dump(
+            {"finetune": {**tiny_config["finetune"], "methods": [*tiny_config["finetune"]["methods"], "wordvec"]}}
+        )
+    )
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
     assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_baseline"} & set(jobs)
     assert jobs["heads_similarity"] == 1  # wordvec's heads at 2 shots (at 20, Fig. 3 has them already)
@@ -138,8 +162,14 @@ def test_last_stage_runs_end_to_end(tiny, tmp_path, augment):
     assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_similarity", "heads_baseline"} & set(jobs)
     curves = pd.read_parquet(repo / RUN / "curves.parquet")
     assert read_metadata(repo / RUN / "runs/shots20/seed0.parquet")["train"] == "last_stage"
-    assert set(curves.groupby(["method", "k"]).groups) == {("random", "0"), ("imprint", "0"), ("inference", "1"),
-                                                           ("inference", "best"), ("wordnet", "1"), ("wordnet", "best")}
+    assert set(curves.groupby(["method", "k"]).groups) == {
+        ("random", "0"),
+        ("imprint", "0"),
+        ("inference", "1"),
+        ("inference", "best"),
+        ("wordnet", "1"),
+        ("wordnet", "best"),
+    }
     # iteration 0 is the same initial network as in the head-only run; training then differs
     head_only = pd.read_parquet(tiny / RUN / "curves.parquet")
     keys = ["method", "k", "shots", "seed", "wnid"]
@@ -181,46 +211,84 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
     (repo / preset["similarity"]["wordvec"]["vectors"]).write_bytes(b"")  # the user's word2vec file
     # the README's command, verbatim, as a dry run (`--configfile` takes several files: a target
     # after it would be read as a config file)
-    command = next(line for line in (ROOT / "README.md").read_text().splitlines()
-                   if line.startswith(".venv/bin/snakemake") and "presets/paper.yaml" in line)
+    command = next(
+        line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith(".venv/bin/snakemake") and "presets/paper.yaml" in line
+    )
     jobs = planned_jobs(snakemake(repo, *shlex.split(command)[1:], "-n"))
     shots, seeds = preset["finetune"]["shots"], preset["finetune"]["seeds"]
     assert jobs == {
-        "dataset": 1, "split": 1, "decode": 3, "source_head": 1, "extract": 1,
-        "similarity_visual": 2 * len(shots), "similarity_wordnet": 1, "similarity_wordvec": 1,
+        "dataset": 1,
+        "split": 1,
+        "decode": 3,
+        "source_head": 1,
+        "extract": 1,
+        "similarity_visual": 2 * len(shots),
+        "similarity_wordnet": 1,
+        "similarity_wordvec": 1,
         # similarity heads per (measure, shot level) for the 4 measures that are methods, at the largest
-        # level only for the other 5 (Fig. 3); one baseline job per shot level
-        "heads_similarity": 4 * len(shots) + 5, "heads_baseline": len(shots),
+        # level only for the other 5 (Fig. 3); one imprint + probe job per shot level; a random head per seed
+        "heads_similarity": 4 * len(shots) + 5,
+        "heads_baseline": len(shots),
+        "heads_random": len(seeds),
+        "top_sources": 9,  # one per measure
         "finetune": len(shots) * len(seeds),  # one lockstep job per (shot level, seed)
-        "curves": 1, "fig1": 1, "fig2": 1, "fig3": 1, "table1": 1, "table2": 1,
+        "curves": 1,
+        "fig1": 1,
+        "fig2": 1,
+        "fig3": 1,
+        "table1": 1,
+        "table2": 1,
     }
     assert len(seeds) == 3
 
 
 def test_a_missing_word_vector_file_is_an_error_on_every_run(tiny, tmp_path):
     override = tmp_path / "missing.yaml"
-    override.write_text(yaml.safe_dump({"similarity": {"measures": ["inference", "wordnet", "wordvec"],
-                                                       "wordvec": {"vectors": str(tmp_path / "nope.txt")}}}))
+    override.write_text(
+        yaml.safe_dump(
+            {
+                "similarity": {
+                    "measures": ["inference", "wordnet", "wordvec"],
+                    "wordvec": {"vectors": str(tmp_path / "nope.txt")},
+                }
+            }
+        )
+    )
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override), check=False)
     assert result.returncode != 0  # older GloVe results exist: without the check, "Nothing to be done"
     assert f"headstart: similarity.wordvec.vectors: {tmp_path / 'nope.txt'} is not a file" in result.stderr
 
 
-def test_changing_an_imagefolder_reruns_the_dataset_stage(tmp_path):
+FOLDER_WNIDS = ["n03057021", "n04133789"]  # coat, sandal
+
+
+def imagefolder_repo(tmp_path, images_per_class: int, test_per_class: int):
+    """A fresh repository and an ImageFolder of random JPEGs for two classes; (repo, root, override
+    config, the generator that drew the images)."""
     repo = copy_repository(tmp_path / "repo")
     root = tmp_path / "folder"
     rng = np.random.default_rng(0)
-    wnids = ["n03057021", "n04133789"]  # coat, sandal
-    for wnid in wnids:
+    for wnid in FOLDER_WNIDS:
         (root / wnid).mkdir(parents=True)
-        for i in range(4):
+        for i in range(images_per_class):
             Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / wnid / f"{i}.jpg")
     override = tmp_path / "folder.yaml"
-    override.write_text(yaml.safe_dump({"dataset": {"name": "folder", "source": "imagefolder",
-                                                    "classes": [{"synset": w} for w in wnids],
-                                                    "imagefolder": {"root": str(root)}},
-                                        "split": {"train_per_class": 3, "val_per_class": 1, "test_per_class": 1},
-                                        "finetune": {"shots": [2]}}))
+    dataset = {
+        "name": "folder",
+        "source": "imagefolder",
+        "classes": [{"synset": w} for w in FOLDER_WNIDS],
+        "imagefolder": {"root": str(root)},
+    }
+    split = {"train_per_class": 3, "val_per_class": 1, "test_per_class": test_per_class}
+    override.write_text(yaml.safe_dump({"dataset": dataset, "split": split, "finetune": {"shots": [2]}}))
+    return repo, root, override, rng
+
+
+def test_changing_an_imagefolder_reruns_the_dataset_stage(tmp_path):
+    repo, root, override, rng = imagefolder_repo(tmp_path, images_per_class=4, test_per_class=1)
+    wnids = FOLDER_WNIDS
     args = ["results/folder/images.parquet", "--configfile", "tests/data/tiny.yaml", str(override)]
     snakemake(repo, "--cores", "1", *args)
     assert planned_jobs(snakemake(repo, "-n", *args)) == {}
@@ -233,27 +301,25 @@ def test_changing_an_imagefolder_reruns_the_dataset_stage(tmp_path):
 
 def test_a_data_error_fails_once_with_one_line_and_the_skipped_images_in_the_log(tmp_path):
     """Not worth a retry: the job runs once, says why in one line, and its log names the skipped files."""
-    repo = copy_repository(tmp_path / "repo")
-    root = tmp_path / "folder"
-    rng = np.random.default_rng(0)
-    for wnid in ["n03057021", "n04133789"]:  # coat, sandal
-        (root / wnid).mkdir(parents=True)
-        for i in range(5):
-            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / wnid / f"{i}.jpg")
+    repo, root, override, _ = imagefolder_repo(tmp_path, images_per_class=5, test_per_class=2)
     (root / "n04133789" / "0.jpg").write_bytes(b"broken")
-    override = tmp_path / "folder.yaml"
-    override.write_text(yaml.safe_dump({"dataset": {"name": "folder", "source": "imagefolder",
-                                                    "classes": [{"synset": "n03057021"}, {"synset": "n04133789"}],
-                                                    "imagefolder": {"root": str(root)}},
-                                        "split": {"train_per_class": 3, "val_per_class": 1, "test_per_class": 2},
-                                        "finetune": {"shots": [2]}}))
-    result = snakemake(repo, "--cores", "1", "results/folder/images.parquet", "--configfile", "tests/data/tiny.yaml",
-                       str(override), check=False)
+    result = snakemake(
+        repo,
+        "--cores",
+        "1",
+        "results/folder/images.parquet",
+        "--configfile",
+        "tests/data/tiny.yaml",
+        str(override),
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert output.count("Error in rule dataset") == 1 and "Trying to restart" not in output
     log = (repo / "results/logs/dataset/folder.log").read_text()
     assert "Traceback" not in log and "Traceback" not in result.stderr
-    assert ("headstart: class n04133789 (sandal) has 2 usable train images, the config needs 3 (split.*_per_class); "
-            "1 image was skipped (listed above in this log)") in log
+    assert (
+        "headstart: class n04133789 (sandal) has 2 usable train images, the config needs 3 (split.*_per_class); "
+        "1 image was skipped (listed above in this log)"
+    ) in log
     assert f"skipped {root}/n04133789/0.jpg: UnidentifiedImageError" in log

@@ -19,9 +19,9 @@ import torch
 import yaml
 from PIL import Image
 
-from headstart.extract import autocast_for, extract_split, to_device
-from headstart.pixels import CropBatches, PixelCache, decode_images
+from headstart.extract import autocast_for, extract_split
 from headstart.models import eval_transform, load_source_model, normalization, pick_device, split_model
+from headstart.pixels import CropBatches, PixelCache, decode_images
 
 
 def synchronize(device: torch.device) -> None:
@@ -63,15 +63,34 @@ def main() -> None:
     paths = images(args.images)
     work = Path(tempfile.mkdtemp())
     start = time.perf_counter()  # the decode stage: each image once, into the uint8 cache
-    decode_images(paths, [str(i) for i in range(len(paths))], work / "test.safetensors", resize, crop, centre_crop=True,
-                  num_workers=args.workers)
+    decode_images(
+        paths,
+        [str(i) for i in range(len(paths))],
+        work / "test.safetensors",
+        resize,
+        crop,
+        centre_crop=True,
+        num_workers=args.workers,
+    )
     decoding = len(paths) / (time.perf_counter() - start)
     wnids = [str(i) for i in range(parts.head.out_features)]
 
     def extraction_rate() -> float:  # the extract stage: from the pixel cache, trunk activations streamed to disk
         start = time.perf_counter()
-        extract_split(parts, work / "test.safetensors", crop, mean, std, args.batch, device, True, wnids,
-                      work / "logits.parquet", work / "features.safetensors", {})
+        extract_split(
+            parts,
+            work / "test.safetensors",
+            crop,
+            mean,
+            std,
+            args.batch,
+            device,
+            True,
+            wnids,
+            work / "logits.parquet",
+            work / "features.safetensors",
+            {},
+        )
         return len(paths) / (time.perf_counter() - start)
 
     extraction_rate()  # warm-up
@@ -79,7 +98,8 @@ def main() -> None:
     net = net.to(memory_format=torch.channels_last)
     cache = PixelCache(work / "test.safetensors")
     decoded = CropBatches(cache, range(len(cache)), crop, mean, std, device, False, args.batch).batch(
-        np.arange(args.batch), None)
+        np.arange(args.batch), None
+    )
 
     def forward_rate() -> float:  # the same batch again and again: no decoding, no transfer
         with torch.inference_mode(), autocast_for(device):
@@ -103,12 +123,18 @@ def main() -> None:
                 naive_net(transform(image)[None].to(device))  # the naive loop: no batching, default memory format
     naive = naive_n / (time.perf_counter() - start)
 
-    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})"
+    )
     print(f"model: {entry['arch']}, {resize}/{crop} px, batch {args.batch}, {len(paths)} images")
     print(f"decode stage       {decoding:8.1f} images/s  (once per image, {args.workers} worker processes)")
-    print(f"extraction path    {extraction:8.1f} images/s  ({extraction / bound:.0%} of the bound, {extraction / naive:.1f}x naive)")
-    print(f"pure forward bound {bound:8.1f} images/s  (median of {args.rounds} rounds; "
-          f"extraction {rates[:, 0].min():.0f}-{rates[:, 0].max():.0f}, bound {rates[:, 1].min():.0f}-{rates[:, 1].max():.0f})")
+    print(
+        f"extraction path    {extraction:8.1f} images/s  ({extraction / bound:.0%} of the bound, {extraction / naive:.1f}x naive)"
+    )
+    print(
+        f"pure forward bound {bound:8.1f} images/s  (median of {args.rounds} rounds; "
+        f"extraction {rates[:, 0].min():.0f}-{rates[:, 0].max():.0f}, bound {rates[:, 1].min():.0f}-{rates[:, 1].max():.0f})"
+    )
     print(f"naive loop         {naive:8.1f} images/s")
 
 

@@ -28,11 +28,12 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import copy_repository  # noqa: E402
 from headstart.heads import xavier_head  # noqa: E402
 from headstart.models import load_source_model, normalization, split_model  # noqa: E402
 from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
 from headstart.train import Classifier, Run, TensorBatches, TrainSettings, train_lockstep  # noqa: E402
+
+from conftest import copy_repository  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -63,18 +64,38 @@ def training_speed(iterations: int = 30) -> tuple[float, float]:
     decode_images(paths, [str(i) for i in range(128)], folder / "train.safetensors", resize, crop, centre_crop=False)
     labels = np.arange(128) % 10
     weight, bias = xavier_head(10, parts.head.in_features, 0)
-    settings = TrainSettings(iterations=iterations, eval_every=iterations, checkpoint_every=1, batch_size=64,
-                             dropout=0.75, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, seed=0)
+    settings = TrainSettings(
+        iterations=iterations,
+        eval_every=iterations,
+        checkpoint_every=1,
+        batch_size=64,
+        dropout=0.75,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        seed=0,
+    )
     cpu = torch.device("cpu")
     features = torch.randn(128, parts.head.in_features)
     crops = CropBatches(PixelCache(folder / "train.safetensors"), range(128), crop, mean, std, cpu, True, 64)
-    setups = {"cached": (nn.Identity(), TensorBatches(features, cpu)),
-              "trunk": (nn.Sequential(parts.trunk, parts.trainable), crops)}
+    setups = {
+        "cached": (nn.Identity(), TensorBatches(features, cpu)),
+        "trunk": (nn.Sequential(parts.trunk, parts.trainable), crops),
+    }
     speed = {}
     for name, (frozen, train) in setups.items():
         start = time.perf_counter()
-        train_lockstep([Run("random/k0", Classifier(nn.Identity(), weight, bias, 0.75))], frozen, train, labels,
-                       TensorBatches(features[:16], cpu), labels[:16], [str(c) for c in range(10)], settings, cpu)
+        train_lockstep(
+            [Run("random/k0", Classifier(nn.Identity(), weight, bias, 0.75))],
+            frozen,
+            train,
+            labels,
+            TensorBatches(features[:16], cpu),
+            labels[:16],
+            [str(c) for c in range(10)],
+            settings,
+            cpu,
+        )
         speed[name] = iterations / (time.perf_counter() - start)
     return speed["cached"], speed["trunk"]
 
@@ -83,13 +104,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-cold", action="store_true", help="skip the cold default run (minutes)")
     args = parser.parse_args()
-    print(f"# headstart benchmarks, {date.today()}, {platform.node()}: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, CUDA {torch.cuda.is_available()}")
+    print(
+        f"# headstart benchmarks, {date.today()}, {platform.node()}: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, CUDA {torch.cuda.is_available()}"
+    )
     if not args.skip_cold:
         repo = copy_repository(Path(tempfile.mkdtemp()) / "repo")
         cold = timed([SNAKEMAKE, "--cores", "all"], repo)
         noop = timed([SNAKEMAKE, "--cores", "all"], repo)
-        figure = timed([SNAKEMAKE, "--cores", "1", "results/fashion_mnist/efficientnet_lite0/figures/fig3.png", "--forcerun", "fig3"], repo)
+        figure = timed(
+            [
+                SNAKEMAKE,
+                "--cores",
+                "1",
+                "results/fashion_mnist/efficientnet_lite0/figures/fig3.png",
+                "--forcerun",
+                "fig3",
+            ],
+            repo,
+        )
         print(f"default workflow, cold        {cold:8.1f} s   (goal <= 300 s)")
         print(f"no-op rerun                   {noop:8.1f} s   (goal <= 2 s)")
         print(f"rerun of one figure (fig3)    {figure:8.1f} s")

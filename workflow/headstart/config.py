@@ -60,11 +60,13 @@ def _check_consistency(config: dict[str, Any]) -> None:
     for ref in refs:
         if problem := noun_synset_error(ref):
             raise ConfigError(f"dataset.classes: {problem}")
-    too_large = [k for k in [*config["heads"]["k_grid"], *config["finetune"]["k"]]
-                 if k != "best" and k > SOURCE_CLASSES]
+    too_large = [
+        k for k in [*config["heads"]["k_grid"], *config["finetune"]["k"]] if k != "best" and k > SOURCE_CLASSES
+    ]
     if too_large:
-        raise ConfigError(f"K = {too_large[0]} is larger than the {SOURCE_CLASSES} source classes "
-                          f"(heads.k_grid, finetune.k)")
+        raise ConfigError(
+            f"K = {too_large[0]} is larger than the {SOURCE_CLASSES} source classes (heads.k_grid, finetune.k)"
+        )
     if config["model"] not in config["models"]:
         raise ConfigError(f"model: {config['model']!r} is not a key of models ({', '.join(config['models'])})")
     split, finetune = config["split"], config["finetune"]
@@ -82,8 +84,10 @@ def _check_consistency(config: dict[str, Any]) -> None:
         needed = ["test"] if finetune["augment"] else ["train", "test"]
         missing = [split for split in needed if split not in config["extract"]["trunk_activations"]]
         if missing:
-            raise ConfigError(f"extract.trunk_activations: finetune.train last_stage needs the {' and '.join(missing)} "
-                              f"split's trunk activations (add {', '.join(missing)})")
+            raise ConfigError(
+                f"extract.trunk_activations: finetune.train last_stage needs the {' and '.join(missing)} "
+                f"split's trunk activations (add {', '.join(missing)})"
+            )
     if finetune["eval_every"] > finetune["iterations"]:
         raise ConfigError("finetune.eval_every: larger than finetune.iterations")
 
@@ -92,8 +96,18 @@ BASELINES = ("random", "imprint", "probe")
 VISUAL_MEASURES = ("inference", "softmax")  # from the source network's outputs on the target images
 
 # Fashion-MNIST's labels, in the order of the label numbers of its idx files
-FASHION_MNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                        "Ankle boot")
+FASHION_MNIST_LABELS = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 # the files an ImageFolder source reads as images
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # the source classifier's classes (every supported model is an ImageNet-1k classifier)
@@ -104,8 +118,10 @@ def fashion_mnist_label(name: str | None) -> int:
     """The idx label number of a Fashion-MNIST class named ``name`` (case-insensitive)."""
     folded = [label.casefold() for label in FASHION_MNIST_LABELS]
     if name is None or name.casefold() not in folded:
-        raise ConfigError(f"dataset.classes: {name!r} is not a Fashion-MNIST label; each entry needs a label, "
-                          f"one of: {', '.join(FASHION_MNIST_LABELS)}")
+        raise ConfigError(
+            f"dataset.classes: {name!r} is not a Fashion-MNIST label; each entry needs a label, "
+            f"one of: {', '.join(FASHION_MNIST_LABELS)}"
+        )
     return folded.index(name.casefold())
 
 

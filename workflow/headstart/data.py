@@ -16,9 +16,9 @@ import io
 import logging
 import tarfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,6 @@ from .errors import HeadstartError
 from .wordnet import is_wnid, synset_by_name, synset_from_wnid, wnid_of
 
 logger = logging.getLogger(__name__)
-
 
 
 class DatasetError(HeadstartError, RuntimeError):
@@ -138,7 +137,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetError(f"{path}: not an unsigned-byte idx file")
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
         raise DatasetError(f"{path}: truncated idx file ({data.size} of {int(np.prod(shape))} values)")
@@ -166,18 +165,21 @@ def fashion_mnist_files(local_dir: str | None, mirror: str | None, download_dir:
     return files
 
 
-def ingest_fashion_mnist(files: dict[str, Path], classes: list[TargetClass], needed: dict[str, int],
-                         out_dir: Path, seed: int, log: IngestLog) -> pd.DataFrame:
+def ingest_fashion_mnist(
+    files: dict[str, Path], classes: list[TargetClass], needed: dict[str, int], out_dir: Path, seed: int, log: IngestLog
+) -> pd.DataFrame:
     """Write a seeded sample of ``needed[pool]`` images per class as PNG; return the inventory."""
-    pools = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+    pools = {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    }
     numbers = [fashion_mnist_label(cls.name) for cls in classes]  # by label name: any subset, any order
     rows = []
     for pool, (images_name, labels_name) in pools.items():
         images, labels = read_idx(files[images_name]), read_idx(files[labels_name])
         if len(images) != len(labels):
             raise DatasetError(f"{images_name} has {len(images)} images but {labels_name} {len(labels)} labels")
-        for label, cls in zip(numbers, classes):
+        for label, cls in zip(numbers, classes, strict=True):
             index = np.flatnonzero(labels == label)
             rng = np.random.default_rng([seed, label, zlib.crc32(pool.encode())])
             chosen = np.sort(rng.choice(index, size=min(needed[pool], len(index)), replace=False))
@@ -235,8 +237,9 @@ def extract_listed(tar_path: Path, wanted: Iterable[str], wnid_dir: Path, log: I
     return found
 
 
-def fetch_tar(wnid: str, tar_dir: str | None, url_template: str | None, headers: dict[str, str],
-              download_dir: Path) -> tuple[Path, bool]:
+def fetch_tar(
+    wnid: str, tar_dir: str | None, url_template: str | None, headers: dict[str, str], download_dir: Path
+) -> tuple[Path, bool]:
     """The archive of ``wnid``: local if present, else downloaded. Returns (path, is_temporary)."""
     if tar_dir and (local := Path(tar_dir) / f"{wnid}.tar").is_file():
         return local, False
@@ -248,8 +251,9 @@ def fetch_tar(wnid: str, tar_dir: str | None, url_template: str | None, headers:
         raise DatasetError(f"cannot fetch the images of {wnid}: {err}") from None
 
 
-def ingest_imagenet21k(source: dict, classes: list[TargetClass], needed: dict[str, int], out_dir: Path,
-                       base_dir: Path, log: IngestLog) -> pd.DataFrame:
+def ingest_imagenet21k(
+    source: dict, classes: list[TargetClass], needed: dict[str, int], out_dir: Path, base_dir: Path, log: IngestLog
+) -> pd.DataFrame:
     lists = {pool: read_image_list(base_dir / source[f"{pool}_list"]) for pool in ("train", "test")}
     headers = auth_header_from_env(source.get("auth_header_env"))
     rows = []
@@ -261,8 +265,9 @@ def ingest_imagenet21k(source: dict, classes: list[TargetClass], needed: dict[st
         if not all_names:
             raise DatasetError(f"class {cls.wnid} ({cls.name}) has no images in the train/test lists")
         if {PurePosixPath(n).stem + ".JPEG" for n in all_names} - done:
-            tar_path, temporary = fetch_tar(cls.wnid, source.get("tar_dir"), source.get("url_template"),
-                                            headers, out_dir.parent / "downloads")
+            tar_path, temporary = fetch_tar(
+                cls.wnid, source.get("tar_dir"), source.get("url_template"), headers, out_dir.parent / "downloads"
+            )
             try:
                 extract_listed(tar_path, all_names, wnid_dir, log)
             finally:
@@ -272,7 +277,9 @@ def ingest_imagenet21k(source: dict, classes: list[TargetClass], needed: dict[st
             for name in names:
                 path = wnid_dir / (PurePosixPath(name).stem + ".JPEG")
                 if path.exists():
-                    rows.append({"image_id": PurePosixPath(name).stem, "path": str(path), "wnid": cls.wnid, "pool": pool})
+                    rows.append(
+                        {"image_id": PurePosixPath(name).stem, "path": str(path), "wnid": cls.wnid, "pool": pool}
+                    )
     return _inventory(rows, classes, needed)
 
 
@@ -280,8 +287,9 @@ def ingest_imagenet21k(source: dict, classes: list[TargetClass], needed: dict[st
 # ImageFolder
 
 
-def ingest_imagefolder(root: Path, classes: list[TargetClass], needed: dict[str, int], out_dir: Path,
-                       seed: int, log: IngestLog) -> pd.DataFrame:
+def ingest_imagefolder(
+    root: Path, classes: list[TargetClass], needed: dict[str, int], out_dir: Path, seed: int, log: IngestLog
+) -> pd.DataFrame:
     """``root/<wnid>/*``: every image checked; the test pool is a seeded sample of each class."""
     rows = []
     for cls in tqdm(classes, desc="imagefolder classes", unit="class"):
@@ -294,8 +302,14 @@ def ingest_imagefolder(root: Path, classes: list[TargetClass], needed: dict[str,
         test = set(rng.choice(len(good), size=min(needed["test"], len(good)), replace=False).tolist())
         for i, (original, path) in enumerate(good):
             # the id keeps the file's suffix: a.jpg and a.png of one class are two images
-            rows.append({"image_id": f"{cls.wnid}_{original.name}", "path": str(path), "wnid": cls.wnid,
-                         "pool": "test" if i in test else "train"})
+            rows.append(
+                {
+                    "image_id": f"{cls.wnid}_{original.name}",
+                    "path": str(path),
+                    "wnid": cls.wnid,
+                    "pool": "test" if i in test else "train",
+                }
+            )
     return _inventory(rows, classes, needed)
 
 
@@ -304,8 +318,11 @@ def _checked_in_place(path: Path, converted_dir: Path, log: IngestLog) -> Path |
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode in ("RGB", "L") and image.format in ("JPEG", "PNG") and \
-                    (image.format == "PNG") == (path.suffix.lower() == ".png"):
+            if (
+                image.mode in ("RGB", "L")
+                and image.format in ("JPEG", "PNG")
+                and (image.format == "PNG") == (path.suffix.lower() == ".png")
+            ):
                 return path
     except Exception as err:
         log.skipped.append((str(path), f"{type(err).__name__}: {err}"))
@@ -345,9 +362,17 @@ def build_inventory(dataset: dict, split: dict, seed: int, out_dir: Path, report
         for name, why in checks.skipped:
             logger.warning("skipped %s: %s", name, why)
         skipped = len(checks.skipped)
-        raise DatasetError(f"{err}; {skipped} image{' was' if skipped == 1 else 's were'} skipped"
-                           + (" (listed above in this log)" if skipped else "")) from None
+        raise DatasetError(
+            f"{err}; {skipped} image{' was' if skipped == 1 else 's were'} skipped"
+            + (" (listed above in this log)" if skipped else "")
+        ) from None
     checks.write(report)
-    logger.info("%d images of %d classes; %d converted, %d skipped (listed in %s)", len(inventory), len(classes),
-                len(checks.converted), len(checks.skipped), report)
+    logger.info(
+        "%d images of %d classes; %d converted, %d skipped (listed in %s)",
+        len(inventory),
+        len(classes),
+        len(checks.converted),
+        len(checks.skipped),
+        report,
+    )
     return inventory

@@ -39,8 +39,9 @@ def auth_header_from_env(variable: str | None) -> dict[str, str]:
     return {name.strip(): value.strip()}
 
 
-def download(url: str, dest: Path, md5: str | None = None, headers: dict[str, str] | None = None,
-             timeout: float = 60.0) -> Path:
+def download(
+    url: str, dest: Path, md5: str | None = None, headers: dict[str, str] | None = None, timeout: float = 60.0
+) -> Path:
     """Fetch ``url`` to ``dest`` (written under a temporary name, renamed when complete)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

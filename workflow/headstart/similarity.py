@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -130,12 +130,14 @@ def load_word_vectors(spec: str, fmt: str = "auto"):
             if len(first) != 2 or not all(x.isdigit() for x in first):
                 fmt = "glove_text"  # GloVe files have no 'count dim' header line
     try:
-        return KeyedVectors.load_word2vec_format(str(path), binary=fmt == "word2vec_binary",
-                                                 no_header=fmt == "glove_text")
+        return KeyedVectors.load_word2vec_format(
+            str(path), binary=fmt == "word2vec_binary", no_header=fmt == "glove_text"
+        )
     except (ValueError, EOFError, UnicodeDecodeError) as err:  # gensim's own message names neither file nor line
         where = _first_ragged_line(path, has_header=fmt == "word2vec_text") if fmt != "word2vec_binary" else None
-        raise WordVectorError(f"word-vector file {path} ({fmt}) cannot be read: "
-                              f"{where or f'{type(err).__name__}: {err}'}") from None
+        raise WordVectorError(
+            f"word-vector file {path} ({fmt}) cannot be read: {where or f'{type(err).__name__}: {err}'}"
+        ) from None
 
 
 class WordVectorError(HeadstartError, ValueError):
@@ -154,7 +156,8 @@ def _first_ragged_line(path: Path, has_header: bool) -> str | None:
             if expected is None:
                 expected = len(fields)
             if len(fields) != expected:
-                return f"line {number} has {len(fields)} fields (a word and {len(fields) - 1} numbers), expected {expected}"
+                words = f"a word and {len(fields) - 1} numbers"
+                return f"line {number} has {len(fields)} fields ({words}), expected {expected}"
             try:
                 [float(x) for x in fields[1:]]
             except ValueError:
@@ -168,8 +171,13 @@ def label_vector(vectors, lemmas: Sequence[str]) -> np.ndarray | None:
     return np.mean(known, axis=0) if known else None
 
 
-def wordvec_similarity(vectors, target_lemmas: Sequence[Sequence[str]], source_lemmas: Sequence[Sequence[str]],
-                       target_wnids: Sequence[str] = (), source_wnids: Sequence[str] = ()) -> np.ndarray:
+def wordvec_similarity(
+    vectors,
+    target_lemmas: Sequence[Sequence[str]],
+    source_lemmas: Sequence[Sequence[str]],
+    target_wnids: Sequence[str] = (),
+    source_wnids: Sequence[str] = (),
+) -> np.ndarray:
     """Cosine of mean word vectors; a label with no known word gets 0 everywhere (and a warning)."""
 
     def unit_rows(all_lemmas: Sequence[Sequence[str]], wnids: Sequence[str]) -> np.ndarray:
@@ -178,7 +186,9 @@ def wordvec_similarity(vectors, target_lemmas: Sequence[Sequence[str]], source_l
             vector = label_vector(vectors, lemmas)
             if vector is None:
                 name = wnids[k] if k < len(wnids) else ", ".join(lemmas)
-                warnings.warn(f"no word of label {name} ({', '.join(lemmas)}) is in the word vectors: similarity 0", stacklevel=3)
+                warnings.warn(
+                    f"no word of label {name} ({', '.join(lemmas)}) is in the word vectors: similarity 0", stacklevel=3
+                )
                 continue
             norm = np.linalg.norm(vector)
             rows[k] = vector / norm if norm > 0 else 0.0

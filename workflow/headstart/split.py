@@ -23,8 +23,9 @@ def imagenet1k_wnids() -> list[str]:
     return list(ImageNetInfo("imagenet-1k").label_names())
 
 
-def make_manifest(inventory: pd.DataFrame, train_per_class: int, val_per_class: int, test_per_class: int,
-                  seed: int) -> pd.DataFrame:
+def make_manifest(
+    inventory: pd.DataFrame, train_per_class: int, val_per_class: int, test_per_class: int, seed: int
+) -> pd.DataFrame:
     """One row per used image: image_id, path, wnid, split, rank.
 
     Within a class the training pool is shuffled (seeded by seed and wnid) and ranked; ranks below
@@ -56,14 +57,16 @@ def make_classes(targets: list[TargetClass], source_wnids: list[str]) -> pd.Data
     rows = []
     for index, cls in enumerate(targets):
         synset = synset_from_wnid(cls.wnid)
-        rows.append({
-            "index": index,
-            "wnid": cls.wnid,
-            "name": cls.name,
-            "synset": cls.synset,
-            "lemmas": [lemma.replace("_", " ") for lemma in synset.lemma_names()],
-            "type": class_type(synset, sources),
-        })
+        rows.append(
+            {
+                "index": index,
+                "wnid": cls.wnid,
+                "name": cls.name,
+                "synset": cls.synset,
+                "lemmas": [lemma.replace("_", " ") for lemma in synset.lemma_names()],
+                "type": class_type(synset, sources),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,12 +16,15 @@ import pyarrow.parquet as pq
 METADATA_KEY = b"headstart"
 
 
-def write_parquet(frame: pd.DataFrame, path: Path | str, metadata: dict[str, Any] | None = None,
-                  index: bool | None = None) -> None:
+def write_parquet(
+    frame: pd.DataFrame, path: Path | str, metadata: dict[str, Any] | None = None, index: bool | None = None
+) -> None:
     """Write ``frame`` atomically; ``metadata`` lands in the schema under 'headstart' (JSON)."""
     table = pa.Table.from_pandas(frame, preserve_index=index)
     if metadata is not None:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()}
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
@@ -51,8 +55,10 @@ def write_tensors(tensors: dict[str, Any], path: Path | str, metadata: dict[str,
         import torch  # imported here: the table-only scripts (figures, curves) need no torch
         from safetensors.torch import save_file
 
-        converted = {k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v.contiguous())
-                     for k, v in tensors.items()}
+        converted = {
+            k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v.contiguous())
+            for k, v in tensors.items()
+        }
         save_file(converted, str(partial), metadata=text)
     os.replace(partial, path)
 
@@ -75,8 +81,14 @@ def read_arrays(path: Path | str, names: Sequence[str] | None = None) -> tuple[d
         return {name: handle.get_tensor(name) for name in (names or handle.keys())}, metadata
 
 
-_SAFETENSORS_DTYPES = {"uint8": "U8", "int32": "I32", "int64": "I64", "float16": "F16", "bfloat16": "BF16",
-                       "float32": "F32"}
+_SAFETENSORS_DTYPES = {
+    "uint8": "U8",
+    "int32": "I32",
+    "int64": "I64",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "float32": "F32",
+}
 
 
 class TensorStream:
@@ -128,8 +140,11 @@ class TensorStream:
         name, kind, shape, rows, start = self.current
         if not kind:  # nothing written: the caller names the type
             kind, shape = dtype, list(row_shape or [])
-        self.header[name] = {"dtype": _SAFETENSORS_DTYPES[kind], "shape": [rows, *shape],
-                             "data_offsets": [start, self.offset]}
+        self.header[name] = {
+            "dtype": _SAFETENSORS_DTYPES[kind],
+            "shape": [rows, *shape],
+            "data_offsets": [start, self.offset],
+        }
         self.current = None
 
     def add(self, name: str, tensor) -> None:
@@ -148,7 +163,7 @@ class TensorStream:
         self.file.close()
         os.replace(self.partial, self.path)
 
-    def __enter__(self) -> "TensorStream":
+    def __enter__(self) -> TensorStream:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -179,8 +194,8 @@ def read_rows(path: Path | str, name: str, device=None, rows: Sequence[int] | No
         runs = np.split(np.arange(len(rows)), np.flatnonzero(np.diff(rows) != 1) + 1) if len(rows) else []
         for run in runs:
             for start in range(0, len(run), chunk_rows):
-                part = run[start:start + chunk_rows]
-                out[part[0]:part[-1] + 1].copy_(tensor[int(rows[part[0]]):int(rows[part[-1]]) + 1])
+                part = run[start : start + chunk_rows]
+                out[part[0] : part[-1] + 1].copy_(tensor[int(rows[part[0]]) : int(rows[part[-1]]) + 1])
         return out
 
 
@@ -206,4 +221,6 @@ def memmap_tensor(path: Path | str, name: str) -> np.ndarray:
     begin, end = entry["data_offsets"]
     if begin == end:
         return np.zeros(entry["shape"], _NUMPY_DTYPES[entry["dtype"]])
-    return np.memmap(path, dtype=_NUMPY_DTYPES[entry["dtype"]], mode="r", offset=8 + size + begin, shape=tuple(entry["shape"]))
+    return np.memmap(
+        path, dtype=_NUMPY_DTYPES[entry["dtype"]], mode="r", offset=8 + size + begin, shape=tuple(entry["shape"])
+    )

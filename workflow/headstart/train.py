@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,7 +86,7 @@ def batch_indices(n: int, batch_size: int, seed: int, iteration: int) -> np.ndar
     per_epoch = math.ceil(n / batch_size)
     epoch, position = divmod(iteration, per_epoch)
     order = np.random.default_rng([seed, epoch]).permutation(n)
-    return order[position * batch_size: (position + 1) * batch_size]
+    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def crop_seeds(seed: int, iteration: int, indices: np.ndarray) -> list[int]:
@@ -108,7 +109,7 @@ class TensorBatches:
 
     def chunks(self, batch_size: int):
         for start in range(0, len(self.tensor), batch_size):
-            yield self._on_device(self.tensor[start:start + batch_size])
+            yield self._on_device(self.tensor[start : start + batch_size])
 
     def _on_device(self, rows: torch.Tensor) -> torch.Tensor:
         rows = to_device(rows, self.device)
@@ -133,10 +134,20 @@ def evaluate(model: Classifier, inputs: TensorBatches, labels: np.ndarray, n_cla
 
 
 def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float) -> list[dict]:
-    return [{"iteration": iteration, "wnid": wnid, "precision": float(scores.precision[c]),
-             "recall": float(scores.recall[c]), "fscore": float(scores.fscore[c]), "support": int(scores.support[c]),
-             "macro_f1": scores.macro_f1, "accuracy": scores.accuracy, "train_loss": train_loss}
-            for c, wnid in enumerate(wnids)]
+    return [
+        {
+            "iteration": iteration,
+            "wnid": wnid,
+            "precision": float(scores.precision[c]),
+            "recall": float(scores.recall[c]),
+            "fscore": float(scores.fscore[c]),
+            "support": int(scores.support[c]),
+            "macro_f1": scores.macro_f1,
+            "accuracy": scores.accuracy,
+            "train_loss": train_loss,
+        }
+        for c, wnid in enumerate(wnids)
+    ]
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -162,11 +173,22 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(partial, path)
 
 
-def train_lockstep(runs: Sequence[Run], frozen: nn.Module, train_inputs, train_labels: np.ndarray,
-                   test_inputs: TensorBatches, test_labels: np.ndarray, wnids: Sequence[str], settings: TrainSettings,
-                   device: torch.device, checkpoint: Path | None = None, signature: dict | None = None,
-                   stop_at: int | None = None, mixed_precision: Callable[[], ContextManager] | None = None,
-                   progress: str = "finetune") -> dict[str, pd.DataFrame]:
+def train_lockstep(
+    runs: Sequence[Run],
+    frozen: nn.Module,
+    train_inputs,
+    train_labels: np.ndarray,
+    test_inputs: TensorBatches,
+    test_labels: np.ndarray,
+    wnids: Sequence[str],
+    settings: TrainSettings,
+    device: torch.device,
+    checkpoint: Path | None = None,
+    signature: dict | None = None,
+    stop_at: int | None = None,
+    mixed_precision: Callable[[], AbstractContextManager] | None = None,
+    progress: str = "finetune",
+) -> dict[str, pd.DataFrame]:
     """Train every run on the same batches; evaluate each on the test inputs at iteration 0 and every
     ``eval_every`` iterations. Returns each run's curve by name.
 
@@ -185,11 +207,15 @@ def train_lockstep(runs: Sequence[Run], frozen: nn.Module, train_inputs, train_l
         run.model.to(device).to(memory_format=torch.channels_last)
         parameters = [p for p in run.model.parameters() if p.requires_grad]
         # fused: one kernel for all parameters (4x faster than the default on 2 CPU cores, measured)
-        optimizers[run.name] = torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps,
-                                                fused=True)
+        optimizers[run.name] = torch.optim.Adam(
+            parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps, fused=True
+        )
     # checkpoint spacing does not change the result: a run resumed under another spacing is the same run
-    signature = {**(signature or {}), "runs": [run.name for run in runs],
-                 **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"}}
+    signature = {
+        **(signature or {}),
+        "runs": [run.name for run in runs],
+        **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"},
+    }
     labels = torch.as_tensor(train_labels, dtype=torch.long)
     n_classes = len(wnids)
     rows: dict[str, list[dict]] = {run.name: [] for run in runs}
@@ -206,7 +232,9 @@ def train_lockstep(runs: Sequence[Run], frozen: nn.Module, train_inputs, train_l
             log.warning("ignoring checkpoint %s: it belongs to other settings", checkpoint)
     if start == 0:
         for run in runs:
-            rows[run.name] = curve_rows(0, evaluate(run.model, test_inputs, test_labels, n_classes), wnids, float("nan"))
+            rows[run.name] = curve_rows(
+                0, evaluate(run.model, test_inputs, test_labels, n_classes), wnids, float("nan")
+            )
     evaluations = len({row["iteration"] for row in rows[runs[0].name]}) if runs else 0
     loss_sums = {run.name: torch.zeros((), device=device) for run in runs}  # on the device: no sync per step
     loss_count = 0
@@ -240,10 +268,18 @@ def train_lockstep(runs: Sequence[Run], frozen: nn.Module, train_inputs, train_l
             bar.set_postfix({run.name: f"{rows[run.name][-1]['macro_f1']:.3f}" for run in runs[:3]})
             last = iteration == settings.iterations  # the curves are written right after: no checkpoint needed
             if checkpoint is not None and evaluations % settings.checkpoint_every == 0 and not last:
-                _save_checkpoint(checkpoint, {
-                    "signature": signature, "iteration": iteration, "rows": rows,
-                    "runs": {run.name: {"model": run.model.state_dict(), "optimizer": optimizers[run.name].state_dict()}
-                             for run in runs}})
+                _save_checkpoint(
+                    checkpoint,
+                    {
+                        "signature": signature,
+                        "iteration": iteration,
+                        "rows": rows,
+                        "runs": {
+                            run.name: {"model": run.model.state_dict(), "optimizer": optimizers[run.name].state_dict()}
+                            for run in runs
+                        },
+                    },
+                )
         if stop_at is not None and iteration >= stop_at:
             break
     bar.close()

@@ -28,6 +28,7 @@ VISUAL = [m for m in MEASURES if m in VISUAL_MEASURES]
 WORDNET = [m for m in MEASURES if m.startswith("wordnet")]
 METHODS = config["finetune"]["methods"]
 BASELINE_METHODS = [m for m in METHODS if m in BASELINES]
+FEATURE_BASELINES = [m for m in BASELINE_METHODS if m != "random"]  # heads fitted on a shot level's features
 SPLITS = ["train", "val", "test"]
 DATA = f"results/{DATASET}"
 RUN = f"results/{DATASET}/{MODEL}"
@@ -84,6 +85,14 @@ def head_ks():
 def job_runs(shots):
     """The (method, K) runs that one fine-tuning job of a shot level trains in lockstep."""
     return [(method, k) for method in METHODS for k in run_ks(method, shots)]
+
+
+def head_file(method, k, shots, seed):
+    """The initial head of one run: the random head is drawn per seed (so its confidence interval at
+    iteration 0 is real); every other head belongs to a shot level."""
+    if method == "random":
+        return f"{RUN}/heads/random/k0/seed{seed}.safetensors"
+    return f"{RUN}/heads/{method}/k{k}/shots{shots}.safetensors"
 
 
 def all_curves():

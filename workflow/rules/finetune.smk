@@ -6,8 +6,7 @@
 rule finetune:
     input:
         heads=lambda wildcards: [
-            f"{RUN}/heads/{method}/k{k}/shots{wildcards.shots}.safetensors"
-            for method, k in job_runs(wildcards.shots)
+            head_file(method, k, wildcards.shots, wildcards.seed) for method, k in job_runs(wildcards.shots)
         ],
         features_train=f"{RUN}/extract/features_train.safetensors",
         features_test=f"{RUN}/extract/features_test.safetensors",

@@ -1,8 +1,9 @@
 # Initial heads per shot level, so that adding a shot level writes only that level's heads: one job
 # per (measure, shot level) for the top-K similarity mix (K picked per class type on validation), at
 # every level for the measures that are fine-tuning methods and at the largest (Fig. 3) for the
-# others; one job per shot level for the baselines in finetune.methods (adding a method reruns
-# every fine-tuning job anyway, as they train in lockstep).
+# others; one job per shot level for the feature baselines in finetune.methods (imprint, probe:
+# adding a method reruns every fine-tuning job anyway, as they train in lockstep); the random (Xavier)
+# head is drawn per fine-tuning seed, whatever the shot level.
 
 
 rule heads_similarity:
@@ -37,9 +38,9 @@ rule heads_baseline:
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        **{b: f"{RUN}/heads/{b}/k0/shots{{shots}}.safetensors" for b in BASELINE_METHODS},
+        **{b: f"{RUN}/heads/{b}/k0/shots{{shots}}.safetensors" for b in FEATURE_BASELINES},
     params:
-        baselines=BASELINE_METHODS,
+        baselines=FEATURE_BASELINES,
         seed=config["seed"],
     log:
         log_file("heads_baseline", DATASET, MODEL, "shots{shots}"),
@@ -49,3 +50,19 @@ rule heads_baseline:
         "../../envs/torch.yaml"
     script:
         "../scripts/heads_baseline.py"
+
+
+rule heads_random:
+    input:
+        head=f"{MODELS}/source_head.safetensors",
+        classes=f"{DATA}/classes.parquet",
+    output:
+        head=f"{RUN}/heads/random/k0/seed{{seed}}.safetensors",
+    log:
+        log_file("heads_random", DATASET, MODEL, "seed{seed}"),
+    benchmark:
+        benchmark_file("heads_random", DATASET, MODEL, "seed{seed}")
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/heads_random.py"

@@ -25,7 +25,7 @@ rule similarity_wordnet:
         classes=f"{DATA}/classes.parquet",
         source_classes=f"{MODELS}/source_classes.parquet",
     output:
-        [f"{RUN}/sim/{m}.parquet" for m in WORDNET],
+        **{m: f"{RUN}/sim/{m}.parquet" for m in WORDNET},
     params:
         measures=WORDNET,
         model=MODEL,

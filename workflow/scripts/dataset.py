@@ -8,7 +8,15 @@ from headstart.tables import write_parquet
 
 setup_logging(snakemake.log[0])
 dataset = snakemake.params.dataset
-inventory = build_inventory(dataset, snakemake.params.split, snakemake.params.seed,
-                            Path(snakemake.output.inventory).parent / "images", Path(snakemake.output.report))
-write_parquet(inventory, snakemake.output.inventory,
-              {"source": dataset["source"], "classes": sorted(inventory["wnid"].unique().tolist())})
+inventory = build_inventory(
+    dataset,
+    snakemake.params.split,
+    snakemake.params.seed,
+    Path(snakemake.output.inventory).parent / "images",
+    Path(snakemake.output.report),
+)
+write_parquet(
+    inventory,
+    snakemake.output.inventory,
+    {"source": dataset["source"], "classes": sorted(inventory["wnid"].unique().tolist())},
+)

@@ -7,7 +7,13 @@ from headstart.pixels import decode_split
 
 log = setup_logging(snakemake.log[0])
 preprocess = snakemake.params.preprocess
-count = decode_split(pd.read_parquet(snakemake.input.manifest), snakemake.wildcards.split, snakemake.params.largest_shot,
-                     preprocess["resize"], preprocess["crop"], snakemake.output.pixels,
-                     num_workers=snakemake.threads if snakemake.threads > 1 else 0)
+count = decode_split(
+    pd.read_parquet(snakemake.input.manifest),
+    snakemake.wildcards.split,
+    snakemake.params.largest_shot,
+    preprocess["resize"],
+    preprocess["crop"],
+    snakemake.output.pixels,
+    num_workers=snakemake.threads if snakemake.threads > 1 else 0,
+)
 log.info("%s: %d images decoded", snakemake.wildcards.split, count)

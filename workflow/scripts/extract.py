@@ -17,8 +17,18 @@ parts, mean, std = load_parts(entry)
 device = pick_device(snakemake.config["extract"]["device"])  # a run option: changing it reruns nothing
 source_wnids = pd.read_parquet(snakemake.input.source_classes)["wnid"].tolist()
 for split in ["train", "val", "test"]:
-    result = extract_split(parts, Path(snakemake.input[f"pixels_{split}"]), preprocess["crop"], mean, std,
-                           options["batch_size"], device, split in options["trunk_activations"], source_wnids,
-                           Path(snakemake.output[f"logits_{split}"]), Path(snakemake.output[f"features_{split}"]),
-                           {"model": snakemake.params.model, "split": split, "preprocess": preprocess})
+    result = extract_split(
+        parts,
+        Path(snakemake.input[f"pixels_{split}"]),
+        preprocess["crop"],
+        mean,
+        std,
+        options["batch_size"],
+        device,
+        split in options["trunk_activations"],
+        source_wnids,
+        Path(snakemake.output[f"logits_{split}"]),
+        Path(snakemake.output[f"features_{split}"]),
+        {"model": snakemake.params.model, "split": split, "preprocess": preprocess},
+    )
     log.info("%s: %d images, features %s", split, len(result.features), tuple(result.features.shape))

@@ -15,8 +15,17 @@ manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(s
 train = labelled(meta["image_ids"], manifest, classes)
 subset = in_shot_level(train, shots)
 for method in snakemake.params.baselines:
-    weight, bias = baseline_head(method, features["features"][subset], train["label"].to_numpy()[subset],
-                                 len(classes), source["weight"], snakemake.params.seed)
-    write_tensors({"weight": weight, "bias": bias}, getattr(snakemake.output, method),
-                  {"method": method, "k": "0", "shots": shots, "classes": classes["wnid"].tolist()})
+    weight, bias = baseline_head(
+        method,
+        features["features"][subset],
+        train["label"].to_numpy()[subset],
+        len(classes),
+        source["weight"],
+        snakemake.params.seed,
+    )
+    write_tensors(
+        {"weight": weight, "bias": bias},
+        getattr(snakemake.output, method),
+        {"method": method, "k": "0", "shots": shots, "classes": classes["wnid"].tolist()},
+    )
     log.info("%s head, %d shots (%d images)", method, shots, int(subset.sum()))

@@ -17,14 +17,31 @@ features, meta = read_arrays(snakemake.input.features_val, ["features"])
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
 val = labelled(meta["image_ids"], manifest, classes)
 similarity = pd.read_parquet(snakemake.input.sim).loc[classes["wnid"]].to_numpy()
-scores, best, heads = similarity_heads(similarity, source["weight"], source["bias"], params.k_grid,
-                                       params.head_ks, features["features"], val["label"].to_numpy(),
-                                       classes["type"].tolist(), params.seed)
+scores, best, heads = similarity_heads(
+    similarity,
+    source["weight"],
+    source["bias"],
+    params.k_grid,
+    params.head_ks,
+    features["features"],
+    val["label"].to_numpy(),
+    classes["type"].tolist(),
+    params.seed,
+)
 log.info("%s, %d shots: best K per type %s", measure, shots, best)
 for k_label, head in heads.items():
-    write_tensors({"weight": head["weight"], "bias": head["bias"]}, getattr(snakemake.output, f"k{k_label}"),
-                  {"method": measure, "k": k_label, "ks": head["ks"], "shots": shots, "random_rows": head["random_rows"],
-                   "classes": classes["wnid"].tolist()})
+    write_tensors(
+        {"weight": head["weight"], "bias": head["bias"]},
+        getattr(snakemake.output, f"k{k_label}"),
+        {
+            "method": measure,
+            "k": k_label,
+            "ks": head["ks"],
+            "shots": shots,
+            "random_rows": head["random_rows"],
+            "classes": classes["wnid"].tolist(),
+        },
+    )
 write_parquet(scores.assign(measure=measure, shots=shots), snakemake.output.kgrid, {"measure": measure, "split": "val"})
 with open(snakemake.output.best_k, "w") as handle:
     json.dump({"measure": measure, "shots": shots, "picked_on": "val", "best_k": best}, handle, indent=2)

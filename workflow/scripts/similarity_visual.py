@@ -14,7 +14,10 @@ manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(s
 rows = labelled(logits.index.tolist(), manifest, classes)
 subset = in_shot_level(rows, shots)
 values = visual_similarity(measure, rows["label"].to_numpy()[subset], logits.to_numpy()[subset], len(classes))
-write_parquet(as_matrix(values, classes["wnid"], logits.columns), snakemake.output.matrix,
-              {"measure": measure, "model": snakemake.params.model, "shots": shots,
-               "inputs": [snakemake.input.logits]}, index=True)
+write_parquet(
+    as_matrix(values, classes["wnid"], logits.columns),
+    snakemake.output.matrix,
+    {"measure": measure, "model": snakemake.params.model, "shots": shots, "inputs": [snakemake.input.logits]},
+    index=True,
+)
 log.info("%s, %d shots: %d images", measure, shots, int(subset.sum()))

@@ -9,8 +9,12 @@ from headstart.tables import write_parquet
 log = setup_logging(snakemake.log[0])
 classes, sources = pd.read_parquet(snakemake.input.classes), pd.read_parquet(snakemake.input.source_classes)
 targets, source_wnids = classes["wnid"].tolist(), sources["wnid"].tolist()
-for measure, path in zip(snakemake.params.measures, snakemake.output):
+for measure in snakemake.params.measures:
     values = wordnet_similarity(measure, targets, source_wnids)
-    write_parquet(as_matrix(values, targets, source_wnids), path,
-                  {"measure": measure, "model": snakemake.params.model, "nltk": WORDNET_MEASURES[measure]}, index=True)
+    write_parquet(
+        as_matrix(values, targets, source_wnids),
+        getattr(snakemake.output, measure),
+        {"measure": measure, "model": snakemake.params.model, "nltk": WORDNET_MEASURES[measure]},
+        index=True,
+    )
     log.info("%s: %d x %d", measure, len(targets), len(source_wnids))

@@ -11,8 +11,17 @@ settings = snakemake.params.wordvec
 classes, sources = pd.read_parquet(snakemake.input.classes), pd.read_parquet(snakemake.input.source_classes)
 targets, source_wnids = classes["wnid"].tolist(), sources["wnid"].tolist()
 vectors = load_word_vectors(settings["vectors"], settings.get("format", "auto"))
-values = wordvec_similarity(vectors, [list(l) for l in classes["lemmas"]], [list(l) for l in sources["lemmas"]],
-                            targets, source_wnids)
-write_parquet(as_matrix(values, targets, source_wnids), snakemake.output[0],
-              {"measure": "wordvec", "model": snakemake.params.model, "vectors": settings["vectors"]}, index=True)
+values = wordvec_similarity(
+    vectors,
+    [list(names) for names in classes["lemmas"]],
+    [list(names) for names in sources["lemmas"]],
+    targets,
+    source_wnids,
+)
+write_parquet(
+    as_matrix(values, targets, source_wnids),
+    snakemake.output[0],
+    {"measure": "wordvec", "model": snakemake.params.model, "vectors": settings["vectors"]},
+    index=True,
+)
 log.info("wordvec (%s): %d x %d", settings["vectors"], len(targets), len(source_wnids))

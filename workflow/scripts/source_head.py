@@ -14,9 +14,16 @@ parts, _, _ = load_parts(entry)
 wnids = imagenet1k_wnids()
 if parts.head.out_features != len(wnids):
     raise SystemExit(f"{entry['arch']}: head has {parts.head.out_features} outputs, ImageNet-1k has {len(wnids)}")
-write_tensors({"weight": parts.head.weight.detach(), "bias": parts.head.bias.detach()}, snakemake.output.head,
-              {"model": snakemake.wildcards.model, "source_wnids": wnids})
+write_tensors(
+    {"weight": parts.head.weight.detach(), "bias": parts.head.bias.detach()},
+    snakemake.output.head,
+    {"model": snakemake.wildcards.model, "source_wnids": wnids},
+)
 lemmas = source_lemmas(wnids)
-write_parquet(pd.DataFrame({"index": range(len(wnids)), "wnid": wnids, "name": [", ".join(l) for l in lemmas],
-                            "lemmas": lemmas}), snakemake.output.classes)
+write_parquet(
+    pd.DataFrame(
+        {"index": range(len(wnids)), "wnid": wnids, "name": [", ".join(names) for names in lemmas], "lemmas": lemmas}
+    ),
+    snakemake.output.classes,
+)
 log.info("source head %s: %d x %d", entry["arch"], parts.head.out_features, parts.head.in_features)

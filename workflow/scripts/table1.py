@@ -10,6 +10,11 @@ wnid = snakemake.params.example_class
 name = example_class_name(pd.read_parquet(snakemake.input.classes), wnid)
 sources = pd.read_parquet(snakemake.input.source_classes)
 matrices = {m: pd.read_parquet(getattr(snakemake.input, f"sim_{m}")) for m in snakemake.params.measures}
-table = table1(matrices, wnid, name, dict(zip(sources["wnid"], sources["name"])))
-write_table(table, snakemake.output.csv, snakemake.output.md, snakemake.output.tex,
-            caption="Table 1. Most similar source class of the example target class under each measure.")
+table = table1(matrices, wnid, name, dict(zip(sources["wnid"], sources["name"], strict=True)))
+write_table(
+    table,
+    snakemake.output.csv,
+    snakemake.output.md,
+    snakemake.output.tex,
+    caption="Table 1. Most similar source class of the example target class under each measure.",
+)

@@ -8,6 +8,12 @@ from headstart.report import method_order, read_best_k, table2, table2_wide, wri
 setup_logging(snakemake.log[0])
 table = table2(pd.read_parquet(snakemake.input.curves), read_best_k(snakemake.input.best_k))
 order = method_order(table["method"].unique(), snakemake.params.measures)
-write_table(table, snakemake.output.csv, snakemake.output.md, snakemake.output.tex, wide=table2_wide(table, order),
-            caption="Table 2. Macro F-score right after initialisation (first) and best during fine-tuning, "
-                    "mean ± 95% CI over seeds; similarity methods use the best K per class type (picked on validation).")
+write_table(
+    table,
+    snakemake.output.csv,
+    snakemake.output.md,
+    snakemake.output.tex,
+    wide=table2_wide(table, order),
+    caption="Table 2. Macro F-score right after initialisation (first) and best during fine-tuning, "
+    "mean ± 95% CI over seeds; similarity methods use the best K per class type (picked on validation).",
+)
