@@ -12,10 +12,10 @@ min_version("9.0")
 
 # The headstart library (workflow/headstart) is imported from this checkout by the Snakefile and by
 # every job's script, whatever Python runs them: the .venv, a conda env of envs/*.yaml (which install
-# only the pinned packages), or a cluster node.
-LIBRARY = os.path.join(workflow.basedir, "workflow")
-sys.path.insert(0, LIBRARY)
-os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")])))
+# only the pinned packages), or a cluster node. Snakemake hands each script this process's sys.path
+# (after the script's own environment's packages); PYTHONPATH would not do, as Snakemake clears it
+# for conda jobs.
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
 
 
 configfile: "config.yaml"

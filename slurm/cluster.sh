@@ -57,6 +57,8 @@ start() {
   fi
   mkdir -p "$state/gpus"
   for i in $(seq 0 15); do [ -c "$state/gpus/gpu$i" ] || mknod "$state/gpus/gpu$i" c 1 3; done
+  local before
+  before=$({ cat /etc/slurm/slurm.conf /etc/slurm/gres.conf 2>/dev/null || true; } | sha256sum)
   printf '# %s\nNodeName=%s Name=gpu File=%s/gpus/gpu[0-15]\n' "$marker" "$host" "$state" > /etc/slurm/gres.conf
   cat > /etc/slurm/slurm.conf <<CONF
 # $marker: a single-node test cluster.
@@ -87,6 +89,15 @@ ReturnToService=2
 NodeName=$host CPUs=16 RealMemory=65536 Gres=gpu:16 State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
+  if [ "$(cat /etc/slurm/slurm.conf /etc/slurm/gres.conf | sha256sum)" != "$before" ]; then
+    # daemons still running from an older configuration would keep its node (no GPU slots): restart them
+    for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid"; do
+      if running "$pidfile"; then
+        kill "$(cat "$pidfile")" 2>/dev/null || true
+        for _ in $(seq 40); do running "$pidfile" || break; sleep 0.25; done
+      fi
+    done
+  fi
   running "$state/slurmctld.pid" || { rm -f "$state/slurmctld.pid"; slurmctld; }
   running "$state/slurmd.pid" || { rm -f "$state/slurmd.pid"; slurmd; }
   for _ in $(seq 60); do

@@ -83,7 +83,7 @@ def test_k_larger_than_the_source_classes_is_a_config_error(default, k_grid, k):
     [
         ("n99999999", "n99999999 is not a WordNet 3.0 noun synset (no noun starts at offset 99999999)"),
         ("n03057022", "n03057022 is not a WordNet 3.0 noun synset"),  # one byte into coat's line
-        ("coat.v.01", "coat.v.01 is a verb synset; target classes are nouns (coat.n.01)"),
+        ("coat.v.01", "coat.v.01 is a verb synset; target classes are nouns (name.n.NN)"),
         ("coat.n.09", "coat.n.09: the noun 'coat' has 3 senses in WordNet 3.0"),
         ("koat.n.01", "koat.n.01: WordNet 3.0 has no noun 'koat'"),
         ("coat", "'coat' is neither a wnid (n + 8 digits) nor a synset name such as coat.n.01"),
@@ -109,3 +109,14 @@ def test_wnids_from_a_classes_file_are_checked(default, tmp_path):
     (tmp_path / "wnids.txt").write_text("n03057021 coat\nn99999999 nothing\n")
     with pytest.raises(ConfigError, match="^dataset.classes: n99999999 is not a WordNet 3.0 noun synset"):
         validate_config(config)
+
+
+def test_shot_levels_with_nothing_to_train_are_a_config_error(default):
+    config = copy.deepcopy(default)
+    config["finetune"]["methods"], config["finetune"]["k"] = ["inference"], [1]
+    with pytest.raises(ConfigError, match="^finetune.k: below the largest shot level only K = best and the baselines"):
+        validate_config(config)
+    config["finetune"]["k"] = [1, "best"]
+    validate_config(config)
+    config["finetune"]["k"], config["finetune"]["k_fixed_at_largest_shot_only"] = [1], False
+    validate_config(config)

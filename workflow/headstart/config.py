@@ -88,6 +88,18 @@ def _check_consistency(config: dict[str, Any]) -> None:
                 f"extract.trunk_activations: finetune.train last_stage needs the {' and '.join(missing)} "
                 f"split's trunk activations (add {', '.join(missing)})"
             )
+    fixed_k_at_largest_only = finetune.get("k_fixed_at_largest_shot_only", True)
+    if (
+        fixed_k_at_largest_only
+        and len(set(finetune["shots"])) > 1
+        and "best" not in finetune["k"]
+        and not any(m in BASELINES for m in finetune["methods"])
+    ):
+        raise ConfigError(
+            "finetune.k: below the largest shot level only K = best and the baselines are fine-tuned "
+            "(k_fixed_at_largest_shot_only), and there is neither: the smaller shot levels would train nothing "
+            "(add best to finetune.k or a baseline to finetune.methods, or set k_fixed_at_largest_shot_only: false)"
+        )
     if finetune["eval_every"] > finetune["iterations"]:
         raise ConfigError("finetune.eval_every: larger than finetune.iterations")
 

@@ -362,9 +362,10 @@ def build_inventory(dataset: dict, split: dict, seed: int, out_dir: Path, report
         for name, why in checks.skipped:
             logger.warning("skipped %s: %s", name, why)
         skipped = len(checks.skipped)
+        if not skipped:
+            raise
         raise DatasetError(
-            f"{err}; {skipped} image{' was' if skipped == 1 else 's were'} skipped"
-            + (" (listed above in this log)" if skipped else "")
+            f"{err}; {skipped} image{' was' if skipped == 1 else 's were'} skipped (listed above in this log)"
         ) from None
     checks.write(report)
     logger.info(

@@ -204,7 +204,7 @@ def noun_synset_error(ref: str, files: Path | None = None) -> str | None:
     lemma, pos, sense = parts
     if pos != "n":
         kind = {"v": "a verb", "a": "an adjective", "s": "an adjective", "r": "an adverb"}.get(pos, f"a {pos!r}")
-        return f"{ref} is {kind} synset; target classes are nouns ({lemma}.n.{sense})"
+        return f"{ref} is {kind} synset; target classes are nouns (name.n.NN)"
     if files is None:
         return None
     index = _text(files / "index.noun")
