@@ -16,6 +16,13 @@ running() {  # a pid file whose process exists and is not a zombie (stopped daem
   [ "$(awk '{print $3}' "/proc/$pid/stat")" != "Z" ]
 }
 
+stop_daemon() {  # TERM, then wait up to 10 s for it to go
+  local pidfile=$1
+  running "$pidfile" || return 0
+  kill "$(cat "$pidfile")" 2>/dev/null || true
+  for _ in $(seq 40); do running "$pidfile" || break; sleep 0.25; done
+}
+
 install_packages() {
   local missing=()
   for deb in slurmctld slurmd slurm-client munge; do
@@ -91,12 +98,8 @@ PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   if [ "$(cat /etc/slurm/slurm.conf /etc/slurm/gres.conf | sha256sum)" != "$before" ]; then
     # daemons still running from an older configuration would keep its node (no GPU slots): restart them
-    for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid"; do
-      if running "$pidfile"; then
-        kill "$(cat "$pidfile")" 2>/dev/null || true
-        for _ in $(seq 40); do running "$pidfile" || break; sleep 0.25; done
-      fi
-    done
+    stop_daemon "$state/slurmd.pid"
+    stop_daemon "$state/slurmctld.pid"
   fi
   running "$state/slurmctld.pid" || { rm -f "$state/slurmctld.pid"; slurmctld; }
   running "$state/slurmd.pid" || { rm -f "$state/slurmd.pid"; slurmd; }
@@ -114,10 +117,7 @@ CONF
 
 stop() {
   for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid" /run/munge/munged.pid; do
-    if running "$pidfile"; then
-      kill "$(cat "$pidfile")" 2>/dev/null || true
-      for _ in $(seq 40); do running "$pidfile" || break; sleep 0.25; done
-    fi
+    stop_daemon "$pidfile"
     rm -f "$pidfile"
   done
   # Without its controller our slurm.conf makes every SLURM client call wait ~10 s for a connection,

@@ -65,18 +65,18 @@ def write_tensors(tensors: dict[str, Any], path: Path | str, metadata: dict[str,
 
 def read_tensors(path: Path | str, names: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(name -> torch tensor, metadata) of a safetensors file: every tensor, or only ``names``."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
-        return {name: handle.get_tensor(name) for name in (names or handle.keys())}, metadata
+    return _read_safetensors(path, names, "pt")
 
 
 def read_arrays(path: Path | str, names: Sequence[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """As :func:`read_tensors`, as numpy arrays and without importing torch (not for bfloat16 tensors)."""
+    return _read_safetensors(path, names, "np")
+
+
+def _read_safetensors(path: Path | str, names: Sequence[str] | None, framework: str) -> tuple[dict, dict[str, Any]]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="np") as handle:
+    with safe_open(str(path), framework=framework) as handle:
         metadata = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
         return {name: handle.get_tensor(name) for name in (names or handle.keys())}, metadata
 
