@@ -62,6 +62,7 @@ def copy_repository(dest: Path) -> Path:
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TINY = ["--configfile", "tests/data/tiny.yaml"]
 RUN = "results/fashion_mnist/efficientnet_lite0"
+EXP = f"{RUN}/head"  # config.yaml's experiment: its runs, curves, figures and tables
 
 
 def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

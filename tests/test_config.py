@@ -19,6 +19,9 @@ def test_default_and_paper_preset_validate():
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
     preset = yaml.safe_load((ROOT / "workflow" / "presets" / "paper.yaml").read_text())
     validate_config({**base, **preset})
+    # the last-stage preset is an overlay of config.yaml (Snakemake merges nested keys)
+    overlay = yaml.safe_load((ROOT / "workflow" / "presets" / "last_stage.yaml").read_text())
+    validate_config({**base, **overlay, "finetune": {**base["finetune"], **overlay["finetune"]}})
 
 
 def test_typo_in_key_names_the_key(default):
@@ -43,8 +46,13 @@ def test_unknown_method_and_model(default):
     config = copy.deepcopy(default)
     config["finetune"]["methods"] = ["random", "wordnet_lin"]
     config["similarity"]["measures"] = ["wordnet"]
-    with pytest.raises(ConfigError, match="finetune.methods: 'wordnet_lin' is not in similarity.measures"):
+    with pytest.raises(ConfigError, match="finetune.methods: 'wordnet_lin' is neither a baseline"):
         validate_config(config)
+    config["finetune"]["methods"] = ["random", "wordnet_calibrated", "wordnet_lin_calibrated"]
+    with pytest.raises(ConfigError, match="'wordnet_lin_calibrated' is neither a baseline .* suffix _calibrated"):
+        validate_config(config)
+    config["finetune"]["methods"] = ["random", "wordnet_calibrated"]
+    validate_config(config)  # a measure of similarity.measures, calibrated
 
 
 def test_shots_must_fit_the_training_pool(default):

@@ -24,7 +24,7 @@ from headstart.data import (
     resolve_classes,
 )
 from headstart.download import DownloadError, download
-from headstart.split import make_manifest, shot_subset
+from headstart.split import make_manifest, shot_level_examples, shot_subset
 
 from conftest import ROOT, QuietHandler
 
@@ -288,3 +288,23 @@ def test_a_verb_synset_is_a_dataset_error():
         resolve_classes([{"synset": "coat.v.01"}])
     with pytest.raises(DatasetError, match="^dataset.classes: n99999999 is not a WordNet 3.0 noun synset"):
         resolve_classes([{"synset": "n99999999"}])
+
+
+def test_shot_level_examples_keep_the_first_ranks_of_each_class_in_the_features_order():
+    manifest = pd.DataFrame(
+        {
+            "image_id": ["a0", "a1", "a2", "b0", "b1"],
+            "wnid": ["n2", "n2", "n2", "n1", "n1"],
+            "split": "train",
+            "rank": [0, 1, 2, 0, 1],
+        }
+    )
+    classes = pd.DataFrame({"wnid": ["n1", "n2"]})  # label 0 = n1, 1 = n2
+    ids = ["b1", "a2", "a0", "b0", "a1"]  # the extract file's order
+    features = np.arange(5.0)[:, None] * np.ones((1, 3))
+    examples, labels = shot_level_examples(features, ids, manifest, classes, 1)
+    np.testing.assert_array_equal(examples[:, 0], [2.0, 3.0])  # a0 and b0, in the file's order
+    np.testing.assert_array_equal(labels, [1, 0])
+    examples, labels = shot_level_examples(features, ids, manifest, classes, 2)
+    np.testing.assert_array_equal(examples[:, 0], [0.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(labels, [0, 1, 0, 1])

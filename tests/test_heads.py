@@ -6,6 +6,10 @@ import pytest
 from headstart.heads import (
     baseline_head,
     best_k_per_type,
+    calibrated_head,
+    fit_temperature,
+    head_diagnostics,
+    head_predictions,
     imprint_head,
     kgrid_scores,
     probe_head,
@@ -130,3 +134,46 @@ def test_baseline_head_dispatches_by_name():
     for other in ("lp", "random"):  # the random head does not depend on the features: xavier_head, per seed
         with pytest.raises(ValueError, match=f"unknown feature baseline '{other}'"):
             baseline_head(other, features, labels, 3, source, 7)
+
+
+def test_fit_temperature_by_hand():
+    # three images with logits (1, 0), two of class 0 and one of class 1: the loss is least where
+    # softmax gives class 0 a probability of 2/3, i.e. 1/T = ln 2
+    logits = np.array([[1.0, 0.0]] * 3)
+    assert fit_temperature(logits, np.array([0, 0, 1])) == pytest.approx(1 / np.log(2), rel=1e-6)
+    # logits twice as large need twice the temperature
+    assert fit_temperature(2 * logits, np.array([0, 0, 1])) == pytest.approx(2 / np.log(2), rel=1e-6)
+
+
+def test_fit_temperature_stops_at_its_bound_when_every_image_is_right(caplog):
+    logits = np.array([[3.0, 0.0], [0.0, 3.0]])
+    assert fit_temperature(logits, np.array([0, 1]), bounds=(0.1, 10.0)) == pytest.approx(0.1, rel=1e-3)
+    assert "at its bound" in caplog.text
+
+
+def test_calibrated_head_divides_weights_and_bias_by_the_fitted_temperature():
+    weight, bias = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0.5, 0.0])
+    features = np.array([[0.5, 0.0]] * 3)  # logits (1, 0) for all three images, as above
+    new_weight, new_bias, temperature = calibrated_head(weight, bias, features, np.array([0, 0, 1]))
+    assert temperature == pytest.approx(1 / np.log(2), rel=1e-6)
+    np.testing.assert_allclose(new_weight, weight * np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(new_bias, bias * np.log(2), rtol=1e-6)
+    assert new_weight.dtype == np.float32 and new_bias.dtype == np.float32
+    # the same predictions on any image: only the confidence changes
+    images = np.random.default_rng(0).normal(size=(50, 2))
+    np.testing.assert_array_equal(
+        head_predictions(new_weight, new_bias, images), head_predictions(weight, bias, images)
+    )
+
+
+def test_head_diagnostics_by_hand():
+    weight = np.array([[2.0, 0.0], [2.0, 0.0], [0.0, 1.0]])  # rows 0 and 1 identical: two classes tied
+    bias = np.zeros(3)
+    features = np.array([[1.0, 0.0]])  # logits (2, 2, 0)
+    stats = head_diagnostics(weight, bias, features)
+    assert stats["row_norm"] == pytest.approx(5 / 3)
+    assert stats["logit_range"] == pytest.approx(2.0)
+    p = np.exp([2.0, 2.0, 0.0]) / np.exp([2.0, 2.0, 0.0]).sum()
+    assert stats["entropy"] == pytest.approx(-(p * np.log(p)).sum())
+    assert stats["max_row_cosine"] == pytest.approx(1.0)
+    assert stats["mean_row_cosine"] == pytest.approx(1 / 3)  # cosines 1, 0, 0

@@ -9,11 +9,15 @@ from matplotlib.colors import to_hex
 from scipy import stats
 
 from headstart.report import (
+    MARKERS,
+    PALETTE,
     ReportError,
+    convergence_table,
     example_class_name,
     figure1,
     figure2,
     figure3,
+    label,
     mean_ci,
     method_order,
     read_best_k,
@@ -179,3 +183,44 @@ def test_each_method_keeps_its_colour_and_marker_in_every_figure(tmp_path, monke
     assert styles[0]["Inference (visual)"] == styles[2]["Inference (visual)"]
     assert styles[0]["Random"] != styles[0]["Inference (visual)"]
     assert {marker for _, marker in styles[2].values()} == {"o", "s", "^"}  # random, inference, wordnet
+
+
+def test_convergence_table_by_hand():
+    """C6 on mean curves: random ahead of wordnet at iterations 10 and 20, before both converge."""
+    runs = {
+        ("random", "0"): [0.1, 0.6, 0.8, 0.8],  # converged (within 0.01 of its best) from iteration 20
+        ("wordnet", "1"): [0.3, 0.4, 0.7, 0.8],  # from 30: random leads by 0.2 at 10 and 0.1 at 20
+        ("inference", "1"): [0.3, 0.7, 0.8, 0.8],  # ahead until both converge at 20
+    }
+    rows = [
+        {"method": m, "k": k, "shots": 5, "seed": seed, "iteration": 10 * i, "macro_f1": f + offset}
+        for (m, k), values in runs.items()
+        for seed, offset in [(0, -0.05), (1, 0.05)]  # two seeds around the mean
+        for i, f in enumerate(values)
+    ]
+    rows += [{"method": "wordnet", "k": "1", "shots": 1, "seed": 0, "iteration": 0, "macro_f1": 0.5}]  # no random
+    curves = pd.DataFrame(rows).assign(accuracy=0.0, train_loss=1.0)
+    table = convergence_table(curves).set_index("method")
+    assert list(table.index) == ["inference", "wordnet"] and set(table["shots"]) == {5}
+    wordnet, inference = table.loc["wordnet"], table.loc["inference"]
+    assert wordnet["converged_at"] == 30 and wordnet["random_converged_at"] == 20
+    assert wordnet["random_ahead_from"] == 10 and wordnet["largest_random_lead"] == pytest.approx(0.2)
+    assert not wordnet["accelerated"]
+    assert wordnet["first"] == pytest.approx(0.3) and wordnet["random_first"] == pytest.approx(0.1)
+    assert inference["accelerated"] and pd.isna(inference["random_ahead_from"])
+    assert inference["converged_at"] == 20 and np.isnan(inference["largest_random_lead"])
+
+
+def test_a_calibrated_method_has_its_own_style_next_to_its_measure():
+    assert label("wordnet_lin_calibrated") == "WordNet Lin, calibrated"
+    assert method_order(["probe", "wordnet_calibrated", "random", "wordnet"], ["inference", "wordnet"]) == [
+        "random",
+        "wordnet",
+        "wordnet_calibrated",
+        "probe",
+    ]
+    styles = {name: (PALETTE[name], MARKERS[name]) for name in PALETTE}
+    assert len(set(styles.values())) == len(styles)  # no two methods look alike
+    names = list(PALETTE)
+    assert names.index("Inference (visual), calibrated") == names.index("Inference (visual)") + 1
+    assert MARKERS["Word vectors, calibrated"] == "*" and PALETTE["Word vectors"] != PALETTE["Word vectors, calibrated"]

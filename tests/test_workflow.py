@@ -17,7 +17,7 @@ from PIL import Image
 from headstart.models import eval_transform, load_source_model, normalization
 from headstart.tables import read_metadata, read_tensor_metadata
 
-from conftest import ROOT, RUN, TINY, copy_repository, planned_jobs, snakemake
+from conftest import EXP, ROOT, RUN, TINY, copy_repository, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow  # real workflow runs (minutes)
 
@@ -42,8 +42,8 @@ def test_tiny_run_writes_every_stage(tiny):
     wordnet = pd.read_parquet(tiny / RUN / "sim/wordnet.parquet")
     assert wordnet.loc["n04133789", "n04133789"] == 1.0  # sandal is an ILSVRC class itself
     for name in ["figures/fig1.png", "figures/fig2.pdf", "figures/fig3.png", "tables/table1.md", "tables/table2.tex"]:
-        assert (tiny / RUN / name).stat().st_size > 0  # each (dataset, model) keeps its own
-    table2 = pd.read_csv(tiny / RUN / "tables/table2.csv")
+        assert (tiny / EXP / name).stat().st_size > 0  # each (dataset, model) keeps its own
+    table2 = pd.read_csv(tiny / EXP / "tables/table2.csv")
     assert set(table2["method"]) == {"random", "inference", "wordnet", "imprint"} and set(table2["shots"]) == {20, 2}
     for shots in [20, 2]:
         best_k = yaml.safe_load((tiny / RUN / f"kgrid/inference/shots{shots}_best_k.json").read_text())
@@ -66,7 +66,7 @@ def test_logits_parquet_equal_a_direct_forward(tiny):
 
 
 def test_similarity_init_beats_random_at_iteration_zero(tiny):
-    curves = pd.read_parquet(tiny / RUN / "curves.parquet")
+    curves = pd.read_parquet(tiny / EXP / "curves.parquet")
     first = curves[curves["iteration"] == 0].groupby(["method", "k", "shots"])["macro_f1"].mean()
     assert first[("random", "0", 20)] < 0.25  # 10 classes: chance is 0.1
     assert first[("inference", "best", 20)] > first[("random", "0", 20)] + 0.2
@@ -87,10 +87,10 @@ def test_rerun_plans_nothing_and_one_figure_reruns_alone(tiny):
         assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {"fig3": 1}
     finally:
         script.write_text(original)
-    before = (tiny / RUN / "figures/fig3.png").stat().st_mtime_ns
-    result = snakemake(tiny, "--cores", "1", *TINY, "--forcerun", "fig3", f"{RUN}/figures/fig3.png")
+    before = (tiny / EXP / "figures/fig3.png").stat().st_mtime_ns
+    result = snakemake(tiny, "--cores", "1", *TINY, "--forcerun", "fig3", f"{EXP}/figures/fig3.png")
     assert planned_jobs(result) == {"fig3": 1}
-    assert (tiny / RUN / "figures/fig3.png").stat().st_mtime_ns > before
+    assert (tiny / EXP / "figures/fig3.png").stat().st_mtime_ns > before
 
 
 def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):
@@ -149,35 +149,53 @@ def test_adding_a_shot_level_runs_only_that_level(tiny, tmp_path):
     assert set(re.findall(r"shots=(\d+)", result.stdout + result.stderr)) == {"5"}
 
 
+LAST_STAGE = f"{RUN}/last_stage"  # the last-stage preset's experiment
+
+
 @pytest.mark.parametrize("augment", [False, True])
-def test_last_stage_runs_end_to_end(tiny, tmp_path, augment):
-    """The paper's regime (the trainable last stage + head, with and without random crops) on the
-    tiny config; a copy of the finished tiny run, so only fine-tuning and what follows reruns."""
+def test_last_stage_preset_runs_end_to_end(tiny, tmp_path, augment):
+    """The last-stage preset (the paper's regime: the trainable last stage + head; with random crops
+    as the paper when augment) on the tiny data, in a copy of the finished tiny run: only its new heads,
+    fine-tuning and what follows run, into its own experiment directory."""
     repo = tmp_path / "repo"
     shutil.copytree(tiny, repo, symlinks=True)
-    override = tmp_path / "last_stage.yaml"
-    override.write_text(yaml.safe_dump({"finetune": {"train": "last_stage", "augment": augment}}))
-    result = snakemake(repo, "--cores", "2", "--configfile", "tests/data/tiny.yaml", str(override))
+    override = tmp_path / "small.yaml"
+    small = {"shots": [20, 2], "seeds": [0, 1], "iterations": 20, "eval_every": 10, "augment": augment}
+    override.write_text(yaml.safe_dump({"finetune": small}))
+    preset = ["--configfile", "tests/data/tiny.yaml", "workflow/presets/last_stage.yaml", str(override)]
+    result = snakemake(repo, "--cores", "2", *preset)
     jobs = planned_jobs(result)
-    assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_similarity", "heads_baseline"} & set(jobs)
-    curves = pd.read_parquet(repo / RUN / "curves.parquet")
-    assert read_metadata(repo / RUN / "runs/shots20/seed0.parquet")["train"] == "last_stage"
+    assert jobs["finetune"] == 4 and not {"decode", "extract", "similarity_visual"} & set(jobs)
+    # inference, wordnet and word vectors: K = 1 and best at 20 images, best at 2
+    assert jobs["heads_calibrated"] == 9
+    curves = pd.read_parquet(repo / LAST_STAGE / "curves.parquet")
+    assert read_metadata(repo / LAST_STAGE / "runs/shots20/seed0.parquet")["train"] == "last_stage"
+    similarity = ["inference", "wordnet", "wordvec"]
     assert set(curves.groupby(["method", "k"]).groups) == {
-        ("random", "0"),
-        ("imprint", "0"),
-        ("inference", "1"),
-        ("inference", "best"),
-        ("wordnet", "1"),
-        ("wordnet", "best"),
+        *[("random", "0"), ("imprint", "0"), ("probe", "0")],
+        *[(m + suffix, k) for m in similarity for suffix in ["", "_calibrated"] for k in ["1", "best"]],
     }
     # iteration 0 is the same initial network as in the head-only run; training then differs
-    head_only = pd.read_parquet(tiny / RUN / "curves.parquet")
+    head_only = pd.read_parquet(tiny / EXP / "curves.parquet")
     keys = ["method", "k", "shots", "seed", "wnid"]
     first = lambda c: c[c["iteration"] == 0].sort_values(keys).reset_index(drop=True)  # noqa: E731
-    pd.testing.assert_frame_equal(first(curves), first(head_only))
+    shared = curves[curves["method"].isin(head_only["method"].unique())]
+    pd.testing.assert_frame_equal(first(shared), first(head_only))
     last = lambda c: c[c["iteration"] == 20].sort_values(keys)["train_loss"].to_numpy()  # noqa: E731
-    assert not np.allclose(last(curves), last(head_only))
-    assert (repo / RUN / "figures/fig1.png").stat().st_size > 0 and (repo / RUN / "tables/table2.md").exists()
+    assert not np.allclose(last(shared), last(head_only))
+    # a calibrated head predicts as its measure's head at iteration 0, with another confidence
+    start = first(curves).set_index(keys)
+    for m in similarity:
+        plain = start.xs(m, level="method")
+        calibrated = start.xs(m + "_calibrated", level="method")
+        pd.testing.assert_series_equal(plain["fscore"], calibrated["fscore"])
+        assert not np.allclose(plain["train_loss"], calibrated["train_loss"])
+    for name in ["figures/fig1.png", "figures/fig3.png", "tables/table2.md", "tables/init.csv"]:
+        assert (repo / LAST_STAGE / name).stat().st_size > 0
+    init = pd.read_csv(repo / LAST_STAGE / "tables/init.csv")
+    assert "Inference (visual), calibrated" in set(init["method"]) and len(init) == len(start.groupby(["method", "k"]))
+    # the head-only experiment is untouched, and still complete
+    assert planned_jobs(snakemake(repo, "-n", *TINY)) == {}
 
 
 def test_report_html(tiny):
@@ -189,7 +207,7 @@ def test_report_html(tiny):
         assert f"top_sources/{measure}.csv" in html or f'"name": "{measure}.csv"' in html
     assert "Similarity matrices" in html
     assert "(shot levels 20, 2)" in html and "K grid 1, 3, 10" in html and "<strong>fashion_mnist</strong>" in html
-    table = pd.read_csv(tiny / RUN / "tables/top_sources/inference.csv")
+    table = pd.read_csv(tiny / EXP / "tables/top_sources/inference.csv")
     assert table.columns.tolist() == ["target", "#1", "#2", "#3", "#4", "#5"] and len(table) == 10
 
 
@@ -228,9 +246,9 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
         "similarity_wordnet": 1,
         "similarity_wordvec": 1,
         # similarity heads per (measure, shot level) for the 4 measures that are methods, at the largest
-        # level only for the other 5 (Fig. 3); one imprint + probe job per shot level; a random head per seed
+        # level only for the other 5 (Fig. 3); an imprint and a probe job per shot level; a random head per seed
         "heads_similarity": 4 * len(shots) + 5,
-        "heads_baseline": len(shots),
+        "heads_baseline": 2 * len(shots),
         "heads_random": len(seeds),
         "top_sources": 9,  # one per measure
         "finetune": len(shots) * len(seeds),  # one lockstep job per (shot level, seed)
@@ -240,8 +258,29 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
         "fig3": 1,
         "table1": 1,
         "table2": 1,
+        "table_init": 1,
+        "table_convergence": 1,
     }
     assert len(seeds) == 3
+
+
+def test_last_stage_preset_plans_its_runs_into_its_own_directory(tmp_path):
+    """The README's last-stage command as a dry run on a fresh copy (that it reuses what the default
+    built is test_last_stage_preset_runs_end_to_end's)."""
+    repo = copy_repository(tmp_path / "repo")
+    command = next(
+        line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith(".venv/bin/snakemake") and "presets/last_stage.yaml" in line
+    )
+    result = snakemake(repo, *shlex.split(command)[1:], "-n")
+    preset = yaml.safe_load((repo / "workflow/presets/last_stage.yaml").read_text())["finetune"]
+    jobs = planned_jobs(result)
+    assert jobs["finetune"] == len(preset["shots"]) * len(preset["seeds"]) == 9
+    assert jobs["heads_calibrated"] == 3 * 4  # 3 measures: K = 1 and best at 500 images, best at 10 and 1
+    outputs = re.findall(r"^\s+output: (.*)$", result.stdout, flags=re.M)
+    finetune = [o for o in outputs if "/runs/" in o or "/figures/" in o or "/tables/" in o]
+    assert finetune and all(o.startswith(f"{RUN}/last_stage/") for o in finetune)
 
 
 def test_a_missing_word_vector_file_is_an_error_on_every_run(tiny, tmp_path):

@@ -77,9 +77,13 @@ def _check_consistency(config: dict[str, Any]) -> None:
             f"finetune.shots: {largest} images per class do not fit in split.train_per_class "
             f"({split['train_per_class']}) minus split.val_per_class ({split['val_per_class']})"
         )
-    unknown = [m for m in finetune["methods"] if m not in BASELINES and m not in config["similarity"]["measures"]]
+    measures = config["similarity"]["measures"]
+    unknown = [m for m in finetune["methods"] if m not in BASELINES and similarity_measure(m) not in measures]
     if unknown:
-        raise ConfigError(f"finetune.methods: {unknown[0]!r} is not in similarity.measures")
+        raise ConfigError(
+            f"finetune.methods: {unknown[0]!r} is neither a baseline ({', '.join(BASELINES)}) nor a measure of "
+            f"similarity.measures ({', '.join(measures)}), with or without the suffix {CALIBRATED_SUFFIX}"
+        )
     if finetune["train"] == "last_stage":
         needed = ["test"] if finetune["augment"] else ["train", "test"]
         missing = [split for split in needed if split not in config["extract"]["trunk_activations"]]
@@ -105,6 +109,9 @@ def _check_consistency(config: dict[str, Any]) -> None:
 
 
 BASELINES = ("random", "imprint", "probe")
+# a similarity method with this suffix starts from the measure's head times a temperature fitted on
+# the shot level's training images (headstart.heads.calibrated_head)
+CALIBRATED_SUFFIX = "_calibrated"
 VISUAL_MEASURES = ("inference", "softmax")  # from the source network's outputs on the target images
 
 # Fashion-MNIST's labels, in the order of the label numbers of its idx files
@@ -124,6 +131,12 @@ FASHION_MNIST_LABELS = (
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # the source classifier's classes (every supported model is an ImageNet-1k classifier)
 SOURCE_CLASSES = 1000
+
+
+def similarity_measure(method: str) -> str:
+    """The similarity measure a method's head comes from: the method itself, or the measure of a
+    ``<measure>_calibrated`` method (for a baseline: the baseline's own name)."""
+    return method.removesuffix(CALIBRATED_SUFFIX)
 
 
 def fashion_mnist_label(name: str | None) -> int:

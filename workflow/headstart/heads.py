@@ -108,6 +108,56 @@ def probe_head(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: i
     return weight, bias
 
 
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (1e-2, 1e2)) -> float:
+    """The temperature T minimising the mean cross-entropy of softmax(logits / T) on labelled images
+    (Guo et al., 2017). The loss is convex in 1/T, so a bounded scalar search on log T finds it; a T
+    at a bound (every image right with a wide margin, or none) is logged."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    logits = np.asarray(logits, dtype=np.float64)
+    picked = np.arange(len(labels)), np.asarray(labels)
+
+    def loss(log_t: float) -> float:
+        return float(-log_softmax(logits / np.exp(log_t), axis=1)[picked].mean())
+
+    low, high = np.log(bounds[0]), np.log(bounds[1])
+    result = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-9})
+    temperature = float(np.exp(result.x))
+    if np.isclose(result.x, low, atol=1e-3) or np.isclose(result.x, high, atol=1e-3):
+        log.warning("the fitted temperature %.3g is at its bound %s", temperature, bounds)
+    return temperature
+
+
+def calibrated_head(
+    weight: np.ndarray, bias: np.ndarray, features: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """A similarity head divided by the temperature fitted on labelled (training) features: the same
+    rows up to one scale, so the same predictions, with the confidence the images support."""
+    temperature = fit_temperature(features @ weight.T + bias, labels)
+    return (weight / temperature).astype(np.float32), (bias / temperature).astype(np.float32), temperature
+
+
+def head_diagnostics(weight: np.ndarray, bias: np.ndarray, features: np.ndarray) -> dict[str, float]:
+    """What a head looks like at iteration 0 on some images: its rows' mean L2 norm, the mean per-image
+    spread of its logits (max - min), the mean softmax entropy (nats), the largest cosine between two
+    of its rows (1 = two classes start tied) and the mean cosine over all pairs of rows."""
+    from scipy.special import softmax
+
+    logits = np.asarray(features, dtype=np.float64) @ np.asarray(weight, dtype=np.float64).T + bias
+    probabilities = softmax(logits, axis=1)
+    entropy = -(probabilities * np.log(probabilities.clip(1e-300))).sum(axis=1)
+    unit = weight / np.linalg.norm(weight, axis=1, keepdims=True).clip(1e-12)
+    cosines = (unit @ unit.T)[np.triu_indices(len(weight), k=1)]
+    return {
+        "row_norm": float(np.linalg.norm(weight, axis=1).mean()),
+        "logit_range": float((logits.max(axis=1) - logits.min(axis=1)).mean()),
+        "entropy": float(entropy.mean()),
+        "max_row_cosine": float(cosines.max()),
+        "mean_row_cosine": float(cosines.mean()),
+    }
+
+
 def head_predictions(weight: np.ndarray, bias: np.ndarray, features: np.ndarray) -> np.ndarray:
     return np.argmax(features @ weight.T + bias, axis=1)
 

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from .config import BASELINES  # noqa: E402
+from .config import BASELINES, CALIBRATED_SUFFIX, similarity_measure  # noqa: E402
 from .errors import HeadstartError  # noqa: E402
 
 LABELS = {
@@ -46,10 +46,23 @@ STYLE_ORDER = [
     "wordnet_lin",
     "wordnet_jcn",
 ]
-PALETTE = dict(
-    zip([LABELS[m] for m in STYLE_ORDER], ["#333333", *sns.color_palette("tab10")[:10], "#aec7e8"], strict=True)
-)
-MARKERS = dict(zip([LABELS[m] for m in STYLE_ORDER], "osD^vXP<>phH", strict=True))
+_COLOURS = ["#333333", *sns.color_palette("tab10").as_hex()[:10], "#b15928"]
+_SHAPES = "osD^vXP<>phH"
+
+
+def _method_styles() -> tuple[dict[str, str], dict[str, str]]:
+    """Colour and marker per method label, in legend order. A calibrated head keeps its measure's hue,
+    lightened, and a star, and follows its measure: the pair reads as one family."""
+    palette, markers = {}, {}
+    for method, colour, shape in zip(STYLE_ORDER, _COLOURS, _SHAPES, strict=True):
+        palette[LABELS[method]], markers[LABELS[method]] = colour, shape
+        if method not in BASELINES:
+            palette[f"{LABELS[method]}, calibrated"] = sns.light_palette(colour, n_colors=3).as_hex()[1]
+            markers[f"{LABELS[method]}, calibrated"] = "*"
+    return palette, markers
+
+
+PALETTE, MARKERS = _method_styles()
 
 
 def _styled(labels) -> dict:
@@ -83,7 +96,11 @@ def example_class_name(classes: pd.DataFrame, wnid: str) -> str:
 def method_order(methods: Sequence[str], measures: Sequence[str]) -> list[str]:
     """The given methods in the paper's order: the random baseline, the similarity measures in the
     config's order, then the other baselines."""
-    order = ["random", *measures, *(b for b in BASELINES if b != "random")]
+    order = [
+        "random",
+        *(v for m in measures for v in (m, m + CALIBRATED_SUFFIX)),
+        *(b for b in BASELINES if b != "random"),
+    ]
     return [m for m in order if m in set(methods)]
 
 
@@ -99,6 +116,9 @@ def read_best_k(paths: Sequence[str | Path]) -> dict[str, dict[str, dict[str, in
 
 
 def label(method: str) -> str:
+    """The name a figure or table shows for a method (a calibrated method: its measure's, ', calibrated')."""
+    if method.endswith(CALIBRATED_SUFFIX):
+        return f"{label(similarity_measure(method))}, calibrated"
     return LABELS.get(method, method)
 
 
@@ -239,7 +259,7 @@ def table2(curves: pd.DataFrame, best_k: dict[str, dict[str, dict[str, int]]]) -
         best = per_seed["macro_f1"].max()
         first_mean, first_ci = mean_ci(first.to_numpy())
         best_mean, best_ci = mean_ci(best.to_numpy())
-        ks = best_k.get(method, {}).get(str(shots), {})
+        ks = best_k.get(similarity_measure(method), {}).get(str(shots), {})
         rows.append(
             {
                 "shots": int(shots),
@@ -253,6 +273,61 @@ def table2(curves: pd.DataFrame, best_k: dict[str, dict[str, dict[str, int]]]) -
             }
         )
     return pd.DataFrame(rows).sort_values(["shots", "method"], ascending=[False, True]).reset_index(drop=True)
+
+
+def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
+    """Claim C6 ("the convergence is accelerated") for every run against the random head at its shot
+    level, on the mean macro F-score over seeds at each evaluation.
+
+    A curve has converged from its first evaluation within ``tolerance`` of its own best; before both
+    the run and random have converged, random must never be ahead (``accelerated``). The table also
+    gives where random first leads and its largest lead there (NaN: never ahead).
+    """
+    scores = run_scores(curves)
+    mean = scores.groupby(["method", "k", "shots", "iteration"])["macro_f1"].mean()
+
+    def converged_at(curve: pd.Series) -> int:
+        return int(curve.index[curve >= curve.max() - tolerance][0])
+
+    rows = []
+    for (method, k, shots), curve in mean.groupby(level=["method", "k", "shots"]):
+        if method == "random" or ("random", "0", shots) not in mean.index.droplevel("iteration"):
+            continue
+        curve = curve.droplevel(["method", "k", "shots"])
+        random = mean.loc[("random", "0", shots)].reindex(curve.index)
+        until = max(converged_at(curve), converged_at(random))
+        lead = (random - curve)[curve.index < until]
+        ahead = lead[lead > 0]
+        rows.append(
+            {
+                "shots": int(shots),
+                "method": method,
+                "k": k,
+                "first": float(curve.iloc[0]),
+                "random_first": float(random.iloc[0]),
+                "best": float(curve.max()),
+                "random_best": float(random.max()),
+                "converged_at": converged_at(curve),
+                "random_converged_at": converged_at(random),
+                "random_ahead_from": int(ahead.index[0]) if len(ahead) else None,
+                "largest_random_lead": float(ahead.max()) if len(ahead) else float("nan"),
+                "accelerated": ahead.empty,
+            }
+        )
+    table = pd.DataFrame(rows).astype({"random_ahead_from": "Int64"})
+    return table.sort_values(["shots", "method", "k"], ascending=[False, True, True]).reset_index(drop=True)
+
+
+def init_table(heads: Sequence[tuple[str, str, np.ndarray, np.ndarray]], features: np.ndarray) -> pd.DataFrame:
+    """Each initial head's iteration-0 statistics (headstart.heads.head_diagnostics) on the given
+    images, one row per (method, K): what the similarity heads carry over from the source head."""
+    from .heads import head_diagnostics
+
+    rows = [
+        {"method": label(method), "k": k, **head_diagnostics(weight, bias, features)}
+        for method, k, weight, bias in heads
+    ]
+    return pd.DataFrame(rows)
 
 
 def _cell(mean: float, ci: float) -> str:

@@ -86,3 +86,12 @@ def labelled(image_ids: list[str], manifest: pd.DataFrame, classes: pd.DataFrame
     rows = manifest.set_index("image_id").loc[image_ids, ["wnid", "rank"]].reset_index()
     rows["label"] = rows["wnid"].map({w: i for i, w in enumerate(classes["wnid"])}).astype(int)
     return rows
+
+
+def shot_level_examples(
+    features: np.ndarray, image_ids: list[str], manifest: pd.DataFrame, classes: pd.DataFrame, shots: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The feature rows and labels of the ``shots``-per-class level among extracted training images."""
+    rows = labelled(image_ids, manifest, classes)
+    subset = in_shot_level(rows, shots)
+    return features[subset], rows["label"].to_numpy()[subset]

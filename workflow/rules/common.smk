@@ -5,7 +5,15 @@ import sys
 
 from pathlib import Path
 
-from headstart.config import BASELINES, IMAGE_SUFFIXES, VISUAL_MEASURES, ConfigError, validate_config
+from headstart.config import (
+    BASELINES,
+    CALIBRATED_SUFFIX,
+    IMAGE_SUFFIXES,
+    VISUAL_MEASURES,
+    ConfigError,
+    similarity_measure,
+    validate_config,
+)
 
 try:
     validate_config(config)
@@ -27,13 +35,14 @@ MEASURES = config["similarity"]["measures"]
 VISUAL = [m for m in MEASURES if m in VISUAL_MEASURES]
 WORDNET = [m for m in MEASURES if m.startswith("wordnet")]
 METHODS = config["finetune"]["methods"]
-BASELINE_METHODS = [m for m in METHODS if m in BASELINES]
-FEATURE_BASELINES = [m for m in BASELINE_METHODS if m != "random"]  # heads fitted on a shot level's features
 SPLITS = ["train", "val", "test"]
 DATA = f"results/{DATASET}"
 RUN = f"results/{DATASET}/{MODEL}"
 PIXELS = f"{DATA}/pixels/resize{config['preprocess']['resize']}_crop{config['preprocess']['crop']}"
 MODELS = f"results/models/{MODEL}"  # the source model's head and class list, shared by every dataset
+EXPERIMENT = config["experiment"]
+EXP = f"{RUN}/{EXPERIMENT}"  # one fine-tuning setup's runs, curves, figures and tables; all before is shared
+CALIBRATED = [m for m in METHODS if m.endswith(CALIBRATED_SUFFIX)]
 
 
 def log_file(rule, *parts):
@@ -54,6 +63,7 @@ wildcard_constraints:
     k=r"\d+|best",
     seed=r"\d+",
     measure="|".join(map(re.escape, MEASURES)),
+    calibrated="|".join(map(re.escape, CALIBRATED)) or "(?!)",
     visual="|".join(VISUAL_MEASURES),
     baseline="|".join(BASELINES),
 
@@ -97,7 +107,7 @@ def head_file(method, k, shots, seed):
 
 def all_curves():
     """One curve file per fine-tuning job (shot level, seed), holding all its runs."""
-    return [f"{RUN}/runs/shots{shots}/seed{seed}.parquet" for shots in SHOTS for seed in SEEDS]
+    return [f"{EXP}/runs/shots{shots}/seed{seed}.parquet" for shots in SHOTS for seed in SEEDS]
 
 
 def all_similarities():
@@ -109,10 +119,10 @@ def all_targets():
         [f"{DATA}/manifest.parquet", f"{DATA}/classes.parquet"]
         + all_similarities()
         + [f"{RUN}/kgrid/{m}/shots{LARGEST_SHOT}.parquet" for m in MEASURES]
-        + [f"{RUN}/curves.parquet"]
-        + expand(f"{RUN}/figures/{{fig}}.{{ext}}", fig=["fig1", "fig2", "fig3"], ext=["png", "pdf"])
-        + expand(f"{RUN}/tables/{{table}}.{{ext}}", table=["table1", "table2"], ext=["csv", "md", "tex"])
-        + [f"{RUN}/tables/top_sources/{m}.csv" for m in MEASURES]
+        + [f"{EXP}/curves.parquet"]
+        + expand(f"{EXP}/figures/{{fig}}.{{ext}}", fig=["fig1", "fig2", "fig3"], ext=["png", "pdf"])
+        + expand(f"{EXP}/tables/{{table}}.{{ext}}", table=["table1", "table2", "init", "convergence"], ext=["csv", "md", "tex"])
+        + [f"{EXP}/tables/top_sources/{m}.csv" for m in MEASURES]
     )
 
 

@@ -14,7 +14,7 @@ rule finetune:
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        curves=f"{RUN}/runs/shots{{shots}}/seed{{seed}}.parquet",
+        curves=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.parquet",
     params:
         finetune=tracked(config["finetune"], FINETUNE_UNTRACKED),
         entry=config["models"][MODEL],
@@ -22,9 +22,9 @@ rule finetune:
     threads: finetune_threads()
     retries: 2  # a killed job (preemption, time limit, OOM) resumes from its checkpoint
     log:
-        log_file("finetune", DATASET, MODEL, "shots{shots}_seed{seed}"),
+        log_file("finetune", DATASET, MODEL, EXPERIMENT, "shots{shots}_seed{seed}"),
     benchmark:
-        benchmark_file("finetune", DATASET, MODEL, "shots{shots}_seed{seed}")
+        benchmark_file("finetune", DATASET, MODEL, EXPERIMENT, "shots{shots}_seed{seed}")
     conda:
         "../../envs/torch.yaml"
     script:
@@ -35,11 +35,11 @@ rule curves:
     input:
         all_curves(),
     output:
-        f"{RUN}/curves.parquet",
+        f"{EXP}/curves.parquet",
     log:
-        log_file("curves", DATASET, MODEL),
+        log_file("curves", DATASET, MODEL, EXPERIMENT),
     benchmark:
-        benchmark_file("curves", DATASET, MODEL)
+        benchmark_file("curves", DATASET, MODEL, EXPERIMENT)
     conda:
         "../../envs/report.yaml"
     script:

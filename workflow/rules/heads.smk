@@ -1,9 +1,9 @@
 # Initial heads per shot level, so that adding a shot level writes only that level's heads: one job
 # per (measure, shot level) for the top-K similarity mix (K picked per class type on validation), at
 # every level for the measures that are fine-tuning methods and at the largest (Fig. 3) for the
-# others; one job per shot level for the feature baselines in finetune.methods (imprint, probe:
-# adding a method reruns every fine-tuning job anyway, as they train in lockstep); the random (Xavier)
-# head is drawn per fine-tuning seed, whatever the shot level.
+# others; one job per (feature baseline, shot level) for imprinting and the linear probe; the random (Xavier)
+# head is drawn per fine-tuning seed, whatever the shot level; a `<measure>_calibrated` method's head
+# is its measure's head divided by a temperature fitted on the shot level's training images.
 
 
 rule heads_similarity:
@@ -38,14 +38,15 @@ rule heads_baseline:
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        **{b: f"{RUN}/heads/{b}/k0/shots{{shots}}.safetensors" for b in FEATURE_BASELINES},
+        head=f"{RUN}/heads/{{baseline}}/k0/shots{{shots}}.safetensors",
+    wildcard_constraints:
+        baseline="imprint|probe",
     params:
-        baselines=FEATURE_BASELINES,
         seed=config["seed"],
     log:
-        log_file("heads_baseline", DATASET, MODEL, "shots{shots}"),
+        log_file("heads_baseline", DATASET, MODEL, "{baseline}_shots{shots}"),
     benchmark:
-        benchmark_file("heads_baseline", DATASET, MODEL, "shots{shots}")
+        benchmark_file("heads_baseline", DATASET, MODEL, "{baseline}_shots{shots}")
     conda:
         "../../envs/torch.yaml"
     script:
@@ -66,3 +67,21 @@ rule heads_random:
         "../../envs/torch.yaml"
     script:
         "../scripts/heads_random.py"
+
+
+rule heads_calibrated:
+    input:
+        head=lambda wildcards: f"{RUN}/heads/{similarity_measure(wildcards.calibrated)}/k{wildcards.k}/shots{wildcards.shots}.safetensors",
+        features_train=f"{RUN}/extract/features_train.safetensors",
+        manifest=f"{DATA}/manifest.parquet",
+        classes=f"{DATA}/classes.parquet",
+    output:
+        head=f"{RUN}/heads/{{calibrated}}/k{{k}}/shots{{shots}}.safetensors",
+    log:
+        log_file("heads_calibrated", DATASET, MODEL, "{calibrated}_k{k}_shots{shots}"),
+    benchmark:
+        benchmark_file("heads_calibrated", DATASET, MODEL, "{calibrated}_k{k}_shots{shots}")
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/heads_calibrated.py"

@@ -8,21 +8,23 @@ localrules:
     fig3,
     table1,
     table2,
+    table_init,
+    table_convergence,
     top_sources,
 
 
 rule fig1:
     input:
-        curves=f"{RUN}/curves.parquet",
+        curves=f"{EXP}/curves.parquet",
     output:
-        png=report(f"{RUN}/figures/fig1.png", caption="../report/fig1.rst", category="Figures"),
-        pdf=f"{RUN}/figures/fig1.pdf",
+        png=report(f"{EXP}/figures/fig1.png", caption="../report/fig1.rst", category="Figures"),
+        pdf=f"{EXP}/figures/fig1.pdf",
     params:
         shots=LARGEST_SHOT,
     log:
-        log_file("fig1", DATASET, MODEL),
+        log_file("fig1", DATASET, MODEL, EXPERIMENT),
     benchmark:
-        benchmark_file("fig1", DATASET, MODEL)
+        benchmark_file("fig1", DATASET, MODEL, EXPERIMENT)
     conda:
         "../../envs/report.yaml"
     script:
@@ -31,18 +33,18 @@ rule fig1:
 
 rule fig2:
     input:
-        curves=f"{RUN}/curves.parquet",
+        curves=f"{EXP}/curves.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        png=report(f"{RUN}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
-        pdf=f"{RUN}/figures/fig2.pdf",
+        png=report(f"{EXP}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
+        pdf=f"{EXP}/figures/fig2.pdf",
     params:
         shots=LARGEST_SHOT,
         example_class=config["report"]["example_class"],
     log:
-        log_file("fig2", DATASET, MODEL),
+        log_file("fig2", DATASET, MODEL, EXPERIMENT),
     benchmark:
-        benchmark_file("fig2", DATASET, MODEL)
+        benchmark_file("fig2", DATASET, MODEL, EXPERIMENT)
     conda:
         "../../envs/report.yaml"
     script:
@@ -53,15 +55,15 @@ rule fig3:
     input:
         kgrid=[f"{RUN}/kgrid/{m}/shots{LARGEST_SHOT}.parquet" for m in MEASURES],
     output:
-        png=report(f"{RUN}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
-        pdf=f"{RUN}/figures/fig3.pdf",
+        png=report(f"{EXP}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
+        pdf=f"{EXP}/figures/fig3.pdf",
     params:
         shots=LARGEST_SHOT,
         measures=MEASURES,
     log:
-        log_file("fig3", DATASET, MODEL),
+        log_file("fig3", DATASET, MODEL, EXPERIMENT),
     benchmark:
-        benchmark_file("fig3", DATASET, MODEL)
+        benchmark_file("fig3", DATASET, MODEL, EXPERIMENT)
     conda:
         "../../envs/report.yaml"
     script:
@@ -74,16 +76,16 @@ rule table1:
         classes=f"{DATA}/classes.parquet",
         source_classes=f"{MODELS}/source_classes.parquet",
     output:
-        csv=report(f"{RUN}/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
-        md=f"{RUN}/tables/table1.md",
-        tex=f"{RUN}/tables/table1.tex",
+        csv=report(f"{EXP}/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
+        md=f"{EXP}/tables/table1.md",
+        tex=f"{EXP}/tables/table1.tex",
     params:
         measures=MEASURES,
         example_class=config["report"]["example_class"],
     log:
-        log_file("table1", DATASET, MODEL),
+        log_file("table1", DATASET, MODEL, EXPERIMENT),
     benchmark:
-        benchmark_file("table1", DATASET, MODEL)
+        benchmark_file("table1", DATASET, MODEL, EXPERIMENT)
     conda:
         "../../envs/report.yaml"
     script:
@@ -92,22 +94,67 @@ rule table1:
 
 rule table2:
     input:
-        curves=f"{RUN}/curves.parquet",
-        best_k=[f"{RUN}/kgrid/{m}/shots{n}_best_k.json" for m in METHODS if m in MEASURES for n in SHOTS],
+        curves=f"{EXP}/curves.parquet",
+        best_k=[
+            f"{RUN}/kgrid/{m}/shots{n}_best_k.json"
+            for m in dict.fromkeys(similarity_measure(m) for m in METHODS if m not in BASELINES)
+            for n in SHOTS
+        ],
     output:
-        csv=report(f"{RUN}/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
-        md=f"{RUN}/tables/table2.md",
-        tex=f"{RUN}/tables/table2.tex",
+        csv=report(f"{EXP}/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
+        md=f"{EXP}/tables/table2.md",
+        tex=f"{EXP}/tables/table2.tex",
     params:
         measures=MEASURES,
     log:
-        log_file("table2", DATASET, MODEL),
+        log_file("table2", DATASET, MODEL, EXPERIMENT),
     benchmark:
-        benchmark_file("table2", DATASET, MODEL)
+        benchmark_file("table2", DATASET, MODEL, EXPERIMENT)
     conda:
         "../../envs/report.yaml"
     script:
         "../scripts/table2.py"
+
+
+rule table_init:
+    input:
+        heads=[head_file(m, k, LARGEST_SHOT, SEEDS[0]) for m, k in job_runs(LARGEST_SHOT)],
+        features_test=f"{RUN}/extract/features_test.safetensors",
+    output:
+        csv=report(f"{EXP}/tables/init.csv", caption="../report/table_init.rst", category="Tables"),
+        md=f"{EXP}/tables/init.md",
+        tex=f"{EXP}/tables/init.tex",
+    params:
+        runs=job_runs(LARGEST_SHOT),
+        shots=LARGEST_SHOT,
+        seed=SEEDS[0],
+    log:
+        log_file("table_init", DATASET, MODEL, EXPERIMENT),
+    benchmark:
+        benchmark_file("table_init", DATASET, MODEL, EXPERIMENT)
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/table_init.py"
+
+
+rule table_convergence:
+    input:
+        curves=f"{EXP}/curves.parquet",
+    output:
+        csv=report(f"{EXP}/tables/convergence.csv", caption="../report/table_convergence.rst", category="Tables"),
+        md=f"{EXP}/tables/convergence.md",
+        tex=f"{EXP}/tables/convergence.tex",
+    params:
+        tolerance=0.01,
+    log:
+        log_file("table_convergence", DATASET, MODEL, EXPERIMENT),
+    benchmark:
+        benchmark_file("table_convergence", DATASET, MODEL, EXPERIMENT)
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/table_convergence.py"
 
 
 rule top_sources:
@@ -117,20 +164,20 @@ rule top_sources:
         source_classes=f"{MODELS}/source_classes.parquet",
     output:
         csv=report(
-            f"{RUN}/tables/top_sources/{{measure}}.csv",
+            f"{EXP}/tables/top_sources/{{measure}}.csv",
             caption="../report/top_sources.rst",
             category="Similarity matrices",
             labels={"measure": "{measure}"},
         ),
-        md=f"{RUN}/tables/top_sources/{{measure}}.md",
-        tex=f"{RUN}/tables/top_sources/{{measure}}.tex",
+        md=f"{EXP}/tables/top_sources/{{measure}}.md",
+        tex=f"{EXP}/tables/top_sources/{{measure}}.tex",
     params:
         n=5,
         shots=LARGEST_SHOT,
     log:
-        log_file("top_sources", DATASET, MODEL, "{measure}"),
+        log_file("top_sources", DATASET, MODEL, EXPERIMENT, "{measure}"),
     benchmark:
-        benchmark_file("top_sources", DATASET, MODEL, "{measure}")
+        benchmark_file("top_sources", DATASET, MODEL, EXPERIMENT, "{measure}")
     conda:
         "../../envs/report.yaml"
     script:

@@ -1,0 +1,22 @@
+"""Snakemake glue: each fine-tuning run's initial head at the largest shot level, as it starts
+(row norms, logit spread, softmax entropy, row cosines on the test images)."""
+
+from headstart.logs import setup_logging
+from headstart.report import init_table, write_table
+from headstart.tables import read_arrays
+
+setup_logging(snakemake.log[0])
+features, _ = read_arrays(snakemake.input.features_test, ["features"])
+heads = []
+for (method, k), path in zip(snakemake.params.runs, snakemake.input.heads, strict=True):
+    head, _ = read_arrays(path)
+    heads.append((method, k, head["weight"], head["bias"]))
+write_table(
+    init_table(heads, features["features"]),
+    snakemake.output.csv,
+    snakemake.output.md,
+    snakemake.output.tex,
+    caption=f"Initial heads at {snakemake.params.shots} images per class (random: seed {snakemake.params.seed}) "
+    "on the test images: mean row norm, mean logit range per image, mean softmax entropy (nats), "
+    "largest and mean cosine between two rows.",
+)
