@@ -2,6 +2,7 @@
 # Usage: snakemake --cores all            (default config.yaml: offline, CPU, minutes)
 #        snakemake --profile slurm all    (the same on a SLURM cluster)
 #        snakemake --cores all --configfile workflow/presets/paper.yaml   (the paper's setup)
+#        snakemake --cores all --configfile workflow/presets/last_stage.yaml   (the paper's regime, default data)
 
 import os
 import sys
