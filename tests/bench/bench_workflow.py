@@ -117,7 +117,7 @@ def main() -> None:
                 SNAKEMAKE,
                 "--cores",
                 "1",
-                "results/fashion_mnist/efficientnet_lite0/figures/fig3.png",
+                "results/fashion_mnist/efficientnet_lite0/head/figures/fig3.png",
                 "--forcerun",
                 "fig3",
             ],

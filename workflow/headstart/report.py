@@ -50,15 +50,22 @@ _COLOURS = ["#333333", *sns.color_palette("tab10").as_hex()[:10], "#b15928"]
 _SHAPES = "osD^vXP<>phH"
 
 
+def label(method: str) -> str:
+    """The name a figure or table shows for a method (a calibrated method: its measure's, ', calibrated')."""
+    if method.endswith(CALIBRATED_SUFFIX):
+        return f"{label(similarity_measure(method))}, calibrated"
+    return LABELS.get(method, method)
+
+
 def _method_styles() -> tuple[dict[str, str], dict[str, str]]:
     """Colour and marker per method label, in legend order. A calibrated head keeps its measure's hue,
     lightened, and a star, and follows its measure: the pair reads as one family."""
     palette, markers = {}, {}
     for method, colour, shape in zip(STYLE_ORDER, _COLOURS, _SHAPES, strict=True):
-        palette[LABELS[method]], markers[LABELS[method]] = colour, shape
+        palette[label(method)], markers[label(method)] = colour, shape
         if method not in BASELINES:
-            palette[f"{LABELS[method]}, calibrated"] = sns.light_palette(colour, n_colors=3).as_hex()[1]
-            markers[f"{LABELS[method]}, calibrated"] = "*"
+            calibrated = label(method + CALIBRATED_SUFFIX)
+            palette[calibrated], markers[calibrated] = sns.light_palette(colour, n_colors=3).as_hex()[1], "*"
     return palette, markers
 
 
@@ -113,13 +120,6 @@ def read_best_k(paths: Sequence[str | Path]) -> dict[str, dict[str, dict[str, in
         content = json.loads(Path(path).read_text())
         best_k.setdefault(content["measure"], {})[str(content["shots"])] = content["best_k"]
     return best_k
-
-
-def label(method: str) -> str:
-    """The name a figure or table shows for a method (a calibrated method: its measure's, ', calibrated')."""
-    if method.endswith(CALIBRATED_SUFFIX):
-        return f"{label(similarity_measure(method))}, calibrated"
-    return LABELS.get(method, method)
 
 
 def collect_curves(paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -295,7 +295,8 @@ def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataF
             continue
         curve = curve.droplevel(["method", "k", "shots"])
         random = mean.loc[("random", "0", shots)].reindex(curve.index)
-        until = max(converged_at(curve), converged_at(random))
+        run_converged, random_converged = converged_at(curve), converged_at(random)
+        until = max(run_converged, random_converged)
         lead = (random - curve)[curve.index < until]
         ahead = lead[lead > 0]
         rows.append(
@@ -307,8 +308,8 @@ def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataF
                 "random_first": float(random.iloc[0]),
                 "best": float(curve.max()),
                 "random_best": float(random.max()),
-                "converged_at": converged_at(curve),
-                "random_converged_at": converged_at(random),
+                "converged_at": run_converged,
+                "random_converged_at": random_converged,
                 "random_ahead_from": int(ahead.index[0]) if len(ahead) else None,
                 "largest_random_lead": float(ahead.max()) if len(ahead) else float("nan"),
                 "accelerated": ahead.empty,

@@ -71,7 +71,7 @@ rule heads_random:
 
 rule heads_calibrated:
     input:
-        head=lambda wildcards: f"{RUN}/heads/{similarity_measure(wildcards.calibrated)}/k{wildcards.k}/shots{wildcards.shots}.safetensors",
+        head=lambda wildcards: head_file(similarity_measure(wildcards.calibrated), wildcards.k, wildcards.shots, None),
         features_train=f"{RUN}/extract/features_train.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
