@@ -49,10 +49,24 @@ def test_unknown_method_and_model(default):
     with pytest.raises(ConfigError, match="finetune.methods: 'wordnet_lin' is neither a baseline"):
         validate_config(config)
     config["finetune"]["methods"] = ["random", "wordnet_calibrated", "wordnet_lin_calibrated"]
-    with pytest.raises(ConfigError, match="'wordnet_lin_calibrated' is neither a baseline .* suffix _calibrated"):
+    with pytest.raises(
+        ConfigError, match=r"'wordnet_lin_calibrated' is neither a baseline .* suffix \(_calibrated, _prior\)"
+    ):
         validate_config(config)
-    config["finetune"]["methods"] = ["random", "wordnet_calibrated"]
-    validate_config(config)  # a measure of similarity.measures, calibrated
+    config["finetune"]["methods"] = ["random", "wordnet_calibrated", "wordnet_prior"]
+    validate_config(config)  # a measure of similarity.measures, calibrated or as a prior
+
+
+def test_cotuning_needs_a_trainable_last_stage_and_its_validation_activations(default):
+    config = copy.deepcopy(default)
+    config["finetune"]["methods"] = ["random", "cotuning"]
+    with pytest.raises(ConfigError, match="cotuning needs finetune.train: last_stage; with only the head trainable"):
+        validate_config(config)
+    config["finetune"]["train"] = "last_stage"
+    validate_config(config)
+    config["extract"]["trunk_activations"] = ["train", "test"]
+    with pytest.raises(ConfigError, match=r"last_stage needs the val split's trunk activations \(add val\)"):
+        validate_config(config)
 
 
 def test_shots_must_fit_the_training_pool(default):

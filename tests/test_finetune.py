@@ -31,27 +31,27 @@ OPTIONS = {
 
 @pytest.fixture(scope="module")
 def job_inputs(tmp_path_factory):
-    """Three classes, 4 train images each (ranks 0-3) and 2 test images each; caches and 3 heads."""
+    """Three classes, 4 train images each (ranks 0-3), 2 validation and 2 test images each; caches and 3 heads."""
     root = tmp_path_factory.mktemp("job")
     classes = pd.DataFrame({"wnid": ["n1", "n2", "n3"], "name": ["a", "b", "c"]})
-    paths = write_images(root, [(28, 28, 1), (30, 26, 3), (26, 34, 3)] * 6)
+    paths = write_images(root, [(28, 28, 1), (30, 26, 3), (26, 34, 3)] * 8)
     rows = []
     for i, path in enumerate(paths):
-        split = "train" if i < 12 else "test"
+        split, first = ("train", 0) if i < 12 else ("test", 12) if i < 18 else ("val", 18)
         rows.append(
             {
                 "image_id": f"img{i}",
                 "path": path,
                 "wnid": classes["wnid"][i % 3],
                 "split": split,
-                "rank": (i // 3) if split == "train" else (i - 12) // 3,
+                "rank": (i - first) // 3,
             }
         )
     manifest = pd.DataFrame(rows)
     model = load_source_model(LITE0)
     mean, std = normalization(model, LITE0)
     parts = split_model(model, LITE0["trainable"], LITE0["head"])
-    for split in ["train", "test"]:
+    for split in ["train", "val", "test"]:
         chosen = manifest[manifest["split"] == split]
         decode_images(
             chosen["path"].tolist(),
@@ -59,7 +59,7 @@ def job_inputs(tmp_path_factory):
             root / f"pixels_{split}.safetensors",
             PREPROCESS["resize"],
             PREPROCESS["crop"],
-            centre_crop=split == "test",
+            centre_crop=split != "train",
         )
         extract_split(
             parts,
@@ -89,6 +89,7 @@ def job(job_inputs, train: str, augment: bool, heads=None, name="curves", shots=
         heads or all_heads,
         root / "features_train.safetensors",
         root / "features_test.safetensors",
+        root / "features_val.safetensors",
         root / "pixels_train.safetensors",
         manifest,
         classes,
@@ -166,6 +167,7 @@ def test_last_stage_without_trunk_activations_says_what_to_change(job_inputs, tm
             heads,
             root / "features_train.safetensors",
             tmp_path / "features_test.safetensors",
+            root / "features_val.safetensors",
             root / "pixels_train.safetensors",
             manifest,
             classes,
@@ -183,7 +185,7 @@ def test_last_stage_without_trunk_activations_says_what_to_change(job_inputs, tm
 
 def test_bf16_activations_from_a_gpu_train_on_a_cpu(job_inputs, tmp_path):
     root, manifest, classes, heads = job_inputs
-    for split in ["train", "test"]:  # the cache as extraction on CUDA writes it: trunk activations in bf16
+    for split in ["train", "val", "test"]:  # the cache as extraction on CUDA writes it: trunk activations in bf16
         tensors, meta = read_tensors(root / f"features_{split}.safetensors")
         write_tensors(
             {"trunk": tensors["trunk"].to(torch.bfloat16), "features": tensors["features"]},
@@ -194,6 +196,7 @@ def test_bf16_activations_from_a_gpu_train_on_a_cpu(job_inputs, tmp_path):
         heads,
         tmp_path / "features_train.safetensors",
         tmp_path / "features_test.safetensors",
+        tmp_path / "features_val.safetensors",
         root / "pixels_train.safetensors",
         manifest,
         classes,
@@ -221,6 +224,7 @@ def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog
             head_files,
             root / "features_train.safetensors",
             root / "features_test.safetensors",
+            root / "features_val.safetensors",
             root / "pixels_train.safetensors",
             manifest,
             classes,

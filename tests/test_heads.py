@@ -4,15 +4,19 @@ import numpy as np
 import pytest
 
 from headstart.heads import (
-    baseline_head,
+    IMPRINT_SCALE,
+    CGrid,
     best_k_per_type,
     calibrated_head,
+    cotuning_head,
+    fit_logistic,
     fit_temperature,
     head_diagnostics,
+    head_logits,
     head_predictions,
     imprint_head,
     kgrid_scores,
-    probe_head,
+    linear_sweep,
     similarity_head,
     similarity_heads,
     topk_indices,
@@ -72,17 +76,95 @@ def test_xavier_bounds_and_seed():
     assert not np.allclose(weight, xavier_head(10, 1280, seed=2)[0])  # another seed, another head
 
 
-def test_imprint_and_probe():
+def blobs(rng, n_per_class, centres, noise=1.0):
+    labels = np.repeat(np.arange(len(centres)), n_per_class)
+    return centres[labels] + noise * rng.normal(size=(len(labels), centres.shape[1])), labels
+
+
+def test_imprinted_rows_are_normalised_means_of_normalised_features():
+    features = np.array([[3.0, 0.0], [0.0, 1.0], [0.0, 2.0], [0.0, -5.0], [1.0, 1.0]])
+    labels = np.array([0, 0, 1, 1, 2])
+    weight, scale = imprint_head(features, labels, 3)
+    # class 0: mean of (1, 0) and (0, 1) is (0.5, 0.5), normalised (1, 1)/sqrt 2; class 1: (0, 1) and (0, -1)
+    # average to 0: a zero row stays zero; class 2: (1, 1)/sqrt 2
+    np.testing.assert_allclose(weight, [[2**-0.5, 2**-0.5], [0, 0], [2**-0.5, 2**-0.5]], atol=1e-7)
+    assert scale == IMPRINT_SCALE == 10.0  # Qi et al.'s reference: nn.Parameter(torch.FloatTensor([10]))
+    # the cosine classifier's logits: scale times the cosine with each row
+    logits = head_logits({"weight": weight, "scale": np.array([scale])}, {"classifier": "cosine"}, [[2.0, 0.0]])
+    np.testing.assert_allclose(logits, [[10 * 2**-0.5, 0.0, 10 * 2**-0.5]], atol=1e-6)
+
+
+def test_fit_logistic_without_a_prior_is_scikit_learns_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(3, 8)) * 4
-    labels = np.repeat(np.arange(3), 5)
-    features = centres[labels] + rng.normal(size=(15, 8))
-    source = rng.normal(size=(20, 8)) * 2
-    weight, bias = imprint_head(features, labels, 3, source)
-    np.testing.assert_allclose(np.linalg.norm(weight, axis=1), np.linalg.norm(source, axis=1).mean(), rtol=1e-5)
-    assert ((features @ weight.T + bias).argmax(1) == labels).mean() == 1.0
-    weight, bias = probe_head(features, labels, 3, seed=0)
-    assert ((features @ weight.T + bias).argmax(1) == labels).mean() == 1.0
+    features, labels = blobs(rng, 20, rng.normal(size=(3, 5)) * 2, noise=1.5)
+    for c in (0.01, 1.0):
+        weight, bias = fit_logistic(features, labels, 3, c)
+        reference = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(features, labels)
+        np.testing.assert_allclose(weight, reference.coef_, atol=2e-4)
+        # the intercept is not penalised, so it is defined up to a constant: compare centred
+        np.testing.assert_allclose(bias - bias.mean(), reference.intercept_ - reference.intercept_.mean(), atol=2e-4)
+
+
+def test_the_prior_pulls_the_fit_to_the_similarity_head_or_lets_the_data_decide():
+    rng = np.random.default_rng(1)
+    features, labels = blobs(rng, 60, rng.normal(size=(3, 4)), noise=2.0)  # overlapping: a finite unpenalised fit
+    prior = (rng.normal(size=(3, 4)) * 3, rng.normal(size=3))
+    strong, _ = fit_logistic(features, labels, 3, 1e-9, prior=prior)
+    np.testing.assert_allclose(strong, prior[0], atol=1e-6)  # a very strong penalty returns the prior head
+    weak_prior, _ = fit_logistic(features, labels, 3, 1e6, prior=prior, max_iter=20_000)
+    weak_zero, _ = fit_logistic(features, labels, 3, 1e6, max_iter=20_000)
+    # a very weak one: the unpenalised fit, whatever the centre. Softmax ignores a vector added to every
+    # row, so the fits can differ by one: compare the rows centred on their mean
+    centred = lambda w: w - w.mean(axis=0)  # noqa: E731
+    np.testing.assert_allclose(centred(weak_prior), centred(weak_zero), atol=1e-3)
+    assert np.abs(centred(weak_zero) - centred(prior[0])).max() > 1  # and it is not the prior
+
+
+def test_the_sweep_keeps_the_strength_validation_favours_and_maps_back_to_raw_features():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(3, 6))
+    train = blobs(rng, 4, centres, noise=2.0)  # few, noisy training images: a strong penalty helps
+    val = blobs(rng, 50, centres, noise=2.0)
+    grid = CGrid(-4, 2, 7)
+    weight, bias, chosen, sweep = linear_sweep((train[0] * 3 + 5, train[1]), (val[0] * 3 + 5, val[1]), 3, grid)
+    np.testing.assert_allclose(sweep["c"], np.logspace(-4, 2, 7))
+    best = sweep["val_macro_f1"].max()
+    assert chosen == sweep.loc[sweep["val_macro_f1"] == best, "c"].min()  # the strongest on ties
+    # the returned head, on raw features, predicts what the chosen fit scored on validation
+    from headstart.metrics import classification_scores
+
+    predicted = head_predictions(weight, bias, val[0] * 3 + 5)
+    assert classification_scores(val[1], predicted, 3).macro_f1 == pytest.approx(best)
+    # by hand: the standardised fit at the chosen C, mapped back (LP-FT's scalar mean and std)
+    x = train[0] * 3 + 5
+    mean, std = x.mean(), x.std()
+    fit = None
+    for c in grid.values():  # the same warm-started path
+        fit = fit_logistic((x - mean) / std, train[1], 3, float(c), start=fit)
+        if c == chosen:
+            break
+    np.testing.assert_allclose(weight, fit[0] / std, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bias, fit[1] - mean / std * fit[0].sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_a_prior_sweep_with_the_strongest_penalty_returns_the_prior_head_on_raw_features():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(2, 3))
+    train, val = blobs(rng, 5, centres), blobs(rng, 5, centres)
+    prior = (rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=2).astype(np.float32))
+    weight, _, chosen, _ = linear_sweep((train[0] * 2 + 1, train[1]), (val[0], val[1]), 2, CGrid(-12, -12, 1), prior)
+    assert chosen == pytest.approx(1e-12)
+    np.testing.assert_allclose(weight, prior[0], atol=1e-5)
+
+
+def test_cotuning_head_checks_its_relationship():
+    target, source = (np.zeros((2, 4)), np.zeros(2)), (np.ones((3, 4)), np.zeros(3))
+    tensors = cotuning_head(target, source, np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]))
+    assert tensors["relationship"].shape == (2, 3) and tensors["source_weight"].shape == (3, 4)
+    with pytest.raises(ValueError, match="rows summing to 1"):
+        cotuning_head(target, source, np.array([[0.5, 0.4, 0.0], [0.2, 0.3, 0.5]]))
 
 
 def test_kgrid_and_best_k():
@@ -122,20 +204,6 @@ def test_similarity_heads_at_one_shot_level():
     assert heads["best"]["ks"] == [2, 2] and heads["1"]["ks"] == [1, 1] and heads["1"]["random_rows"] == []
 
 
-def test_baseline_head_dispatches_by_name():
-    rng = np.random.default_rng(0)
-    features, labels, source = rng.normal(size=(6, 4)), np.array([0, 0, 1, 1, 2, 2]), rng.normal(size=(5, 4))
-    np.testing.assert_array_equal(
-        baseline_head("imprint", features, labels, 3, source, 7)[0], imprint_head(features, labels, 3, source)[0]
-    )
-    np.testing.assert_array_equal(
-        baseline_head("probe", features, labels, 3, source, 7)[1], probe_head(features, labels, 3, 7)[1]
-    )
-    for other in ("lp", "random"):  # the random head does not depend on the features: xavier_head, per seed
-        with pytest.raises(ValueError, match=f"unknown feature baseline '{other}'"):
-            baseline_head(other, features, labels, 3, source, 7)
-
-
 def test_fit_temperature_by_hand():
     # three images with logits (1, 0), two of class 0 and one of class 1: the loss is least where
     # softmax gives class 0 a probability of 2/3, i.e. 1/T = ln 2
@@ -170,7 +238,7 @@ def test_head_diagnostics_by_hand():
     weight = np.array([[2.0, 0.0], [2.0, 0.0], [0.0, 1.0]])  # rows 0 and 1 identical: two classes tied
     bias = np.zeros(3)
     features = np.array([[1.0, 0.0]])  # logits (2, 2, 0)
-    stats = head_diagnostics(weight, bias, features)
+    stats = head_diagnostics(weight, head_logits({"weight": weight, "bias": bias}, {}, features))
     assert stats["row_norm"] == pytest.approx(5 / 3)
     assert stats["logit_range"] == pytest.approx(2.0)
     p = np.exp([2.0, 2.0, 0.0]) / np.exp([2.0, 2.0, 0.0]).sum()

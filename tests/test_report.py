@@ -12,15 +12,20 @@ from headstart.report import (
     MARKERS,
     PALETTE,
     ReportError,
+    answer_table,
+    answer_wide,
     convergence_table,
     example_class_name,
     figure1,
     figure2,
     figure3,
+    figure_answer,
     label,
     mean_ci,
     method_order,
     read_best_k,
+    run_scores,
+    run_summary,
     table1,
     table2,
     table2_wide,
@@ -33,7 +38,7 @@ WNIDS = ["n1", "n2"]
 
 def synthetic_curves() -> pd.DataFrame:
     rows = []
-    # (method, k, shots, seed) -> macro F at iterations 0, 10, 20; per-class F = macro +/- 0.1
+    # (method, k, shots, seed) -> test macro F at iterations 0, 10, 20; per-class F = macro +/- 0.1
     runs = {
         ("random", "0", 5, 0): [0.10, 0.50, 0.60],
         ("random", "0", 5, 1): [0.20, 0.40, 0.70],
@@ -43,8 +48,18 @@ def synthetic_curves() -> pd.DataFrame:
         ("inference", "1", 5, 1): [0.45, 0.55, 0.65],
         ("random", "0", 1, 0): [0.05, 0.15, 0.10],
     }
+    # the validation macro F of the same evaluations: it picks the 'selected' iteration (the earliest on ties)
+    val = {
+        ("random", "0", 5, 0): [0.10, 0.60, 0.50],  # -> iteration 10: test 0.50
+        ("random", "0", 5, 1): [0.20, 0.50, 0.60],  # -> 20: 0.70
+        ("inference", "best", 5, 0): [0.40, 0.60, 0.60],  # tie at 10 and 20 -> 10: 0.70
+        ("inference", "best", 5, 1): [0.70, 0.70, 0.60],  # tie at 0 and 10 -> 0: 0.60 (test maximum 0.80)
+        ("inference", "1", 5, 0): [0.40, 0.50, 0.60],
+        ("inference", "1", 5, 1): [0.45, 0.55, 0.65],
+        ("random", "0", 1, 0): [0.05, 0.15, 0.10],  # -> 10: 0.15
+    }
     for (method, k, shots, seed), values in runs.items():
-        for iteration, macro in zip([0, 10, 20], values, strict=True):
+        for iteration, macro, val_macro in zip([0, 10, 20], values, val[(method, k, shots, seed)], strict=True):
             for c, wnid in enumerate(WNIDS):
                 f = macro + (0.1 if c == 0 else -0.1)
                 rows.append(
@@ -57,6 +72,8 @@ def synthetic_curves() -> pd.DataFrame:
                         "support": 10,
                         "macro_f1": macro,
                         "accuracy": macro,
+                        "val_macro_f1": val_macro,
+                        "val_accuracy": val_macro,
                         "train_loss": np.nan if iteration == 0 else 1.0,
                         "method": method,
                         "k": k,
@@ -82,6 +99,11 @@ def test_table2_by_hand(tmp_path):
     assert table.loc[(5, "inference"), "first"] == pytest.approx(0.55)
     assert table.loc[(5, "inference"), "best"] == pytest.approx(0.75)  # max 0.70 and 0.80
     assert table.loc[(5, "inference"), "best_k"] == "disjoint:1 included:3"
+    # selected: the test score where validation peaks, the earliest iteration on ties
+    assert table.loc[(5, "random"), "selected"] == pytest.approx((0.50 + 0.70) / 2)
+    assert table.loc[(5, "inference"), "selected"] == pytest.approx((0.70 + 0.60) / 2)
+    assert table.loc[(5, "inference"), "selected_iteration"] == 5  # median of iterations 10 and 0
+    assert table.loc[(1, "random"), "selected"] == pytest.approx(0.15)
     assert table.loc[(1, "random"), "seeds"] == 1 and np.isnan(table.loc[(1, "random"), "first_ci95"])
     assert (5, "inference") in table.index and len(table) == 3  # the K=1 runs are not Table 2's
     flat = table2(synthetic_curves(), best_k)
@@ -89,6 +111,7 @@ def test_table2_by_hand(tmp_path):
     half = stats.t.ppf(0.975, 1) * np.std([0.1, 0.2], ddof=1) / np.sqrt(2)
     assert wide.loc[5, "Random first"] == f"0.15 ± {half:.2f}"
     assert wide.loc[1, "Random best"] == "0.15" and wide.loc[1, "Inference (visual) first"] == ""
+    assert wide.loc[1, "Random selected"] == "0.15"
     write_table(flat, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", wide=wide, caption="Table 2.")
     assert pd.read_csv(tmp_path / "t.csv")["first"].round(4).tolist() == flat["first"].round(4).tolist()
     assert "Random first" in (tmp_path / "t.md").read_text() and "\\begin{tabular}" in (tmp_path / "t.tex").read_text()
@@ -200,6 +223,7 @@ def test_convergence_table_by_hand():
     ]
     rows += [{"method": "wordnet", "k": "1", "shots": 1, "seed": 0, "iteration": 0, "macro_f1": 0.5}]  # no random
     curves = pd.DataFrame(rows).assign(accuracy=0.0, train_loss=1.0)
+    curves["val_macro_f1"] = curves["macro_f1"]
     table = convergence_table(curves).set_index("method")
     assert list(table.index) == ["inference", "wordnet"] and set(table["shots"]) == {5}
     wordnet, inference = table.loc["wordnet"], table.loc["inference"]
@@ -209,6 +233,7 @@ def test_convergence_table_by_hand():
     assert wordnet["first"] == pytest.approx(0.3) and wordnet["random_first"] == pytest.approx(0.1)
     assert inference["accelerated"] and pd.isna(inference["random_ahead_from"])
     assert inference["converged_at"] == 20 and np.isnan(inference["largest_random_lead"])
+    assert wordnet["selected"] == pytest.approx(0.8) and wordnet["random_selected"] == pytest.approx(0.8)
 
 
 def test_a_calibrated_method_has_its_own_style_next_to_its_measure():
@@ -224,3 +249,34 @@ def test_a_calibrated_method_has_its_own_style_next_to_its_measure():
     names = list(PALETTE)
     assert names.index("Inference (visual), calibrated") == names.index("Inference (visual)") + 1
     assert MARKERS["Word vectors, calibrated"] == "*" and PALETTE["Word vectors"] != PALETTE["Word vectors, calibrated"]
+
+
+def test_selection_takes_the_earliest_of_tied_validation_maxima():
+    scores = run_scores(synthetic_curves())
+    summary = run_summary(scores).set_index(["method", "k", "shots", "seed"])
+    assert summary.loc[("inference", "best", 5, 0), "selected_iteration"] == 10  # val 0.60 at 10 and 20
+    assert summary.loc[("inference", "best", 5, 1), "selected_iteration"] == 0  # val 0.70 at 0 and 10
+    assert summary.loc[("inference", "best", 5, 1), "selected"] == pytest.approx(0.60)
+    assert summary.loc[("inference", "best", 5, 1), "best"] == pytest.approx(0.80)  # the test maximum
+    # the order of the rows does not matter
+    shuffled = run_summary(scores.sample(frac=1, random_state=0)).set_index(["method", "k", "shots", "seed"])
+    pd.testing.assert_frame_equal(shuffled.sort_index(), summary.sort_index())
+
+
+def test_answer_table_by_hand(tmp_path):
+    table = answer_table(synthetic_curves()).set_index("shots")
+    five = table.loc[5]
+    assert five["best_method"] == "inference" and five["runner_up"] == "random"
+    assert five["selected"] == pytest.approx(0.65) and five["runner_up_selected"] == pytest.approx(0.60)
+    # paired per seed: inference - random = 0.70 - 0.50 and 0.60 - 0.70
+    half = stats.t.ppf(0.975, 1) * np.std([0.2, -0.1], ddof=1) / np.sqrt(2)
+    assert five["margin_over_runner_up"] == pytest.approx(0.05)
+    assert five["margin_over_runner_up_ci95"] == pytest.approx(half)
+    assert five["margin_over_random"] == pytest.approx(0.05) and five["random_selected"] == pytest.approx(0.60)
+    one = table.loc[1]  # random alone (one seed): no runner-up, no CI
+    assert one["best_method"] == "random" and pd.isna(one["runner_up"]) and np.isnan(one["selected_ci95"])
+    wide = answer_wide(table.reset_index())
+    assert wide.loc[5, "best init (selected on validation)"] == "Inference (visual)"
+    assert wide.loc[5, "margin over runner-up"] == f"+0.05 ± {half:.2f}" and wide.loc[1, "runner-up"] == ""
+    figure_answer(synthetic_curves(), tmp_path / "a.png", tmp_path / "a.pdf")
+    assert (tmp_path / "a.png").stat().st_size > 5000 and (tmp_path / "a.pdf").stat().st_size > 1000

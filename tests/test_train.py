@@ -119,8 +119,11 @@ def test_curve_columns_and_iteration_zero():
         "support",
         "macro_f1",
         "accuracy",
+        "val_macro_f1",
+        "val_accuracy",
         "train_loss",
     ]
+    assert curve["val_macro_f1"].isna().all()  # no validation split given
     assert sorted(curve["iteration"].unique()) == list(range(0, 41, 5))
     assert curve[curve["iteration"] == 0]["train_loss"].isna().all()
     per_iteration = curve.groupby("iteration")

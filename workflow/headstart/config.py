@@ -82,10 +82,16 @@ def _check_consistency(config: dict[str, Any]) -> None:
     if unknown:
         raise ConfigError(
             f"finetune.methods: {unknown[0]!r} is neither a baseline ({', '.join(BASELINES)}) nor a measure of "
-            f"similarity.measures ({', '.join(measures)}), with or without the suffix {CALIBRATED_SUFFIX}"
+            f"similarity.measures ({', '.join(measures)}), with or without a suffix "
+            f"({', '.join(METHOD_SUFFIXES)})"
+        )
+    if "cotuning" in finetune["methods"] and finetune["train"] != "last_stage":
+        raise ConfigError(
+            "finetune.methods: cotuning needs finetune.train: last_stage; with only the head trainable its "
+            "source head shares no parameter with the target head, so it would train exactly as random"
         )
     if finetune["train"] == "last_stage":
-        needed = ["test"] if finetune["augment"] else ["train", "test"]
+        needed = ["val", "test"] if finetune["augment"] else ["train", "val", "test"]
         missing = [split for split in needed if split not in config["extract"]["trunk_activations"]]
         if missing:
             raise ConfigError(
@@ -108,10 +114,17 @@ def _check_consistency(config: dict[str, Any]) -> None:
         raise ConfigError("finetune.eval_every: larger than finetune.iterations")
 
 
-BASELINES = ("random", "imprint", "probe")
+BASELINES = ("random", "imprint", "probe", "cotuning")
 # a similarity method with this suffix starts from the measure's head times a temperature fitted on
 # the shot level's training images (headstart.heads.calibrated_head)
 CALIBRATED_SUFFIX = "_calibrated"
+# a similarity method with this suffix starts from the linear probe whose L2 penalty is centred on the
+# measure's best-K head (headstart.heads.linear_sweep with a prior)
+PRIOR_SUFFIX = "_prior"
+METHOD_SUFFIXES = (CALIBRATED_SUFFIX, PRIOR_SUFFIX)
+# Co-Tuning's weight of the source-head loss when finetune.cotuning_trade_off is not set: TLlib's example
+# (examples/task_adaptation/image_classification/co_tuning.py, --trade-off)
+COTUNING_TRADE_OFF = 2.3
 VISUAL_MEASURES = ("inference", "softmax")  # from the source network's outputs on the target images
 
 # Fashion-MNIST's labels, in the order of the label numbers of its idx files
@@ -135,8 +148,10 @@ SOURCE_CLASSES = 1000
 
 def similarity_measure(method: str) -> str:
     """The similarity measure a method's head comes from: the method itself, or the measure of a
-    ``<measure>_calibrated`` method (for a baseline: the baseline's own name)."""
-    return method.removesuffix(CALIBRATED_SUFFIX)
+    ``<measure>_calibrated`` or ``<measure>_prior`` method (for a baseline: the baseline's own name)."""
+    for suffix in METHOD_SUFFIXES:
+        method = method.removesuffix(suffix)
+    return method
 
 
 def fashion_mnist_label(name: str | None) -> int:

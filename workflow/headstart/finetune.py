@@ -27,8 +27,8 @@ from torch import nn
 
 from .errors import HeadstartError
 from .split import in_shot_level, labelled
-from .tables import read_rows, read_tensor_metadata, read_tensors, write_parquet
-from .train import Classifier, Run, TensorBatches, TrainSettings, train_lockstep
+from .tables import read_arrays, read_rows, read_tensor_metadata, write_parquet
+from .train import EvalSet, Run, TensorBatches, TrainSettings, classifier_from_head, train_lockstep
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +86,25 @@ def _identity(path: Path) -> list:
     return [path.name, path.stat().st_size, path.stat().st_mtime_ns]
 
 
+def _eval_set(path: Path, mode: Mode, manifest: pd.DataFrame, classes: pd.DataFrame, device) -> EvalSet:
+    """A split evaluated while training (test or validation): its cached inputs for ``mode`` and labels."""
+    ids = _image_ids(path, mode.cached_key, f"train: {mode.train}")
+    labels = labelled(ids, manifest, classes)["label"].to_numpy()
+    return EvalSet(TensorBatches(read_rows(path, mode.cached_key, device), device), labels)
+
+
 def build_runs(heads: Sequence[Path], trainable: nn.Module | None, dropout: float) -> list[Run]:
     """One run per head file, named '<method>/k<K>' from the head's own metadata; each gets its own
     copy of the trainable part (None: the head alone trains)."""
     runs = []
     for path in heads:
-        tensors, meta = read_tensors(path)
+        tensors, meta = read_arrays(path)
         part = nn.Identity()
         if trainable is not None:
             part = copy.deepcopy(trainable).train()
             for parameter in part.parameters():
                 parameter.requires_grad_(True)
-        model = Classifier(part, tensors["weight"].numpy(), tensors["bias"].numpy(), dropout)
+        model = classifier_from_head(part, tensors, meta, dropout)
         runs.append(Run(f"{meta['method']}/k{meta['k']}", model))
     names = [run.name for run in runs]
     if len(set(names)) != len(names):
@@ -109,6 +116,7 @@ def finetune_job(
     heads: Sequence[Path],
     features_train: Path,
     features_test: Path,
+    features_val: Path,
     pixels_train: Path,
     manifest: pd.DataFrame,
     classes: pd.DataFrame,
@@ -130,9 +138,8 @@ def finetune_job(
     mode = Mode(options["train"], bool(options["augment"]))
     settings = settings_from(options, seed, checkpoint_every)
     wnids = classes["wnid"].tolist()
-    test_ids = _image_ids(features_test, mode.cached_key, f"train: {mode.train}")
-    test_tensor = read_rows(features_test, mode.cached_key, device)
-    test_labels = labelled(test_ids, manifest, classes)["label"].to_numpy()
+    test = _eval_set(features_test, mode, manifest, classes, device)
+    val = _eval_set(features_val, mode, manifest, classes, device)
     parts = None
     if mode != Mode("head", False):  # every other mode needs the network itself
         from .models import load_parts
@@ -166,7 +173,7 @@ def finetune_job(
         mode.augment,
     )
     # a checkpoint resumes only the same computation: same inputs, settings, device type (bf16 on CUDA)
-    inputs = [*heads, features_test, pixels_train if mode.augment else features_train]
+    inputs = [*heads, features_test, features_val, pixels_train if mode.augment else features_train]
     signature = {
         "shots": shots,
         "train": mode.train,
@@ -181,21 +188,33 @@ def finetune_job(
         frozen,
         train_inputs,
         train_labels,
-        TensorBatches(test_tensor, device),
-        test_labels,
+        test.inputs,
+        test.labels,
         wnids,
         settings,
         device,
         checkpoint=checkpoint,
         signature=signature,
         progress=f"{shots}-shot seed {seed}",
+        val=val,
     )
     frames = []
     for name, curve in curves.items():
         method, k = name.split("/k")
         frames.append(curve.assign(method=method, k=k, shots=shots, seed=seed))
-        first, best = curve.loc[curve["iteration"] == 0, "macro_f1"].iloc[0], curve["macro_f1"].max()
-        log.info("%s %d shots seed %d: macro F1 first %.3f best %.3f", name, shots, seed, first, best)
+        scores = curve.groupby("iteration")[["macro_f1", "val_macro_f1"]].first()
+        chosen = scores["val_macro_f1"].idxmax()  # the first maximum: the earliest on ties
+        log.info(
+            "%s %d shots seed %d: test macro F first %.3f, selected %.3f (iteration %d, best on validation), "
+            "test maximum %.3f",
+            name,
+            shots,
+            seed,
+            scores["macro_f1"].iloc[0],
+            scores.at[chosen, "macro_f1"],
+            chosen,
+            scores["macro_f1"].max(),
+        )
     table = pd.concat(frames, ignore_index=True)
     write_parquet(
         table,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -72,40 +73,123 @@ def similarity_head(
     return new_weight, new_bias, empty
 
 
-def imprint_head(
-    features: np.ndarray, labels: np.ndarray, n_classes: int, source_weight: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weight imprinting: class means of L2-normalised features, scaled to the source rows' mean norm."""
+# Qi et al.'s initial scale of the cosine classifier (their PyTorch reference: nn.Parameter([10]))
+IMPRINT_SCALE = 10.0
+
+
+def imprint_head(features: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, float]:
+    """Weight imprinting (Qi et al., CVPR 2018): each row is the normalised mean of the class's
+    L2-normalised features, for a cosine classifier (no bias) with the learned scale's initial value."""
     unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
     means = np.stack([unit[labels == c].mean(axis=0) for c in range(n_classes)])
     means /= np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
-    scale = float(np.linalg.norm(source_weight, axis=1).mean())
-    return (means * scale).astype(np.float32), np.zeros(n_classes, dtype=np.float32)
+    return means.astype(np.float32), IMPRINT_SCALE
 
 
-def baseline_head(
-    method: str, features: np.ndarray, labels: np.ndarray, n_classes: int, source_weight: np.ndarray, seed: int
+@dataclass(frozen=True)
+class CGrid:
+    """The inverse L2 strengths C swept for a linear fit: ``points`` values from 10**log10_min to
+    10**log10_max, evenly spaced in log (LP-FT's log_reg_sk.py: np.logspace(-7, 2, 100))."""
+
+    log10_min: float
+    log10_max: float
+    points: int
+
+    def values(self) -> np.ndarray:
+        return np.logspace(self.log10_min, self.log10_max, self.points)
+
+
+def fit_logistic(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    c: float,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+    max_iter: int = 500,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A baseline fitted on one shot level's training features: 'imprint' or 'probe' (the random head,
-    drawn per seed, is :func:`xavier_head`)."""
-    if method == "imprint":
-        return imprint_head(features, labels, n_classes, source_weight)
-    if method == "probe":
-        return probe_head(features, labels, n_classes, seed)
-    raise ValueError(f"unknown feature baseline {method!r} (imprint or probe)")
+    """Multinomial logistic regression with an L2 penalty centred on ``prior`` (weight W0, bias b0;
+    default zero): argmin_{W,b} C * sum_i CE(W x_i + b, y_i) + ||W - W0||^2 / 2, scikit-learn's scaling,
+    the intercept not penalised. With W0 = 0 this is scikit-learn's LogisticRegression(C=c); with the
+    similarity head as W0 it is the MAP head under a Gaussian prior centred there. L-BFGS from ``start``
+    (warm start; default: the prior)."""
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
 
+    x = np.asarray(features, dtype=np.float64)
+    n, d = x.shape
+    prior_weight, prior_bias = prior if prior is not None else (np.zeros((n_classes, d)), np.zeros(n_classes))
+    prior_weight = np.asarray(prior_weight, dtype=np.float64)
+    begin = start if start is not None else (prior_weight, prior_bias)
+    onehot = np.eye(n_classes)[np.asarray(labels)]
+    penalty = 1.0 / (c * n)  # the objective divided by C * n: the same minimiser, a gradient of order 1
 
-def probe_head(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A linear probe: multinomial logistic regression on the frozen features (LP-FT's first step)."""
-    from sklearn.linear_model import LogisticRegression
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        weight, bias = theta[: n_classes * d].reshape(n_classes, d), theta[n_classes * d :]
+        log_p = log_softmax(x @ weight.T + bias, axis=1)
+        residual = (np.exp(log_p) - onehot) / n
+        delta = weight - prior_weight
+        loss = -(log_p * onehot).sum() / n + 0.5 * penalty * (delta**2).sum()
+        gradient = np.concatenate([(residual.T @ x + penalty * delta).ravel(), residual.sum(axis=0)])
+        return float(loss), gradient
 
-    probe = LogisticRegression(max_iter=2000, random_state=seed)
-    probe.fit(features, labels)
-    weight = np.zeros((n_classes, features.shape[1]), dtype=np.float32)
-    bias = np.zeros(n_classes, dtype=np.float32)
-    weight[probe.classes_] = probe.coef_
-    bias[probe.classes_] = probe.intercept_
+    theta = np.concatenate([np.asarray(begin[0], np.float64).ravel(), np.asarray(begin[1], np.float64)])
+    result = minimize(objective, theta, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": 1e-6})
+    weight, bias = result.x[: n_classes * d].reshape(n_classes, d), result.x[n_classes * d :]
     return weight, bias
+
+
+def linear_sweep(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    n_classes: int,
+    grid: CGrid,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, pd.DataFrame]:
+    """LP-FT's linear probe (AnanyaKumar/transfer_learning, log_reg_sk.py), optionally centred on a prior
+    head: the features standardised by the training features' mean and standard deviation (one scalar
+    each, as there), one fit per C of ``grid`` from the strongest penalty up, each warm-started from
+    the last, and the C with the best validation macro F kept (the strongest on ties). Returns the
+    weights mapped back to the raw features, the bias, the chosen C and each C's validation scores."""
+    (x_train, y_train), (x_val, y_val) = train, val
+    mean, std = float(np.mean(x_train)), float(np.std(x_train))
+    standard = lambda x: (np.asarray(x, np.float64) - mean) / std  # noqa: E731
+    if prior is not None:  # W x + b = (std W) x_std + (b + mean W 1): the prior in standardised units
+        prior = (std * prior[0].astype(np.float64), prior[1] + mean * prior[0].astype(np.float64).sum(axis=1))
+    z_train, z_val = standard(x_train), standard(x_val)
+    rows, best, fit = [], None, None
+    for c in grid.values():
+        fit = fit_logistic(z_train, y_train, n_classes, float(c), prior=prior, start=fit)
+        scores = classification_scores(y_val, head_predictions(*fit, z_val), n_classes)
+        rows.append({"c": float(c), "val_macro_f1": scores.macro_f1, "val_accuracy": scores.accuracy})
+        if best is None or scores.macro_f1 > best[2]:
+            best = (fit[0], fit[1], scores.macro_f1, float(c))
+    weight_std, bias_std, _, chosen = best
+    weight = weight_std / std
+    bias = bias_std - (mean / std) * weight_std.sum(axis=1)
+    return weight.astype(np.float32), bias.astype(np.float32), chosen, pd.DataFrame(rows)
+
+
+def cotuning_head(
+    target: tuple[np.ndarray, np.ndarray],
+    source: tuple[np.ndarray, np.ndarray],
+    relationship: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The tensors of a Co-Tuning run: the target head (the seed's random head: Co-Tuning starts from a
+    new head), the source head it keeps, and the relationship p(source | target), one row per target
+    class, each row a distribution."""
+    relationship = np.asarray(relationship, dtype=np.float64)
+    if relationship.shape != (len(target[0]), len(source[0])) or not np.allclose(
+        relationship.sum(axis=1), 1, atol=1e-4
+    ):
+        raise ValueError(f"the relationship must be {len(target[0])} x {len(source[0])} with rows summing to 1")
+    return {
+        "weight": np.asarray(target[0], np.float32),
+        "bias": np.asarray(target[1], np.float32),
+        "source_weight": np.asarray(source[0], np.float32),
+        "source_bias": np.asarray(source[1], np.float32),
+        "relationship": relationship.astype(np.float32),
+    }
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (1e-2, 1e2)) -> float:
@@ -138,13 +222,26 @@ def calibrated_head(
     return (weight / temperature).astype(np.float32), (bias / temperature).astype(np.float32), temperature
 
 
-def head_diagnostics(weight: np.ndarray, bias: np.ndarray, features: np.ndarray) -> dict[str, float]:
-    """What a head looks like at iteration 0 on some images: its rows' mean L2 norm, the mean per-image
-    spread of its logits (max - min), the mean softmax entropy (nats), the largest cosine between two
-    of its rows (1 = two classes start tied) and the mean cosine over all pairs of rows."""
+def head_logits(tensors: dict[str, np.ndarray], meta: dict, features: np.ndarray) -> np.ndarray:
+    """The logits an initial head file gives ``features`` at iteration 0, as its classifier computes them
+    (headstart.train.classifier_from_head): linear, cosine (scale times cosines), or Co-Tuning's target head."""
+    features = np.asarray(features, dtype=np.float64)
+    weight = np.asarray(tensors["weight"], dtype=np.float64)
+    if meta.get("classifier") == "cosine":
+        unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
+        rows = weight / np.linalg.norm(weight, axis=1, keepdims=True).clip(1e-12)
+        return float(tensors["scale"][0]) * unit @ rows.T
+    return features @ weight.T + np.asarray(tensors["bias"], dtype=np.float64)
+
+
+def head_diagnostics(weight: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """What a head looks like at iteration 0 on some images (``logits``: its logits there): its rows'
+    mean L2 norm, the mean per-image spread of its logits (max - min), the mean softmax entropy (nats),
+    the largest cosine between two of its rows (1 = two classes start tied) and the mean cosine over all
+    pairs of rows."""
     from scipy.special import softmax
 
-    logits = np.asarray(features, dtype=np.float64) @ np.asarray(weight, dtype=np.float64).T + bias
+    logits = np.asarray(logits, dtype=np.float64)
     probabilities = softmax(logits, axis=1)
     entropy = -(probabilities * np.log(probabilities.clip(1e-300))).sum(axis=1)
     unit = weight / np.linalg.norm(weight, axis=1, keepdims=True).clip(1e-12)

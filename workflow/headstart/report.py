@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from .config import BASELINES, CALIBRATED_SUFFIX, similarity_measure  # noqa: E402
+from .config import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, similarity_measure  # noqa: E402
 from .errors import HeadstartError  # noqa: E402
 
 LABELS = {
@@ -22,9 +22,10 @@ LABELS = {
     "inference": "Inference (visual)",
     "wordnet": "WordNet (Wu–Palmer)",
     "wordvec": "Word vectors",
-    "softmax": "Softmax (Co-Tuning)",
+    "softmax": "Softmax (Co-Tuning's relationship)",
     "imprint": "Imprinting",
     "probe": "Linear probe",
+    "cotuning": "Co-Tuning",
     "wordnet_path": "WordNet path",
     "wordnet_lch": "WordNet LCH",
     "wordnet_res": "WordNet Resnik",
@@ -40,32 +41,40 @@ STYLE_ORDER = [
     "wordvec",
     "imprint",
     "probe",
+    "cotuning",
     "wordnet_path",
     "wordnet_lch",
     "wordnet_res",
     "wordnet_lin",
     "wordnet_jcn",
 ]
-_COLOURS = ["#333333", *sns.color_palette("tab10").as_hex()[:10], "#b15928"]
-_SHAPES = "osD^vXP<>phH"
+_COLOURS = ["#333333", *sns.color_palette("tab10").as_hex()[:10], "#b15928", "#6a3d9a"]
+_SHAPES = "osD^vXP<>phHd"
+# the paper's four methods: drawn prominently where every method is shown
+PAPER_METHODS = ("random", "inference", "wordnet", "wordvec")
 
 
 def label(method: str) -> str:
-    """The name a figure or table shows for a method (a calibrated method: its measure's, ', calibrated')."""
+    """The name a figure or table shows for a method (a calibrated or prior method: its measure's, with
+    ', calibrated' or ', prior')."""
     if method.endswith(CALIBRATED_SUFFIX):
         return f"{label(similarity_measure(method))}, calibrated"
+    if method.endswith(PRIOR_SUFFIX):
+        return f"{label(similarity_measure(method))}, prior"
     return LABELS.get(method, method)
 
 
 def _method_styles() -> tuple[dict[str, str], dict[str, str]]:
     """Colour and marker per method label, in legend order. A calibrated head keeps its measure's hue,
-    lightened, and a star, and follows its measure: the pair reads as one family."""
+    lightened, and a star; a prior head its hue, darkened, and an octagon; both follow their measure:
+    the family reads as one."""
     palette, markers = {}, {}
     for method, colour, shape in zip(STYLE_ORDER, _COLOURS, _SHAPES, strict=True):
         palette[label(method)], markers[label(method)] = colour, shape
         if method not in BASELINES:
-            calibrated = label(method + CALIBRATED_SUFFIX)
+            calibrated, prior = label(method + CALIBRATED_SUFFIX), label(method + PRIOR_SUFFIX)
             palette[calibrated], markers[calibrated] = sns.light_palette(colour, n_colors=3).as_hex()[1], "*"
+            palette[prior], markers[prior] = sns.dark_palette(colour, n_colors=4).as_hex()[2], "8"
     return palette, markers
 
 
@@ -105,7 +114,7 @@ def method_order(methods: Sequence[str], measures: Sequence[str]) -> list[str]:
     config's order, then the other baselines."""
     order = [
         "random",
-        *(v for m in measures for v in (m, m + CALIBRATED_SUFFIX)),
+        *(v for m in measures for v in (m, m + CALIBRATED_SUFFIX, m + PRIOR_SUFFIX)),
         *(b for b in BASELINES if b != "random"),
     ]
     return [m for m in order if m in set(methods)]
@@ -128,10 +137,34 @@ def collect_curves(paths: Sequence[str | Path]) -> pd.DataFrame:
     return curves.astype({"method": str, "k": str, "shots": int, "seed": int})
 
 
+RUN_KEYS = ["method", "k", "shots", "seed"]
+
+
 def run_scores(curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per (run, iteration): macro F-score, accuracy, train loss."""
-    keys = ["method", "k", "shots", "seed", "iteration"]
-    return curves.groupby(keys, as_index=False)[["macro_f1", "accuracy", "train_loss"]].first()
+    """One row per (run, iteration): test macro F-score and accuracy, validation macro F, train loss."""
+    columns = ["macro_f1", "accuracy", "val_macro_f1", "train_loss"]
+    return curves.groupby([*RUN_KEYS, "iteration"], as_index=False)[columns].first()
+
+
+def run_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (method, k, shots, seed): the test macro F at iteration 0 ('first'), the test
+    curve's maximum ('best', the paper's "best registered performance", chosen on test), and the test
+    score at the evaluation with the best validation macro F ('selected', the earliest on ties), with
+    that evaluation's iteration."""
+    ordered = scores.sort_values([*RUN_KEYS, "iteration"])
+    runs = ordered.groupby(RUN_KEYS, sort=False)
+    chosen = ordered.loc[runs["val_macro_f1"].idxmax()]  # idxmax: the first maximum, so the earliest iteration
+    summary = runs.agg(first=("macro_f1", "first"), best=("macro_f1", "max")).reset_index()
+    picked = chosen[[*RUN_KEYS, "macro_f1", "iteration"]].rename(
+        columns={"macro_f1": "selected", "iteration": "selected_iteration"}
+    )
+    return summary.merge(picked, on=RUN_KEYS)
+
+
+def compared_runs(summary: pd.DataFrame) -> pd.DataFrame:
+    """The runs Table 2 and the answer compare: every method's K = best run (best K per class type,
+    picked on validation), the K-less methods' only runs."""
+    return summary[(summary["k"] == "best") | summary["method"].isin(BASELINES)]
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -246,33 +279,127 @@ def top_sources(
 
 
 def table2(curves: pd.DataFrame, best_k: dict[str, dict[str, dict[str, int]]]) -> pd.DataFrame:
-    """'First' (iteration 0) and 'Best' macro F-score per method and shot level, mean ± CI over seeds.
+    """'first' (iteration 0), 'best' (test maximum, the paper's) and 'selected' (test score at the
+    evaluation best on validation) macro F-score per method and shot level, mean ± CI over seeds.
 
     Similarity methods use their best-K-per-type runs ('kbest'); baselines their only runs.
     """
-    scores = run_scores(curves)
-    runs = scores[(scores["k"] == "best") | scores["method"].isin(BASELINES)]
     rows = []
-    for (method, shots), group in runs.groupby(["method", "shots"]):
-        per_seed = group.groupby("seed")
-        first = per_seed.apply(lambda g: g.loc[g["iteration"].idxmin(), "macro_f1"], include_groups=False)
-        best = per_seed["macro_f1"].max()
-        first_mean, first_ci = mean_ci(first.to_numpy())
-        best_mean, best_ci = mean_ci(best.to_numpy())
+    for (method, shots), group in compared_runs(run_summary(run_scores(curves))).groupby(["method", "shots"]):
         ks = best_k.get(similarity_measure(method), {}).get(str(shots), {})
+        row = {"shots": int(shots), "method": method, "seeds": len(group)}
+        for column in ("first", "best", "selected"):
+            row[column], row[f"{column}_ci95"] = mean_ci(group[column].to_numpy())
+        row["selected_iteration"] = float(group["selected_iteration"].median())
+        row["best_k"] = " ".join(f"{t}:{k}" for t, k in sorted(ks.items()))
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["shots", "method"], ascending=[False, True]).reset_index(drop=True)
+
+
+def answer_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Which initialisation at n images per class: per shot level, the method with the best mean
+    'selected' score (iteration picked on validation), the runner-up and random, and the winner's
+    margins over both with the 95% CI of the per-seed differences (every method of a seed trains on
+    the same batches, so the differences are paired)."""
+    summary = compared_runs(run_summary(run_scores(curves)))
+    rows = []
+    for shots, level in summary.groupby("shots"):
+        per_seed = level.pivot_table(index="seed", columns="method", values="selected")
+        ranking = per_seed.mean().sort_values(ascending=False, kind="stable")
+        winner, runner_up = ranking.index[0], ranking.index[1] if len(ranking) > 1 else None
+
         rows.append(
             {
                 "shots": int(shots),
-                "method": method,
-                "seeds": len(first),
-                "first": first_mean,
-                "first_ci95": first_ci,
-                "best": best_mean,
-                "best_ci95": best_ci,
-                "best_k": " ".join(f"{t}:{k}" for t, k in sorted(ks.items())),
+                "best_method": winner,
+                "selected": ranking.iloc[0],
+                "selected_ci95": mean_ci(per_seed[winner].dropna().to_numpy())[1],
+                "runner_up": runner_up,
+                "runner_up_selected": ranking.iloc[1] if runner_up else float("nan"),
+                "margin_over_runner_up": _paired_margin(per_seed, winner, runner_up)[0],
+                "margin_over_runner_up_ci95": _paired_margin(per_seed, winner, runner_up)[1],
+                "random_selected": ranking.get("random", float("nan")),
+                "margin_over_random": _paired_margin(per_seed, winner, "random")[0],
+                "margin_over_random_ci95": _paired_margin(per_seed, winner, "random")[1],
+                "seeds": len(per_seed),
             }
         )
-    return pd.DataFrame(rows).sort_values(["shots", "method"], ascending=[False, True]).reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values("shots", ascending=False).reset_index(drop=True)
+
+
+def _paired_margin(per_seed: pd.DataFrame, method: str, other: str | None) -> tuple[float, float]:
+    """Mean and CI of ``method`` minus ``other`` over the seeds both ran (NaN if ``other`` did not run)."""
+    if other is None or other not in per_seed:
+        return float("nan"), float("nan")
+    return mean_ci((per_seed[method] - per_seed[other]).dropna().to_numpy())
+
+
+def answer_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """The answer table as a person reads it: one row per shot level."""
+    return pd.DataFrame(
+        {
+            "images/class": table["shots"],
+            "best init (selected on validation)": table["best_method"].map(label),
+            "macro F": [_cell(m, c) for m, c in zip(table["selected"], table["selected_ci95"], strict=True)],
+            "runner-up": [
+                f"{label(m)} ({v:.2f})" if isinstance(m, str) else ""
+                for m, v in zip(table["runner_up"], table["runner_up_selected"], strict=True)
+            ],
+            "margin over runner-up": [
+                _cell(m, c, signed=True)
+                for m, c in zip(table["margin_over_runner_up"], table["margin_over_runner_up_ci95"], strict=True)
+            ],
+            "random": [f"{v:.2f}" for v in table["random_selected"]],
+            "margin over random": [
+                _cell(m, c, signed=True)
+                for m, c in zip(table["margin_over_random"], table["margin_over_random_ci95"], strict=True)
+            ],
+        }
+    ).set_index("images/class")
+
+
+def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+    """Macro F-score (test) vs images per class: left at iteration 0 ('first'), right fine-tuned with the
+    iteration picked on validation ('selected'); mean and 95% CI over seeds. The paper's four methods
+    are drawn prominently, the others lighter."""
+    summary = compared_runs(run_summary(run_scores(curves))).assign(Method=lambda d: d["method"].map(label))
+    long = summary.melt(id_vars=[*RUN_KEYS, "Method"], value_vars=["first", "selected"], var_name="score")
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    titles = {"first": "at initialisation (iteration 0)", "selected": "fine-tuned (iteration picked on validation)"}
+    for ax, (score, title) in zip(axes, titles.items(), strict=True):
+        data = long[long["score"] == score]
+        prominent = data["method"].isin(PAPER_METHODS)
+        for subset, width, alpha in ((data[~prominent], 1.0, 0.45), (data[prominent], 2.2, 1.0)):
+            if subset.empty:
+                continue
+            styled = _styled(subset["Method"])
+            sns.lineplot(
+                data=subset,
+                x="shots",
+                y="value",
+                errorbar=("ci", 95),
+                markersize=5,
+                ax=ax,
+                linewidth=width,
+                alpha=alpha,
+                legend=ax is axes[1],
+                **styled,
+            )
+        ax.set(xscale="log", xlabel="images per class", ylabel="macro F-score (test)", title=title)
+    handles, labels = axes[1].get_legend_handles_labels()
+    if axes[1].get_legend() is not None:
+        axes[1].get_legend().remove()
+    order = [name for name in PALETTE if name in labels]
+    fig.legend(
+        [handles[labels.index(n)] for n in order], order, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False
+    )
+    fig.suptitle("Which initialisation at n images per class (similarity methods at the best K on validation)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(pdf, bbox_inches="tight")
+    plt.close(fig)
+    return summary
 
 
 def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
@@ -285,6 +412,7 @@ def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataF
     """
     scores = run_scores(curves)
     mean = scores.groupby(["method", "k", "shots", "iteration"])["macro_f1"].mean()
+    selected = run_summary(scores).groupby(["method", "k", "shots"])["selected"].mean()
 
     def converged_at(curve: pd.Series) -> int:
         return int(curve.index[curve >= curve.max() - tolerance][0])
@@ -308,6 +436,8 @@ def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataF
                 "random_first": float(random.iloc[0]),
                 "best": float(curve.max()),
                 "random_best": float(random.max()),
+                "selected": float(selected[(method, k, shots)]),
+                "random_selected": float(selected[("random", "0", shots)]),
                 "converged_at": run_converged,
                 "random_converged_at": random_converged,
                 "random_ahead_from": int(ahead.index[0]) if len(ahead) else None,
@@ -319,36 +449,38 @@ def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataF
     return table.sort_values(["shots", "method", "k"], ascending=[False, True, True]).reset_index(drop=True)
 
 
-def init_table(heads: Sequence[tuple[str, str, np.ndarray, np.ndarray]], features: np.ndarray) -> pd.DataFrame:
+def init_table(heads: Sequence[tuple[str, str, dict, dict]], features: np.ndarray) -> pd.DataFrame:
     """Each initial head's iteration-0 statistics (headstart.heads.head_diagnostics) on the given
-    images, one row per (method, K): what the similarity heads carry over from the source head."""
-    from .heads import head_diagnostics
+    images, one row per (method, K, the head file's tensors and metadata): what the heads carry over."""
+    from .heads import head_diagnostics, head_logits
 
     rows = [
-        {"method": label(method), "k": k, **head_diagnostics(weight, bias, features)}
-        for method, k, weight, bias in heads
+        {"method": label(method), "k": k, **head_diagnostics(tensors["weight"], head_logits(tensors, meta, features))}
+        for method, k, tensors, meta in heads
     ]
     return pd.DataFrame(rows)
 
 
-def _cell(mean: float, ci: float) -> str:
-    return f"{mean:.2f}" if np.isnan(ci) else f"{mean:.2f} ± {ci:.2f}"
+def _cell(mean: float, ci: float, signed: bool = False) -> str:
+    if np.isnan(mean):
+        return ""
+    value = f"{mean:+.2f}" if signed else f"{mean:.2f}"
+    return value if np.isnan(ci) else f"{value} ± {ci:.2f}"
 
 
 def table2_wide(table: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
-    """Rows: images per class; columns: '<method> first' and '<method> best' (mean ± CI)."""
+    """Rows: images per class; columns: '<method> first', '<method> best' (test maximum, the paper's) and
+    '<method> selected' (iteration picked on validation), each mean ± CI."""
     out = pd.DataFrame(index=sorted(table["shots"].unique(), reverse=True))
     out.index.name = "images/class"
     for method in methods:
         part = table[table["method"] == method].set_index("shots")
         if part.empty:
             continue
-        out[f"{label(method)} first"] = [
-            _cell(part.at[s, "first"], part.at[s, "first_ci95"]) if s in part.index else "" for s in out.index
-        ]
-        out[f"{label(method)} best"] = [
-            _cell(part.at[s, "best"], part.at[s, "best_ci95"]) if s in part.index else "" for s in out.index
-        ]
+        for column in ("first", "best", "selected"):
+            out[f"{label(method)} {column}"] = [
+                _cell(part.at[s, column], part.at[s, f"{column}_ci95"]) if s in part.index else "" for s in out.index
+            ]
     return out
 
 

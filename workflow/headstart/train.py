@@ -43,25 +43,132 @@ class TrainSettings:
 
 
 class Classifier(nn.Module):
-    """trainable part -> dropout -> new head; the frozen trunk runs before it, once for all runs."""
+    """trainable part -> dropout -> new head; the frozen trunk runs before it, once for all runs.
+
+    The head is linear (``weight``, ``bias``); :class:`CosineClassifier` and :class:`CoTuningClassifier`
+    change the head and the loss, not the training loop."""
 
     def __init__(self, trainable: nn.Module, weight: np.ndarray, bias: np.ndarray, dropout: float):
         super().__init__()
         self.trainable = trainable
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(weight.shape[1], weight.shape[0])
+        self.head = self._make_head(weight, bias)
+
+    def _make_head(self, weight: np.ndarray, bias: np.ndarray) -> nn.Module:
+        head = nn.Linear(weight.shape[1], weight.shape[0])
         with torch.no_grad():
-            self.head.weight.copy_(torch.as_tensor(weight))
-            self.head.bias.copy_(torch.as_tensor(bias))
+            head.weight.copy_(torch.as_tensor(weight))
+            head.bias.copy_(torch.as_tensor(bias))
+        return head
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.trainable(hidden)))
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (the cross-entropy of the target head)."""
+        return cross_entropy(self(hidden), targets)
+
+    def after_step(self) -> None:
+        """What follows each optimizer step (a cosine head re-normalises its rows)."""
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Evaluation logits in fp32, whatever autocast is active: they feed arg-max and F-scores,
         and bf16 would round logits near 10 in steps of 0.06 (ties go to the lowest index)."""
         with torch.autocast(hidden.device.type, enabled=False):
             return self.head(self.trainable(hidden.float()).float())
+
+
+class CosineHead(nn.Module):
+    """Qi et al. (CVPR 2018), as their PyTorch reference: logits = s * <x / |x|, w_c> with unit rows
+    w_c (re-normalised after every step), no bias, and a learned scale s."""
+
+    def __init__(self, weight: np.ndarray, scale: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.as_tensor(weight, dtype=torch.float32).clone())
+        self.scale = nn.Parameter(torch.tensor([float(scale)]))
+        self.renormalize()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * nn.functional.normalize(features, dim=1) @ self.weight.t()
+
+    @torch.no_grad()
+    def renormalize(self) -> None:
+        self.weight.div_(self.weight.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+
+class CosineClassifier(Classifier):
+    """A :class:`Classifier` whose head is a :class:`CosineHead` (weight imprinting's classifier)."""
+
+    def __init__(self, trainable: nn.Module, weight: np.ndarray, scale: float, dropout: float):
+        self._scale = scale
+        super().__init__(trainable, weight, np.zeros(len(weight), np.float32), dropout)
+
+    def _make_head(self, weight: np.ndarray, bias: np.ndarray) -> nn.Module:
+        return CosineHead(weight, self._scale)
+
+    def after_step(self) -> None:
+        self.head.renormalize()
+
+
+class CoTuningClassifier(Classifier):
+    """Co-Tuning (You et al., NeurIPS 2020), as thuml's Transfer-Learning-Library trains it: the source
+    head is kept on the same features and trained too; the loss adds, times ``trade_off``, the
+    cross-entropy between the source head's softmax on each image and the relationship row
+    p(source | target) of the image's target label. Evaluation uses the target head only.
+
+    Dropout (this project's protocol for every method) sits before the target head only: the library's
+    source head sees the features as they are."""
+
+    def __init__(
+        self,
+        trainable: nn.Module,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        dropout: float,
+        source_weight: np.ndarray,
+        source_bias: np.ndarray,
+        relationship: np.ndarray,
+        trade_off: float,
+    ):
+        super().__init__(trainable, weight, bias, dropout)
+        self.source_head = self._make_head(source_weight, source_bias)
+        self.register_buffer("relationship", torch.as_tensor(relationship, dtype=torch.float32).clone())
+        self.trade_off = float(trade_off)
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        features = self.trainable(hidden)
+        target_loss = cross_entropy(self.head(self.dropout(features)), targets)
+        return target_loss + self.trade_off * cotuning_loss(self.source_head(features), self.relationship[targets])
+
+
+def cotuning_loss(source_logits: torch.Tensor, relationship_rows: torch.Tensor) -> torch.Tensor:
+    """TLlib's CoTuningLoss: mean over the batch of -sum_j p(j | y_t) log softmax(source logits)_j."""
+    return -(relationship_rows * source_logits.float().log_softmax(dim=1)).sum(dim=1).mean()
+
+
+def classifier_from_head(
+    trainable: nn.Module, tensors: dict[str, np.ndarray], meta: dict, dropout: float
+) -> Classifier:
+    """The classifier an initial head file asks for (its metadata's ``classifier``): 'linear' (default),
+    'cosine' (``weight`` rows and a ``scale``) or 'cotuning' (the target head, the source head and the
+    relationship, with the ``trade_off`` weight)."""
+    kind = meta.get("classifier", "linear")
+    if kind == "linear":
+        return Classifier(trainable, tensors["weight"], tensors["bias"], dropout)
+    if kind == "cosine":
+        return CosineClassifier(trainable, tensors["weight"], float(tensors["scale"][0]), dropout)
+    if kind == "cotuning":
+        return CoTuningClassifier(
+            trainable,
+            tensors["weight"],
+            tensors["bias"],
+            dropout,
+            tensors["source_weight"],
+            tensors["source_bias"],
+            tensors["relationship"],
+            meta["trade_off"],
+        )
+    raise ValueError(f"unknown classifier {kind!r} in a head file (linear, cosine or cotuning)")
 
 
 @dataclass
@@ -121,6 +228,14 @@ class TensorBatches:
 # Evaluation, checkpoints and the training loop
 
 
+@dataclass
+class EvalSet:
+    """A split evaluated while training: cached inputs of fixed crops and their labels."""
+
+    inputs: TensorBatches
+    labels: np.ndarray
+
+
 def evaluate(model: Classifier, inputs: TensorBatches, labels: np.ndarray, n_classes: int, batch_size: int = 256):
     """Scores on cached inputs (the frozen trunk's output for the fixed test crops): only the
     trainable part and the head run, in fp32."""
@@ -133,7 +248,11 @@ def evaluate(model: Classifier, inputs: TensorBatches, labels: np.ndarray, n_cla
     return classification_scores(labels, predicted, n_classes)
 
 
-def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float) -> list[dict]:
+def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float, val_scores=None) -> list[dict]:
+    """One row per target class: the test split's per-class scores, its macro F and accuracy, and the
+    validation split's macro F and accuracy (NaN without a validation split), which select the iteration."""
+    val_macro = val_scores.macro_f1 if val_scores is not None else float("nan")
+    val_accuracy = val_scores.accuracy if val_scores is not None else float("nan")
     return [
         {
             "iteration": iteration,
@@ -144,10 +263,22 @@ def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float) 
             "support": int(scores.support[c]),
             "macro_f1": scores.macro_f1,
             "accuracy": scores.accuracy,
+            "val_macro_f1": val_macro,
+            "val_accuracy": val_accuracy,
             "train_loss": train_loss,
         }
         for c, wnid in enumerate(wnids)
     ]
+
+
+def evaluation_rows(
+    model: Classifier, iteration: int, test: EvalSet, val: EvalSet | None, wnids: Sequence[str], train_loss: float
+) -> list[dict]:
+    """The curve rows of one evaluation of ``model``: test and (if given) validation split."""
+    n_classes = len(wnids)
+    test_scores = evaluate(model, test.inputs, test.labels, n_classes)
+    val_scores = evaluate(model, val.inputs, val.labels, n_classes) if val is not None else None
+    return curve_rows(iteration, test_scores, wnids, train_loss, val_scores)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -173,6 +304,48 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(partial, path)
 
 
+def _optimizer(model: Classifier, settings: TrainSettings) -> torch.optim.Optimizer:
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    # fused: one kernel for all parameters (4x faster than the default on 2 CPU cores, measured)
+    return torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps, fused=True)
+
+
+def _resume(checkpoint: Path | None, signature: dict, runs: Sequence[Run], optimizers: dict) -> tuple[dict, int] | None:
+    """The curves so far and the step of a checkpoint of this ``signature``, its state loaded into the
+    runs and optimizers; None without one."""
+    if checkpoint is None or not checkpoint.exists():
+        return None
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if state.get("signature") != signature:
+        log.warning("ignoring checkpoint %s: it belongs to other settings", checkpoint)
+        return None
+    for run in runs:
+        run.model.load_state_dict(state["runs"][run.name]["model"])
+        optimizers[run.name].load_state_dict(state["runs"][run.name]["optimizer"])
+    log.info("resuming %s from iteration %d", checkpoint, state["iteration"])
+    return state["rows"], state["iteration"]
+
+
+class _LogStream:
+    """A file for tqdm that hands each refresh of the bar to the log (the job's log file and stderr):
+    a cluster job's log shows its progress, one line per refresh."""
+
+    def write(self, text: str) -> None:
+        if text := text.strip("\r\n \x1b[A"):
+            log.info("%s", text)
+
+    def flush(self) -> None:
+        pass
+
+
+def progress_bar(total: int, initial: int, desc: str, log_every_s: float) -> tqdm:
+    """The training loop's bar: iteration, it/s, time left and the latest validation macro F, in the log
+    every ``log_every_s`` seconds."""
+    return tqdm(
+        total=total, initial=initial, desc=desc, unit="it", file=_LogStream(), mininterval=log_every_s, ascii=True
+    )
+
+
 def train_lockstep(
     runs: Sequence[Run],
     frozen: nn.Module,
@@ -188,9 +361,12 @@ def train_lockstep(
     stop_at: int | None = None,
     mixed_precision: Callable[[], AbstractContextManager] | None = None,
     progress: str = "finetune",
+    val: EvalSet | None = None,
+    log_every_s: float = 10.0,
 ) -> dict[str, pd.DataFrame]:
-    """Train every run on the same batches; evaluate each on the test inputs at iteration 0 and every
-    ``eval_every`` iterations. Returns each run's curve by name.
+    """Train every run on the same batches; evaluate each on the test inputs (and ``val``, the split
+    that selects the iteration) at iteration 0 and every ``eval_every`` iterations. Returns each run's
+    curve by name.
 
     ``frozen`` maps a training batch to the runs' input (the frozen trunk; ``nn.Identity()`` for
     cached inputs): it runs once per step for all runs. With ``checkpoint``, what training changes
@@ -202,43 +378,28 @@ def train_lockstep(
     mixed_precision = mixed_precision or (lambda: autocast_for(device))
     deterministic(device)
     frozen = frozen.to(device).eval().to(memory_format=torch.channels_last)
-    optimizers = {}
     for run in runs:
         run.model.to(device).to(memory_format=torch.channels_last)
-        parameters = [p for p in run.model.parameters() if p.requires_grad]
-        # fused: one kernel for all parameters (4x faster than the default on 2 CPU cores, measured)
-        optimizers[run.name] = torch.optim.Adam(
-            parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps, fused=True
-        )
+    optimizers = {run.name: _optimizer(run.model, settings) for run in runs}
     # checkpoint spacing does not change the result: a run resumed under another spacing is the same run
     signature = {
         **(signature or {}),
         "runs": [run.name for run in runs],
+        "val": val is not None,
         **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"},
     }
+    test = EvalSet(test_inputs, test_labels)
     labels = torch.as_tensor(train_labels, dtype=torch.long)
-    n_classes = len(wnids)
-    rows: dict[str, list[dict]] = {run.name: [] for run in runs}
-    start = 0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state.get("signature") == signature:
-            for run in runs:
-                run.model.load_state_dict(state["runs"][run.name]["model"])
-                optimizers[run.name].load_state_dict(state["runs"][run.name]["optimizer"])
-            rows, start = state["rows"], state["iteration"]
-            log.info("resuming %s from iteration %d", checkpoint, start)
-        else:
-            log.warning("ignoring checkpoint %s: it belongs to other settings", checkpoint)
-    if start == 0:
-        for run in runs:
-            rows[run.name] = curve_rows(
-                0, evaluate(run.model, test_inputs, test_labels, n_classes), wnids, float("nan")
-            )
+    resumed = _resume(checkpoint, signature, runs, optimizers)
+    if resumed is None:
+        rows = {run.name: evaluation_rows(run.model, 0, test, val, wnids, float("nan")) for run in runs}
+        start = 0
+    else:
+        rows, start = resumed
     evaluations = len({row["iteration"] for row in rows[runs[0].name]}) if runs else 0
     loss_sums = {run.name: torch.zeros((), device=device) for run in runs}  # on the device: no sync per step
     loss_count = 0
-    bar = tqdm(total=settings.iterations, initial=start, desc=progress, unit="it", leave=False)
+    bar = progress_bar(settings.iterations, start, progress, log_every_s)
     for t in range(start, settings.iterations):
         iteration = t + 1
         indices = batch_indices(len(train_inputs), settings.batch_size, settings.seed, t)
@@ -250,22 +411,23 @@ def train_lockstep(
             run.model.train()
             torch.manual_seed(iteration_seed(settings.seed, t))  # dropout masks depend on (seed, t) only
             with mixed_precision():
-                loss = cross_entropy(run.model(hidden), targets)
+                loss = run.model.loss(hidden, targets)
             optimizer = optimizers[run.name]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            run.model.after_step()
             loss_sums[run.name] += loss.detach()
         loss_count += 1
         bar.update(1)
         if iteration % settings.eval_every == 0 or iteration == settings.iterations:
             for run in runs:
-                scores = evaluate(run.model, test_inputs, test_labels, n_classes)
-                rows[run.name] += curve_rows(iteration, scores, wnids, loss_sums[run.name].item() / loss_count)
+                train_loss = loss_sums[run.name].item() / loss_count
+                rows[run.name] += evaluation_rows(run.model, iteration, test, val, wnids, train_loss)
                 loss_sums[run.name].zero_()
             loss_count = 0
             evaluations += 1
-            bar.set_postfix({run.name: f"{rows[run.name][-1]['macro_f1']:.3f}" for run in runs[:3]})
+            bar.set_postfix({f"val F {run.name}": f"{rows[run.name][-1]['val_macro_f1']:.3f}" for run in runs[:3]})
             last = iteration == settings.iterations  # the curves are written right after: no checkpoint needed
             if checkpoint is not None and evaluations % settings.checkpoint_every == 0 and not last:
                 _save_checkpoint(

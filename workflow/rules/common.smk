@@ -8,7 +8,9 @@ from pathlib import Path
 from headstart.config import (
     BASELINES,
     CALIBRATED_SUFFIX,
+    COTUNING_TRADE_OFF,
     IMAGE_SUFFIXES,
+    PRIOR_SUFFIX,
     VISUAL_MEASURES,
     ConfigError,
     similarity_measure,
@@ -43,6 +45,8 @@ MODELS = f"results/models/{MODEL}"  # the source model's head and class list, sh
 EXPERIMENT = config["experiment"]
 EXP = f"{RUN}/{EXPERIMENT}"  # one fine-tuning setup's runs, curves, figures and tables; all before is shared
 CALIBRATED = [m for m in METHODS if m.endswith(CALIBRATED_SUFFIX)]
+PRIORS = [m for m in METHODS if m.endswith(PRIOR_SUFFIX)]
+LINEAR = ["probe", *PRIORS]  # heads fitted by the linear sweep (headstart.heads.linear_sweep)
 
 
 def log_file(rule, *parts):
@@ -64,6 +68,7 @@ wildcard_constraints:
     seed=r"\d+",
     measure="|".join(map(re.escape, MEASURES)),
     calibrated="|".join(map(re.escape, CALIBRATED)) or "(?!)",
+    linear="|".join(map(re.escape, LINEAR)),
     visual="|".join(VISUAL_MEASURES),
     baseline="|".join(BASELINES),
 
@@ -76,9 +81,12 @@ def sim_file(measure, shots):
 
 
 def run_ks(method, shots):
-    """The K labels of a method's runs at a shot level ('0' for methods without K)."""
+    """The K labels of a method's runs at a shot level ('0' for methods without K; a prior is centred
+    on its measure's best-K head)."""
     if method in BASELINES:
         return ["0"]
+    if method in PRIORS:
+        return ["best"]
     ks = []
     for k in config["finetune"]["k"]:
         fixed_here = not config["finetune"].get("k_fixed_at_largest_shot_only", True) or int(shots) == LARGEST_SHOT
@@ -88,8 +96,10 @@ def run_ks(method, shots):
 
 
 def head_ks():
-    """The K labels for which similarity heads are written (those fine-tuning runs start from)."""
-    return [str(k) for k in config["finetune"]["k"]]
+    """The K labels for which similarity heads are written (those fine-tuning runs start from, and the
+    best-K head a prior is centred on)."""
+    ks = [str(k) for k in config["finetune"]["k"]]
+    return ks + ["best"] if PRIORS and "best" not in ks else ks
 
 
 def job_runs(shots):
@@ -99,9 +109,12 @@ def job_runs(shots):
 
 def head_file(method, k, shots, seed):
     """The initial head of one run: the random head is drawn per seed (so its confidence interval at
-    iteration 0 is real); every other head belongs to a shot level."""
+    iteration 0 is real), and Co-Tuning's target head is that seed's random head; every other head
+    belongs to a shot level."""
     if method == "random":
         return f"{RUN}/heads/random/k0/seed{seed}.safetensors"
+    if method == "cotuning":
+        return f"{RUN}/heads/cotuning/k0/shots{shots}_seed{seed}.safetensors"
     return f"{RUN}/heads/{method}/k{k}/shots{shots}.safetensors"
 
 
@@ -120,8 +133,12 @@ def all_targets():
         + all_similarities()
         + [f"{RUN}/kgrid/{m}/shots{LARGEST_SHOT}.parquet" for m in MEASURES]
         + [f"{EXP}/curves.parquet"]
-        + expand(f"{EXP}/figures/{{fig}}.{{ext}}", fig=["fig1", "fig2", "fig3"], ext=["png", "pdf"])
-        + expand(f"{EXP}/tables/{{table}}.{{ext}}", table=["table1", "table2", "init", "convergence"], ext=["csv", "md", "tex"])
+        + expand(f"{EXP}/figures/{{fig}}.{{ext}}", fig=["answer", "fig1", "fig2", "fig3"], ext=["png", "pdf"])
+        + expand(
+            f"{EXP}/tables/{{table}}.{{ext}}",
+            table=["answer", "table1", "table2", "init", "convergence"],
+            ext=["csv", "md", "tex"],
+        )
         + [f"{EXP}/tables/top_sources/{m}.csv" for m in MEASURES]
     )
 
@@ -129,7 +146,17 @@ def all_targets():
 # Options that only choose which jobs exist (methods, shots, K), or where and how fast a job runs
 # (device, loader workers, checkpoint spacing): kept out of a rule's params, because Snakemake reruns
 # a finished job whose params changed. Scripts read them from `snakemake.config`.
-FINETUNE_UNTRACKED = {"methods", "shots", "k", "k_fixed_at_largest_shot_only", "seeds", "device", "checkpoint_every"}
+# (cotuning_trade_off reaches a job through its Co-Tuning head file, which holds it.)
+FINETUNE_UNTRACKED = {
+    "methods",
+    "shots",
+    "k",
+    "k_fixed_at_largest_shot_only",
+    "seeds",
+    "device",
+    "checkpoint_every",
+    "cotuning_trade_off",
+}
 EXTRACT_UNTRACKED = {"device"}
 
 

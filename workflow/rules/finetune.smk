@@ -10,6 +10,7 @@ rule finetune:
         ],
         features_train=f"{RUN}/extract/features_train.safetensors",
         features_test=f"{RUN}/extract/features_test.safetensors",
+        features_val=f"{RUN}/extract/features_val.safetensors",
         pixels_train=f"{PIXELS}/train.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",

@@ -1,9 +1,11 @@
 # Initial heads per shot level, so that adding a shot level writes only that level's heads: one job
 # per (measure, shot level) for the top-K similarity mix (K picked per class type on validation), at
 # every level for the measures that are fine-tuning methods and at the largest (Fig. 3) for the
-# others; one job per (feature baseline, shot level) for imprinting and the linear probe; the random (Xavier)
+# others; one job per shot level for imprinting; the random (Xavier)
 # head is drawn per fine-tuning seed, whatever the shot level; a `<measure>_calibrated` method's head
-# is its measure's head divided by a temperature fitted on the shot level's training images.
+# is its measure's head divided by a temperature fitted on the shot level's training images; the
+# linear probe and the `<measure>_prior` heads sweep the L2 strength and keep the best on validation;
+# Co-Tuning's run holds the seed's random head, the source head and the relationship p(source | target).
 
 
 rule heads_similarity:
@@ -31,26 +33,68 @@ rule heads_similarity:
         "../scripts/heads_similarity.py"
 
 
-rule heads_baseline:
+rule heads_imprint:
     input:
-        head=f"{MODELS}/source_head.safetensors",
         features_train=f"{RUN}/extract/features_train.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        head=f"{RUN}/heads/{{baseline}}/k0/shots{{shots}}.safetensors",
-    wildcard_constraints:
-        baseline="imprint|probe",
-    params:
-        seed=config["seed"],
+        head=f"{RUN}/heads/imprint/k0/shots{{shots}}.safetensors",
     log:
-        log_file("heads_baseline", DATASET, MODEL, "{baseline}_shots{shots}"),
+        log_file("heads_imprint", DATASET, MODEL, "shots{shots}"),
     benchmark:
-        benchmark_file("heads_baseline", DATASET, MODEL, "{baseline}_shots{shots}")
+        benchmark_file("heads_imprint", DATASET, MODEL, "shots{shots}")
     conda:
         "../../envs/torch.yaml"
     script:
-        "../scripts/heads_baseline.py"
+        "../scripts/heads_imprint.py"
+
+
+rule heads_linear:
+    input:
+        unpack(
+            lambda wildcards: {"prior": head_file(similarity_measure(wildcards.linear), "best", wildcards.shots, None)}
+            if wildcards.linear != "probe"
+            else {}
+        ),
+        features_train=f"{RUN}/extract/features_train.safetensors",
+        features_val=f"{RUN}/extract/features_val.safetensors",
+        manifest=f"{DATA}/manifest.parquet",
+        classes=f"{DATA}/classes.parquet",
+    output:
+        head=f"{RUN}/heads/{{linear}}/k{{k}}/shots{{shots}}.safetensors",
+        sweep=f"{RUN}/heads/{{linear}}/k{{k}}/shots{{shots}}_sweep.parquet",
+    params:
+        c_grid=config["heads"]["c_grid"],
+    log:
+        log_file("heads_linear", DATASET, MODEL, "{linear}_k{k}_shots{shots}"),
+    benchmark:
+        benchmark_file("heads_linear", DATASET, MODEL, "{linear}_k{k}_shots{shots}")
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/heads_linear.py"
+
+
+rule heads_cotuning:
+    input:
+        target=f"{RUN}/heads/random/k0/seed{{seed}}.safetensors",
+        source=f"{MODELS}/source_head.safetensors",
+        source_classes=f"{MODELS}/source_classes.parquet",
+        relationship=f"{RUN}/sim/softmax_shots{{shots}}.parquet",
+        classes=f"{DATA}/classes.parquet",
+    output:
+        head=f"{RUN}/heads/cotuning/k0/shots{{shots}}_seed{{seed}}.safetensors",
+    params:
+        trade_off=config["finetune"].get("cotuning_trade_off", COTUNING_TRADE_OFF),
+    log:
+        log_file("heads_cotuning", DATASET, MODEL, "shots{shots}_seed{seed}"),
+    benchmark:
+        benchmark_file("heads_cotuning", DATASET, MODEL, "shots{shots}_seed{seed}")
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/heads_cotuning.py"
 
 
 rule heads_random:

@@ -3,6 +3,8 @@
 
 localrules:
     curves,
+    fig_answer,
+    table_answer,
     fig1,
     fig2,
     fig3,
@@ -11,6 +13,39 @@ localrules:
     table_init,
     table_convergence,
     top_sources,
+
+
+rule fig_answer:
+    input:
+        curves=f"{EXP}/curves.parquet",
+    output:
+        png=report(f"{EXP}/figures/answer.png", caption="../report/fig_answer.rst", category="Answer"),
+        pdf=f"{EXP}/figures/answer.pdf",
+    log:
+        log_file("fig_answer", DATASET, MODEL, EXPERIMENT),
+    benchmark:
+        benchmark_file("fig_answer", DATASET, MODEL, EXPERIMENT)
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/fig_answer.py"
+
+
+rule table_answer:
+    input:
+        curves=f"{EXP}/curves.parquet",
+    output:
+        csv=report(f"{EXP}/tables/answer.csv", caption="../report/answer.rst", category="Answer"),
+        md=f"{EXP}/tables/answer.md",
+        tex=f"{EXP}/tables/answer.tex",
+    log:
+        log_file("table_answer", DATASET, MODEL, EXPERIMENT),
+    benchmark:
+        benchmark_file("table_answer", DATASET, MODEL, EXPERIMENT)
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/table_answer.py"
 
 
 rule fig1:

@@ -16,6 +16,7 @@ finetune_job(
     heads=[Path(p) for p in snakemake.input.heads],
     features_train=Path(snakemake.input.features_train),
     features_test=Path(snakemake.input.features_test),
+    features_val=Path(snakemake.input.features_val),
     pixels_train=Path(snakemake.input.pixels_train),
     manifest=pd.read_parquet(snakemake.input.manifest),
     classes=pd.read_parquet(snakemake.input.classes),

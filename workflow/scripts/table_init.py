@@ -9,8 +9,7 @@ setup_logging(snakemake.log[0])
 features, _ = read_arrays(snakemake.input.features_test, ["features"])
 heads = []
 for (method, k), path in zip(snakemake.params.runs, snakemake.input.heads, strict=True):
-    head, _ = read_arrays(path)
-    heads.append((method, k, head["weight"], head["bias"]))
+    heads.append((method, k, *read_arrays(path)))
 write_table(
     init_table(heads, features["features"]),
     snakemake.output.csv,

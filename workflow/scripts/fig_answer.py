@@ -1,0 +1,9 @@
+"""Snakemake glue: macro F-score vs images per class, at initialisation and fine-tuned (selected)."""
+
+import pandas as pd
+
+from headstart.logs import setup_logging
+from headstart.report import figure_answer
+
+setup_logging(snakemake.log[0])
+figure_answer(pd.read_parquet(snakemake.input.curves), snakemake.output.png, snakemake.output.pdf)

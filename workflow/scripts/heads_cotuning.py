@@ -1,0 +1,32 @@
+"""Snakemake glue: one Co-Tuning run's start at one shot level and seed: the seed's random target head,
+the source head it keeps, and the relationship p(source | target) of the shot level's training images
+(TLlib's direct estimate: the mean source softmax per target class, the `softmax` measure's matrix)."""
+
+import pandas as pd
+
+from headstart.heads import cotuning_head
+from headstart.logs import setup_logging
+from headstart.tables import read_arrays, write_tensors
+
+log = setup_logging(snakemake.log[0])
+shots, seed = int(snakemake.wildcards.shots), int(snakemake.wildcards.seed)
+classes = pd.read_parquet(snakemake.input.classes)
+source_wnids = pd.read_parquet(snakemake.input.source_classes)["wnid"]
+target, _ = read_arrays(snakemake.input.target)
+source, _ = read_arrays(snakemake.input.source)
+relationship = pd.read_parquet(snakemake.input.relationship).loc[classes["wnid"], source_wnids].to_numpy()
+tensors = cotuning_head((target["weight"], target["bias"]), (source["weight"], source["bias"]), relationship)
+write_tensors(
+    tensors,
+    snakemake.output.head,
+    {
+        "method": "cotuning",
+        "k": "0",
+        "shots": shots,
+        "seed": seed,
+        "classifier": "cotuning",
+        "trade_off": snakemake.params.trade_off,
+        "classes": classes["wnid"].tolist(),
+    },
+)
+log.info("Co-Tuning, %d shots, seed %d: trade-off %g", shots, seed, snakemake.params.trade_off)

@@ -1,0 +1,24 @@
+"""Snakemake glue: the imprinted head (Qi et al.: a cosine classifier) at one shot level."""
+
+import numpy as np
+import pandas as pd
+
+from headstart.heads import imprint_head
+from headstart.logs import setup_logging
+from headstart.split import shot_level_examples
+from headstart.tables import read_arrays, write_tensors
+
+log = setup_logging(snakemake.log[0])
+shots = int(snakemake.wildcards.shots)
+features, meta = read_arrays(snakemake.input.features_train, ["features"])
+classes = pd.read_parquet(snakemake.input.classes)
+examples, labels = shot_level_examples(
+    features["features"], meta["image_ids"], pd.read_parquet(snakemake.input.manifest), classes, shots
+)
+weight, scale = imprint_head(examples, labels, len(classes))
+write_tensors(
+    {"weight": weight, "bias": np.zeros(len(weight), np.float32), "scale": np.array([scale], np.float32)},
+    snakemake.output.head,
+    {"method": "imprint", "k": "0", "shots": shots, "classifier": "cosine", "classes": classes["wnid"].tolist()},
+)
+log.info("imprinted cosine head, %d shots (%d images), initial scale %g", shots, len(labels), scale)
