@@ -100,21 +100,21 @@ def test_fit_logistic_without_a_prior_is_scikit_learns_logistic_regression():
     rng = np.random.default_rng(0)
     features, labels = blobs(rng, 20, rng.normal(size=(3, 5)) * 2, noise=1.5)
     for c in (0.01, 1.0):
-        weight, bias = fit_logistic(features, labels, 3, c)
+        weight, bias = fit_logistic(features, labels, 3, c, max_iter=10_000, tol=1e-9)
         reference = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(features, labels)
-        np.testing.assert_allclose(weight, reference.coef_, atol=2e-4)
+        np.testing.assert_allclose(weight, reference.coef_, atol=1e-3)  # float32 matmuls
         # the intercept is not penalised, so it is defined up to a constant: compare centred
-        np.testing.assert_allclose(bias - bias.mean(), reference.intercept_ - reference.intercept_.mean(), atol=2e-4)
+        np.testing.assert_allclose(bias - bias.mean(), reference.intercept_ - reference.intercept_.mean(), atol=1e-3)
 
 
 def test_the_prior_pulls_the_fit_to_the_similarity_head_or_lets_the_data_decide():
     rng = np.random.default_rng(1)
     features, labels = blobs(rng, 60, rng.normal(size=(3, 4)), noise=2.0)  # overlapping: a finite unpenalised fit
     prior = (rng.normal(size=(3, 4)) * 3, rng.normal(size=3))
-    strong, _ = fit_logistic(features, labels, 3, 1e-9, prior=prior)
+    strong, _ = fit_logistic(features, labels, 3, 1e-9, prior=prior, tol=1e-9)
     np.testing.assert_allclose(strong, prior[0], atol=1e-6)  # a very strong penalty returns the prior head
-    weak_prior, _ = fit_logistic(features, labels, 3, 1e6, prior=prior, max_iter=20_000)
-    weak_zero, _ = fit_logistic(features, labels, 3, 1e6, max_iter=20_000)
+    weak_prior, _ = fit_logistic(features, labels, 3, 1e6, prior=prior, max_iter=20_000, tol=1e-9)
+    weak_zero, _ = fit_logistic(features, labels, 3, 1e6, max_iter=20_000, tol=1e-9)
     # a very weak one: the unpenalised fit, whatever the centre. Softmax ignores a vector added to every
     # row, so the fits can differ by one: compare the rows centred on their mean
     centred = lambda w: w - w.mean(axis=0)  # noqa: E731

@@ -280,3 +280,20 @@ def test_answer_table_by_hand(tmp_path):
     assert wide.loc[5, "margin over runner-up"] == f"+0.05 ± {half:.2f}" and wide.loc[1, "runner-up"] == ""
     figure_answer(synthetic_curves(), tmp_path / "a.png", tmp_path / "a.pdf")
     assert (tmp_path / "a.png").stat().st_size > 5000 and (tmp_path / "a.pdf").stat().st_size > 1000
+
+
+def test_docs_blocks_are_replaced_from_the_generated_table(tmp_path):
+    from headstart.docs import DocsError, main, markdown_table, splice
+
+    table = tmp_path / "answer.md"
+    table.write_text("Caption line.\n\n| a | b |\n|--:|--:|\n| 1 | 2 |\n")
+    page = tmp_path / "README.md"
+    page.write_text("# x\n<!-- generated: answer:head -->\nold\n<!-- /generated -->\ntail\n")
+    assert main([str(page), f"answer:head={table}"]) == 0
+    assert (
+        page.read_text()
+        == "# x\n<!-- generated: answer:head -->\n| a | b |\n|--:|--:|\n| 1 | 2 |\n<!-- /generated -->\ntail\n"
+    )
+    assert markdown_table(table.read_text()).startswith("| a")
+    with pytest.raises(DocsError, match="no block '<!-- generated: answer:last_stage -->'"):
+        splice(page.read_text(), "answer:last_stage", "x")

@@ -41,10 +41,27 @@ def test_tiny_run_writes_every_stage(tiny):
         assert read_metadata(tiny / RUN / path)["model"] == "efficientnet_lite0"
     wordnet = pd.read_parquet(tiny / RUN / "sim/wordnet.parquet")
     assert wordnet.loc["n04133789", "n04133789"] == 1.0  # sandal is an ILSVRC class itself
-    for name in ["figures/fig1.png", "figures/fig2.pdf", "figures/fig3.png", "tables/table1.md", "tables/table2.tex"]:
+    names = ["figures/answer.png", "figures/fig1.png", "figures/fig2.pdf", "figures/fig3.png", "tables/answer.md"]
+    for name in [*names, "tables/table1.md", "tables/table2.tex"]:
         assert (tiny / EXP / name).stat().st_size > 0  # each (dataset, model) keeps its own
     table2 = pd.read_csv(tiny / EXP / "tables/table2.csv")
-    assert set(table2["method"]) == {"random", "inference", "wordnet", "imprint"} and set(table2["shots"]) == {20, 2}
+    methods = {"random", "inference", "wordnet", "imprint", "probe", "inference_prior"}
+    assert set(table2["method"]) == methods and set(table2["shots"]) == {20, 2}
+    assert (table2["selected"] <= table2["best"] + 1e-12).all()  # the test maximum bounds the selected score
+    answer = pd.read_csv(tiny / EXP / "tables/answer.csv").set_index("shots")
+    for shots in (20, 2):  # the answer is the method with the best mean selected score of Table 2
+        level = table2[table2["shots"] == shots].set_index("method")["selected"]
+        assert answer.at[shots, "best_method"] == level.idxmax()
+        assert answer.at[shots, "selected"] == pytest.approx(level.max())
+    # the probe and the prior chose their L2 strength on validation: logged, in the metadata and the sweep table
+    probe = read_tensor_metadata(tiny / RUN / "heads/probe/k0/shots20.safetensors")
+    sweep = pd.read_parquet(tiny / RUN / "heads/probe/k0/shots20_sweep.parquet")
+    assert probe["picked_on"] == "val" and probe["c"] == sweep.loc[sweep["val_macro_f1"].idxmax(), "c"]
+    log = (tiny / "results/logs/heads_linear/fashion_mnist/efficientnet_lite0/inference_prior_kbest_shots20.log").read_text()
+    assert "chosen on validation" in log
+    # a fine-tuning job's log shows its progress and what it selected
+    log = (tiny / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.log").read_text()
+    assert "it/s" in log and "val F random/k0=" in log and "selected" in log
     for shots in [20, 2]:
         best_k = yaml.safe_load((tiny / RUN / f"kgrid/inference/shots{shots}_best_k.json").read_text())
         assert best_k["picked_on"] == "val" and best_k["shots"] == shots
@@ -119,7 +136,7 @@ def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path
     finetune = {**tiny_config["finetune"], "device": "cpu", "checkpoint_every": 3}
     override.write_text(yaml.safe_dump({"extract": {**tiny_config["extract"], "device": "cpu"}, "finetune": finetune}))
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
-    assert not {"decode", "extract", "finetune", "heads_similarity", "heads_baseline"} & set(jobs)
+    assert not {"decode", "extract", "finetune", "heads_similarity", "heads_imprint", "heads_linear"} & set(jobs)
     # a seed added: only its jobs (one per shot level)
     override.write_text(yaml.safe_dump({"finetune": {**tiny_config["finetune"], "seeds": [0, 1, 2]}}))
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override))
@@ -132,7 +149,7 @@ def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path
         )
     )
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
-    assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_baseline"} & set(jobs)
+    assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_imprint", "heads_linear"} & set(jobs)
     assert jobs["heads_similarity"] == 1  # wordvec's heads at 2 shots (at 20, Fig. 3 has them already)
 
 
@@ -143,7 +160,8 @@ def test_adding_a_shot_level_runs_only_that_level(tiny, tmp_path):
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override))
     jobs = planned_jobs(result)
     assert jobs["similarity_visual"] == 1  # inference at 5 shots
-    assert jobs["heads_similarity"] == 2 and jobs["heads_baseline"] == 1  # inference and wordnet; the baselines
+    assert jobs["heads_similarity"] == 2  # inference and wordnet
+    assert jobs["heads_imprint"] == 1 and jobs["heads_linear"] == 2  # the probe and inference_prior
     assert jobs["finetune"] == len(tiny_config["finetune"]["seeds"])
     assert not {"dataset", "split", "decode", "extract", "similarity_wordnet", "similarity_wordvec"} & set(jobs)
     assert set(re.findall(r"shots=(\d+)", result.stdout + result.stderr)) == {"5"}
@@ -165,15 +183,19 @@ def test_last_stage_preset_runs_end_to_end(tiny, tmp_path, augment):
     preset = ["--configfile", "tests/data/tiny.yaml", "workflow/presets/last_stage.yaml", str(override)]
     result = snakemake(repo, "--cores", "2", *preset)
     jobs = planned_jobs(result)
-    assert jobs["finetune"] == 4 and not {"decode", "extract", "similarity_visual"} & set(jobs)
+    assert jobs["finetune"] == 4 and not {"decode", "extract"} & set(jobs)
     # inference, wordnet and word vectors: K = 1 and best at 20 images, best at 2
     assert jobs["heads_calibrated"] == 9
+    # Co-Tuning: its relationship (the softmax matrix, not a measure of the tiny config) per shot level,
+    # a start per (shot level, seed)
+    assert jobs["similarity_visual"] == 2 and jobs["heads_cotuning"] == 4
     curves = pd.read_parquet(repo / LAST_STAGE / "curves.parquet")
     assert read_metadata(repo / LAST_STAGE / "runs/shots20/seed0.parquet")["train"] == "last_stage"
     similarity = ["inference", "wordnet", "wordvec"]
     assert set(curves.groupby(["method", "k"]).groups) == {
-        *[("random", "0"), ("imprint", "0"), ("probe", "0")],
+        *[("random", "0"), ("imprint", "0"), ("probe", "0"), ("cotuning", "0")],
         *[(m + suffix, k) for m in similarity for suffix in ["", "_calibrated"] for k in ["1", "best"]],
+        *[(m + "_prior", "best") for m in similarity],
     }
     # iteration 0 is the same initial network as in the head-only run; training then differs
     head_only = pd.read_parquet(tiny / EXP / "curves.parquet")
@@ -181,6 +203,11 @@ def test_last_stage_preset_runs_end_to_end(tiny, tmp_path, augment):
     first = lambda c: c[c["iteration"] == 0].sort_values(keys).reset_index(drop=True)  # noqa: E731
     shared = curves[curves["method"].isin(head_only["method"].unique())]
     pd.testing.assert_frame_equal(first(shared), first(head_only))
+    # Co-Tuning starts from the seed's random head (its source head only changes the loss)
+    start_of = lambda m: first(curves[curves["method"] == m]).drop(columns=["method", "train_loss"])  # noqa: E731
+    pd.testing.assert_frame_equal(start_of("cotuning"), start_of("random"))
+    trained = curves[curves["iteration"] == 20].groupby("method")["macro_f1"].mean()
+    assert trained["cotuning"] != trained["random"]  # the source head's loss changes training
     last = lambda c: c[c["iteration"] == 20].sort_values(keys)["train_loss"].to_numpy()  # noqa: E731
     assert not np.allclose(last(shared), last(head_only))
     # a calibrated head predicts as its measure's head at iteration 0, with another confidence
@@ -246,13 +273,18 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
         "similarity_wordnet": 1,
         "similarity_wordvec": 1,
         # similarity heads per (measure, shot level) for the 4 measures that are methods, at the largest
-        # level only for the other 5 (Fig. 3); an imprint and a probe job per shot level; a random head per seed
+        # level only for the other 5 (Fig. 3); an imprint job, and a probe and an inference_prior sweep per
+        # shot level; a Co-Tuning start per (shot level, seed); a random head per seed
         "heads_similarity": 4 * len(shots) + 5,
-        "heads_baseline": 2 * len(shots),
+        "heads_imprint": len(shots),
+        "heads_linear": 2 * len(shots),
+        "heads_cotuning": len(shots) * len(seeds),
         "heads_random": len(seeds),
         "top_sources": 9,  # one per measure
         "finetune": len(shots) * len(seeds),  # one lockstep job per (shot level, seed)
         "curves": 1,
+        "fig_answer": 1,
+        "table_answer": 1,
         "fig1": 1,
         "fig2": 1,
         "fig3": 1,
