@@ -158,6 +158,28 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
     pd.testing.assert_frame_equal(run(tmp_path, lr=5e-3), run(lr=5e-3))
 
 
+class Planted:
+    """A pickle that runs code when unpickled (what a checkpoint planted in results/ could hold)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_planted_or_corrupt_checkpoint_runs_no_code_and_the_job_starts_over(tmp_path, caplog):
+    marker = tmp_path / "pwned"
+    torch.save({"signature": Planted(marker), "iteration": 20}, tmp_path / "ckpt.pt")
+    with caplog.at_level("WARNING", logger="headstart"):
+        planted = run(tmp_path)
+    assert not marker.exists()  # its code did not run
+    assert "not a readable checkpoint" in caplog.text and "starting over" in caplog.text
+    pd.testing.assert_frame_equal(planted, run())
+    (tmp_path / "ckpt.pt").write_bytes(np.random.default_rng(0).bytes(4096))  # random bytes
+    pd.testing.assert_frame_equal(run(tmp_path), run())  # the job finishes, from iteration 0
+
+
 def test_batches_cover_each_epoch_once():
     seen = np.concatenate([batch_indices(10, 4, seed=1, iteration=t) for t in range(3)])
     assert sorted(seen.tolist()) == list(range(10))
@@ -178,7 +200,7 @@ def test_lockstep_runs_equal_separate_runs_with_one_trunk_pass_per_step():
 def test_lean_checkpoint_holds_only_what_training_changes(tmp_path):
     runs = [make_run("random/k0", 0, True), make_run("inference/k1", 1, True)]
     train(runs, tmp_path, stop_at=12, frozen=CountingTrunk())
-    state = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    state = torch.load(tmp_path / "ckpt.pt", weights_only=True)  # tensors and plain types only
     assert state["iteration"] == 5 and set(state["runs"]) == {"random/k0", "inference/k1"}
     keys = set(state["runs"]["random/k0"]["model"])
     assert keys == {

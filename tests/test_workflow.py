@@ -254,11 +254,11 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
     preset = yaml.safe_load((repo / "workflow/presets/paper.yaml").read_text())
     (repo / preset["similarity"]["wordvec"]["vectors"]).parent.mkdir(parents=True)
     (repo / preset["similarity"]["wordvec"]["vectors"]).write_bytes(b"")  # the user's word2vec file
-    # the README's command, verbatim, as a dry run (`--configfile` takes several files: a target
+    # the docs' command, verbatim, as a dry run (`--configfile` takes several files: a target
     # after it would be read as a config file)
     command = next(
         line
-        for line in (ROOT / "README.md").read_text().splitlines()
+        for line in (ROOT / "workflow/docs/paper.md").read_text().splitlines()
         if line.startswith(".venv/bin/snakemake") and "presets/paper.yaml" in line
     )
     jobs = planned_jobs(snakemake(repo, *shlex.split(command)[1:], "-n"))

@@ -356,8 +356,12 @@ def _resume(checkpoint: Path | None, signature: dict, runs: Sequence[Run], optim
     runs and optimizers; None without one."""
     if checkpoint is None or not checkpoint.exists():
         return None
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if state.get("signature") != signature:
+    try:  # tensors and plain types only: a checkpoint planted in results/ must not run code
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - corrupt, truncated or foreign: start over, never fail the job
+        log.warning("ignoring checkpoint %s: it is not a readable checkpoint (%s); starting over", checkpoint, error)
+        return None
+    if not isinstance(state, dict) or state.get("signature") != signature:
         log.warning("ignoring checkpoint %s: it belongs to other settings", checkpoint)
         return None
     for run in runs:
