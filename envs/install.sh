@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs headstart on Debian with Python 3.11: Debian packages (WordNet 3.0, Fashion-MNIST, and
 # with --test a SLURM + munge for the cluster test), a .venv with the pinned Python packages, and
-# the headstart library in editable mode. Idempotent: what is already there is skipped.
+# the library taken from the checkout itself (not installed). Idempotent: what is already there is skipped.
 #   bash envs/install.sh          # what the workflow needs
 #   bash envs/install.sh --test   # plus the test suite's needs
 set -euo pipefail
@@ -38,8 +38,9 @@ if [ ! -e "$stamp" ]; then
   # (this machine's pip config may list local indexes that do not exist: drop pip's noise about them)
   .venv/bin/pip install --quiet --disable-pip-version-check $(printf -- '-r %s ' "${requirements[@]}") \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
-    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  # The library is not installed: the Snakefile and pytest put this checkout's workflow/ on the path, so a
+  # .venv shared by two checkouts never runs the other one's code (an editable install did).
+  .venv/bin/pip uninstall --quiet --yes headstart 2>/dev/null || true
   rm -f .venv/.headstart-*
   touch "$stamp"
 fi

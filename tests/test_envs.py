@@ -106,7 +106,7 @@ def test_a_python_without_the_library_installed_runs_the_scripts(tmp_path):
             check=True,
         ).stdout.strip()
     )
-    # the .venv's packages without their .pth files, which is where the editable headstart install lives
+    # the .venv's packages without their .pth files (whatever a site's .pth files add, this Python has not)
     (site / "pinned.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     probe = subprocess.run(
         [bare / "bin/python", "-c", "import headstart"], capture_output=True, text=True, cwd=tmp_path
@@ -119,3 +119,22 @@ def test_a_python_without_the_library_installed_runs_the_scripts(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (repo / target).stat().st_size > 0
+
+
+def test_a_job_runs_the_library_of_the_checkout_it_belongs_to(tmp_path):
+    """Two checkouts sharing one .venv: each one's jobs import its own library (an editable install of
+    one checkout made the other's jobs run its code)."""
+    repo = copy_repository(tmp_path / "repo")
+    marker = tmp_path / "imported_from.txt"
+    init = repo / "workflow/headstart/__init__.py"
+    init.write_text(init.read_text() + f"\nopen({str(marker)!r}, 'a').write(__file__ + '\\n')\n")
+    target = "results/models/efficientnet_lite0/source_classes.parquet"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("snakemake")), "--cores", "1", target],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = set(marker.read_text().split())
+    assert imported == {str(init)}, imported  # the job's script (and Snakemake itself) ran this copy's library

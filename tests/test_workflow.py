@@ -57,7 +57,9 @@ def test_tiny_run_writes_every_stage(tiny):
     probe = read_tensor_metadata(tiny / RUN / "heads/probe/k0/shots20.safetensors")
     sweep = pd.read_parquet(tiny / RUN / "heads/probe/k0/shots20_sweep.parquet")
     assert probe["picked_on"] == "val" and probe["c"] == sweep.loc[sweep["val_macro_f1"].idxmax(), "c"]
-    log = (tiny / "results/logs/heads_linear/fashion_mnist/efficientnet_lite0/inference_prior_kbest_shots20.log").read_text()
+    log = (
+        tiny / "results/logs/heads_linear/fashion_mnist/efficientnet_lite0/inference_prior_kbest_shots20.log"
+    ).read_text()
     assert "chosen on validation" in log
     # a fine-tuning job's log shows its progress and what it selected
     log = (tiny / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.log").read_text()
@@ -108,6 +110,36 @@ def test_rerun_plans_nothing_and_one_figure_reruns_alone(tiny):
     result = snakemake(tiny, "--cores", "1", *TINY, "--forcerun", "fig3", f"{EXP}/figures/fig3.png")
     assert planned_jobs(result) == {"fig3": 1}
     assert (tiny / EXP / "figures/fig3.png").stat().st_mtime_ns > before
+
+
+def test_a_library_change_reruns_the_jobs_that_run_it_and_no_others(tiny):
+    def planned_after_editing(module: str) -> dict[str, int]:
+        path = tiny / "workflow/headstart" / module
+        original = path.read_text()
+        path.write_text(original + "\n# an edit to the library\n")
+        try:
+            return planned_jobs(snakemake(tiny, "-n", *TINY))
+        finally:
+            path.write_text(original)
+
+    jobs = planned_after_editing("heads.py")  # the head jobs and what follows them, not the extraction
+    assert {"heads_similarity", "heads_imprint", "heads_linear", "heads_random", "finetune", "table2"} <= set(jobs)
+    assert not {"dataset", "split", "decode", "extract", "similarity_visual", "similarity_wordnet"} & set(jobs)
+    jobs = planned_after_editing("report.py")  # the plotting code: figures and tables only
+    assert jobs and set(jobs) <= {
+        "curves",
+        "fig_answer",
+        "table_answer",
+        "fig1",
+        "fig2",
+        "fig3",
+        "table1",
+        "table2",
+        "table_init",
+        "table_convergence",
+        "top_sources",
+    }
+    assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {}  # restored: nothing to do
 
 
 def test_changing_word_vectors_reruns_only_what_depends_on_them(tiny, tmp_path):

@@ -38,7 +38,7 @@ from PIL import Image
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "tests")]  # this checkout's library
 
 from headstart.extract import autocast_for, extract_split, to_device  # noqa: E402
 from headstart.finetune import finetune_job  # noqa: E402

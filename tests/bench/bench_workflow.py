@@ -26,7 +26,7 @@ import yaml
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "tests")]  # this checkout's library
 
 from headstart.heads import xavier_head  # noqa: E402
 from headstart.models import load_source_model, normalization, split_model  # noqa: E402

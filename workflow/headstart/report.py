@@ -496,5 +496,7 @@ def write_table(
     frame.to_csv(csv, index=False)
     shown = frame if wide is None else wide
     keep_index = wide is not None
-    Path(md).write_text((f"{caption}\n\n" if caption else "") + shown.to_markdown(index=keep_index) + "\n")
+    # disable_numparse: cells are written as formatted ('0.80' stays '0.80', not '0.8')
+    markdown = shown.to_markdown(index=keep_index, disable_numparse=True)
+    Path(md).write_text((f"{caption}\n\n" if caption else "") + markdown + "\n")
     Path(tex).write_text(shown.to_latex(index=keep_index, caption=caption or None, escape=True))

@@ -16,6 +16,7 @@ from headstart.config import (
     similarity_measure,
     validate_config,
 )
+from headstart.provenance import code_hash
 
 try:
     validate_config(config)
@@ -47,6 +48,15 @@ EXP = f"{RUN}/{EXPERIMENT}"  # one fine-tuning setup's runs, curves, figures and
 CALIBRATED = [m for m in METHODS if m.endswith(CALIBRATED_SUFFIX)]
 PRIORS = [m for m in METHODS if m.endswith(PRIOR_SUFFIX)]
 LINEAR = ["probe", *PRIORS]  # heads fitted by the linear sweep (headstart.heads.linear_sweep)
+
+
+def library_code(script):
+    """A hash of workflow/scripts/{script}.py and the library modules it runs: a rule's param, so that a
+    change to the library reruns the jobs whose code changed, and no others (headstart.provenance)."""
+    return code_hash(
+        Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py",
+        Path(workflow.basedir) / "workflow" / "headstart",
+    )
 
 
 def log_file(rule, *parts):

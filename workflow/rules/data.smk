@@ -8,6 +8,7 @@ rule dataset:
         inventory=f"{DATA}/images.parquet",
         report=f"{DATA}/images_report.tsv",
     params:
+        code=library_code("dataset"),  # reruns the job when the library code it runs changes
         dataset=config["dataset"],
         split=config["split"],
         seed=config["seed"],
@@ -28,6 +29,7 @@ rule split:
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     params:
+        code=library_code("split"),  # reruns the job when the library code it runs changes
         classes=config["dataset"]["classes"],
         split=config["split"],
         seed=config["seed"],
@@ -47,6 +49,7 @@ rule decode:
     output:
         pixels=f"{PIXELS}/{{split}}.safetensors",
     params:
+        code=library_code("decode"),  # reruns the job when the library code it runs changes
         preprocess=config["preprocess"],
         largest_shot=lambda wildcards: LARGEST_SHOT if wildcards.split == "train" else 0,
     retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly

@@ -6,6 +6,7 @@ rule source_head:
         head="results/models/{model}/source_head.safetensors",
         classes="results/models/{model}/source_classes.parquet",
     params:
+        code=library_code("source_head"),  # reruns the job when the library code it runs changes
         entry=lambda wildcards: config["models"][wildcards.model],
     log:
         log_file("source_head", "{model}"),
@@ -25,6 +26,7 @@ rule extract:
         **{f"logits_{split}": f"{RUN}/extract/logits_{split}.parquet" for split in SPLITS},
         **{f"features_{split}": f"{RUN}/extract/features_{split}.safetensors" for split in SPLITS},
     params:
+        code=library_code("extract"),  # reruns the job when the library code it runs changes
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
         extract=tracked(config["extract"], EXTRACT_UNTRACKED),

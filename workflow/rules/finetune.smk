@@ -17,6 +17,7 @@ rule finetune:
     output:
         curves=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.parquet",
     params:
+        code=library_code("finetune"),  # reruns the job when the library code it runs changes
         finetune=tracked(config["finetune"], FINETUNE_UNTRACKED),
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
@@ -37,6 +38,8 @@ rule curves:
         all_curves(),
     output:
         f"{EXP}/curves.parquet",
+    params:
+        code=library_code("curves"),  # reruns the job when the library code it runs changes
     log:
         log_file("curves", DATASET, MODEL, EXPERIMENT),
     benchmark:

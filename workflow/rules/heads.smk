@@ -20,6 +20,7 @@ rule heads_similarity:
         kgrid=f"{RUN}/kgrid/{{measure}}/shots{{shots}}.parquet",
         best_k=f"{RUN}/kgrid/{{measure}}/shots{{shots}}_best_k.json",
     params:
+        code=library_code("heads_similarity"),  # reruns the job when the library code it runs changes
         k_grid=config["heads"]["k_grid"],
         head_ks=head_ks(),
         seed=config["seed"],
@@ -40,6 +41,8 @@ rule heads_imprint:
         classes=f"{DATA}/classes.parquet",
     output:
         head=f"{RUN}/heads/imprint/k0/shots{{shots}}.safetensors",
+    params:
+        code=library_code("heads_imprint"),  # reruns the job when the library code it runs changes
     log:
         log_file("heads_imprint", DATASET, MODEL, "shots{shots}"),
     benchmark:
@@ -65,6 +68,7 @@ rule heads_linear:
         head=f"{RUN}/heads/{{linear}}/k{{k}}/shots{{shots}}.safetensors",
         sweep=f"{RUN}/heads/{{linear}}/k{{k}}/shots{{shots}}_sweep.parquet",
     params:
+        code=library_code("heads_linear"),  # reruns the job when the library code it runs changes
         c_grid=config["heads"]["c_grid"],
     log:
         log_file("heads_linear", DATASET, MODEL, "{linear}_k{k}_shots{shots}"),
@@ -86,6 +90,7 @@ rule heads_cotuning:
     output:
         head=f"{RUN}/heads/cotuning/k0/shots{{shots}}_seed{{seed}}.safetensors",
     params:
+        code=library_code("heads_cotuning"),  # reruns the job when the library code it runs changes
         trade_off=config["finetune"].get("cotuning_trade_off", COTUNING_TRADE_OFF),
     log:
         log_file("heads_cotuning", DATASET, MODEL, "shots{shots}_seed{seed}"),
@@ -103,6 +108,8 @@ rule heads_random:
         classes=f"{DATA}/classes.parquet",
     output:
         head=f"{RUN}/heads/random/k0/seed{{seed}}.safetensors",
+    params:
+        code=library_code("heads_random"),  # reruns the job when the library code it runs changes
     log:
         log_file("heads_random", DATASET, MODEL, "seed{seed}"),
     benchmark:
@@ -121,6 +128,8 @@ rule heads_calibrated:
         classes=f"{DATA}/classes.parquet",
     output:
         head=f"{RUN}/heads/{{calibrated}}/k{{k}}/shots{{shots}}.safetensors",
+    params:
+        code=library_code("heads_calibrated"),  # reruns the job when the library code it runs changes
     log:
         log_file("heads_calibrated", DATASET, MODEL, "{calibrated}_k{k}_shots{shots}"),
     benchmark:

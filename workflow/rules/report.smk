@@ -21,6 +21,8 @@ rule fig_answer:
     output:
         png=report(f"{EXP}/figures/answer.png", caption="../report/fig_answer.rst", category="Answer"),
         pdf=f"{EXP}/figures/answer.pdf",
+    params:
+        code=library_code("fig_answer"),  # reruns the job when the library code it runs changes
     log:
         log_file("fig_answer", DATASET, MODEL, EXPERIMENT),
     benchmark:
@@ -38,6 +40,8 @@ rule table_answer:
         csv=report(f"{EXP}/tables/answer.csv", caption="../report/answer.rst", category="Answer"),
         md=f"{EXP}/tables/answer.md",
         tex=f"{EXP}/tables/answer.tex",
+    params:
+        code=library_code("table_answer"),  # reruns the job when the library code it runs changes
     log:
         log_file("table_answer", DATASET, MODEL, EXPERIMENT),
     benchmark:
@@ -55,6 +59,7 @@ rule fig1:
         png=report(f"{EXP}/figures/fig1.png", caption="../report/fig1.rst", category="Figures"),
         pdf=f"{EXP}/figures/fig1.pdf",
     params:
+        code=library_code("fig1"),  # reruns the job when the library code it runs changes
         shots=LARGEST_SHOT,
     log:
         log_file("fig1", DATASET, MODEL, EXPERIMENT),
@@ -74,6 +79,7 @@ rule fig2:
         png=report(f"{EXP}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
         pdf=f"{EXP}/figures/fig2.pdf",
     params:
+        code=library_code("fig2"),  # reruns the job when the library code it runs changes
         shots=LARGEST_SHOT,
         example_class=config["report"]["example_class"],
     log:
@@ -93,6 +99,7 @@ rule fig3:
         png=report(f"{EXP}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
         pdf=f"{EXP}/figures/fig3.pdf",
     params:
+        code=library_code("fig3"),  # reruns the job when the library code it runs changes
         shots=LARGEST_SHOT,
         measures=MEASURES,
     log:
@@ -115,6 +122,7 @@ rule table1:
         md=f"{EXP}/tables/table1.md",
         tex=f"{EXP}/tables/table1.tex",
     params:
+        code=library_code("table1"),  # reruns the job when the library code it runs changes
         measures=MEASURES,
         example_class=config["report"]["example_class"],
     log:
@@ -140,6 +148,7 @@ rule table2:
         md=f"{EXP}/tables/table2.md",
         tex=f"{EXP}/tables/table2.tex",
     params:
+        code=library_code("table2"),  # reruns the job when the library code it runs changes
         measures=MEASURES,
     log:
         log_file("table2", DATASET, MODEL, EXPERIMENT),
@@ -160,6 +169,7 @@ rule table_init:
         md=f"{EXP}/tables/init.md",
         tex=f"{EXP}/tables/init.tex",
     params:
+        code=library_code("table_init"),  # reruns the job when the library code it runs changes
         runs=job_runs(LARGEST_SHOT),
         shots=LARGEST_SHOT,
         seed=SEEDS[0],
@@ -181,6 +191,7 @@ rule table_convergence:
         md=f"{EXP}/tables/convergence.md",
         tex=f"{EXP}/tables/convergence.tex",
     params:
+        code=library_code("table_convergence"),  # reruns the job when the library code it runs changes
         tolerance=0.01,
     log:
         log_file("table_convergence", DATASET, MODEL, EXPERIMENT),
@@ -207,6 +218,7 @@ rule top_sources:
         md=f"{EXP}/tables/top_sources/{{measure}}.md",
         tex=f"{EXP}/tables/top_sources/{{measure}}.tex",
     params:
+        code=library_code("top_sources"),  # reruns the job when the library code it runs changes
         n=5,
         shots=LARGEST_SHOT,
     log:

@@ -9,6 +9,7 @@ rule similarity_visual:
     output:
         matrix=f"{RUN}/sim/{{visual}}_shots{{shots}}.parquet",
     params:
+        code=library_code("similarity_visual"),  # reruns the job when the library code it runs changes
         model=MODEL,
     log:
         log_file("similarity_visual", DATASET, MODEL, "{visual}_shots{shots}"),
@@ -27,6 +28,7 @@ rule similarity_wordnet:
     output:
         **{m: f"{RUN}/sim/{m}.parquet" for m in WORDNET},
     params:
+        code=library_code("similarity_wordnet"),  # reruns the job when the library code it runs changes
         measures=WORDNET,
         model=MODEL,
     log:
@@ -47,6 +49,7 @@ rule similarity_wordvec:
     output:
         f"{RUN}/sim/wordvec.parquet",
     params:
+        code=library_code("similarity_wordvec"),  # reruns the job when the library code it runs changes
         wordvec=config["similarity"]["wordvec"],
         model=MODEL,
     log:
