@@ -2,8 +2,10 @@
 
 import gzip
 import hashlib
+import http.server
 import io
 import tarfile
+import threading
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ from headstart.data import (
     ingest_imagenet21k,
     read_idx,
     resolve_classes,
+    to_rgb,
 )
 from headstart.download import DownloadError, download
 from headstart.split import make_manifest, shot_level_examples, shot_subset
@@ -88,16 +91,71 @@ def test_download_with_auth_header_and_404(tmp_path, http_root, monkeypatch):
     monkeypatch.setenv("MY_AUTH", "Authorization: Bearer s3cret")
     from headstart.download import auth_header_from_env
 
+    with pytest.raises(DownloadError, match="refusing to send the Authorization header over plain http"):
+        download(f"{base}/a.bin", tmp_path / "a.bin", headers=auth_header_from_env("MY_AUTH"))
+    assert not (tmp_path / "a.bin").exists()
     got = download(
         f"{base}/a.bin",
         tmp_path / "a.bin",
         md5=hashlib.md5(b"hello").hexdigest(),
         headers=auth_header_from_env("MY_AUTH"),
+        allow_plain_http_credentials=True,  # a test server on 127.0.0.1 has no TLS
     )
     assert got.read_bytes() == b"hello"
     assert QuietHandler.requests_seen[-1].get("Authorization") == "Bearer s3cret"
     with pytest.raises(DownloadError, match="HTTP 404"):
         download(f"{base}/missing.bin", tmp_path / "m.bin")
+
+
+class Redirecting(http.server.BaseHTTPRequestHandler):
+    """Redirects /same/<name> to /<name> on itself and /away/<name> to the server in ``target``; serves
+    /<name> with the headers it got; records every request's headers."""
+
+    target = ""
+    seen: list[tuple[str, dict]] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        Redirecting.seen.append((self.server.server_address[1], dict(self.headers)))
+        if self.path.startswith("/same/"):
+            self.send_response(302)
+            self.send_header("Location", "/" + self.path.removeprefix("/same/"))
+            self.end_headers()
+        elif self.path.startswith("/away/"):
+            self.send_response(302)
+            self.send_header("Location", Redirecting.target + "/" + self.path.removeprefix("/away/"))
+            self.end_headers()
+        else:
+            body = b"payload"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_credential_goes_to_its_origin_only_never_across_a_redirect(tmp_path):
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    first, second = (f"http://127.0.0.1:{server.server_address[1]}" for server in servers)
+    Redirecting.target = second  # another origin: same host, another port
+    credentials = {"Authorization": "Bearer s3cret"}
+    try:
+        Redirecting.seen.clear()
+        download(f"{first}/away/a.tar", tmp_path / "a.tar", headers=credentials, allow_plain_http_credentials=True)
+        assert (tmp_path / "a.tar").read_bytes() == b"payload"
+        (port_first, got_first), (port_second, got_second) = Redirecting.seen
+        assert got_first.get("Authorization") == "Bearer s3cret"
+        assert port_second == servers[1].server_address[1] and "Authorization" not in got_second
+        Redirecting.seen.clear()  # a redirect within the origin keeps it
+        download(f"{first}/same/b.tar", tmp_path / "b.tar", headers=credentials, allow_plain_http_credentials=True)
+        assert [headers.get("Authorization") for _, headers in Redirecting.seen] == ["Bearer s3cret"] * 2
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 def imagenet_source(served, base, wnids_lists):
@@ -308,3 +366,35 @@ def test_shot_level_examples_keep_the_first_ranks_of_each_class_in_the_features_
     examples, labels = shot_level_examples(features, ids, manifest, classes, 2)
     np.testing.assert_array_equal(examples[:, 0], [0.0, 2.0, 3.0, 4.0])
     np.testing.assert_array_equal(labels, [0, 1, 0, 1])
+
+
+def test_a_16_bit_image_is_scaled_to_8_bits_by_its_range_not_clipped(tmp_path):
+    # a smooth 16-bit gradient from 1 000 to 61 000: convert("RGB") would clip everything above 255 to white
+    values = np.linspace(1000, 61000, 64 * 48).reshape(48, 64).astype(np.uint16)
+    image = Image.fromarray(values)  # mode I;16
+    assert image.mode == "I;16"
+    expected = np.rint((values.astype(float) - 1000) / 60000 * 255).astype(np.uint8)  # by hand
+    rgb, how = to_rgb(image)
+    assert rgb.mode == "RGB" and how == "mode I;16 scaled from [1000, 61000] to 8 bits"
+    np.testing.assert_array_equal(np.asarray(rgb)[..., 0], expected)
+    np.testing.assert_array_equal(np.asarray(rgb)[..., 1], expected)
+    # through an ImageFolder: the stored JPEG is the scaled image (JPEG's loss aside), and the report says how
+    for cls in CLASSES:
+        folder = tmp_path / "root" / cls.wnid
+        folder.mkdir(parents=True)
+        for i in range(3):
+            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    image.save(tmp_path / "root" / CLASSES[0].wnid / "photo16.png")
+    log = IngestLog()
+    inventory = ingest_imagefolder(tmp_path / "root", CLASSES, {"train": 2, "test": 1}, tmp_path / "conv", 0, log)
+    stored = inventory.set_index("image_id").at[f"{CLASSES[0].wnid}_photo16.png", "path"]
+    with Image.open(stored) as converted:
+        grey = np.asarray(converted.convert("L"), dtype=float)
+    assert np.abs(grey - expected).mean() < 2  # not a black-and-white mask (that would be ~100 off)
+    assert log.converted == [(str(tmp_path / "root" / CLASSES[0].wnid / "photo16.png"), f"PNG data, {how}")]
+    # float and 32-bit integer images alike; a constant one becomes black, not a division by zero
+    assert to_rgb(Image.fromarray(np.full((4, 4), 7.5, np.float32)))[1] == "mode F scaled from [7.5, 7.5] to 8 bits"
+    assert np.asarray(to_rgb(Image.fromarray(np.full((4, 4), 7.5, np.float32)))[0]).max() == 0
+    # every other mode as PIL converts it: CMYK and palette to RGB, alpha dropped
+    rgba = Image.fromarray(np.full((2, 2, 4), [10, 20, 30, 0], np.uint8), mode="RGBA")
+    assert np.asarray(to_rgb(rgba)[0])[0, 0].tolist() == [10, 20, 30] and to_rgb(rgba)[1] == "mode RGBA"

@@ -6,7 +6,7 @@
 - any ImageFolder (``root/<wnid>/*.jpg``).
 
 Every image is decoded once; CMYK, palette or mislabelled (PNG named .JPEG) images are converted
-to RGB JPEG, undecodable ones are skipped and reported.
+to RGB JPEG (:func:`to_rgb`), undecodable ones are skipped and reported.
 """
 
 from __future__ import annotations
@@ -81,6 +81,24 @@ class IngestLog:
         Path(path).write_text("status\timage\treason\n" + "".join(line + "\n" for line in lines))
 
 
+# modes whose values go beyond 8 bits: PIL's convert("RGB") clips them at 255 (a 16-bit photo becomes a mask)
+HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_rgb(image: Image.Image) -> tuple[Image.Image, str]:
+    """``image`` as 8-bit RGB, and how it was converted. High-bit-depth greyscale (16-bit, 32-bit integer
+    or float) is scaled linearly from its own range [min, max] to [0, 255] (a constant image to 0); every
+    other mode goes through PIL's ``convert("RGB")`` (CMYK and palette mapped to RGB, an alpha channel
+    dropped, greyscale repeated in three channels)."""
+    if image.mode in HIGH_BIT_DEPTH_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
+        grey = Image.fromarray(np.rint(scaled).astype(np.uint8), mode="L")
+        return grey.convert("RGB"), f"mode {image.mode} scaled from [{low:g}, {high:g}] to 8 bits"
+    return image.convert("RGB"), f"mode {image.mode}"
+
+
 def checked_image(data: bytes, name: str, dest: Path, log: IngestLog) -> Path | None:
     """Decode ``data``; write it to ``dest`` as-is if a clean RGB/grey JPEG, else converted.
 
@@ -91,15 +109,17 @@ def checked_image(data: bytes, name: str, dest: Path, log: IngestLog) -> Path | 
             image.load()  # raises on truncated or corrupt data
             fmt, mode = image.format, image.mode
             reasons = []
-            if fmt != "JPEG":
-                reasons.append(f"{fmt} data named {Path(name).suffix or 'without suffix'}")
+            if fmt != "JPEG":  # stored as JPEG; "named" only where the suffix says another format
+                suffix = Path(name).suffix
+                named_as_is = suffix.lower() == f".{fmt.lower()}"
+                reasons.append(f"{fmt} data" if named_as_is else f"{fmt} data named {suffix or 'without suffix'}")
             if mode not in ("RGB", "L"):
-                reasons.append(f"mode {mode}")
+                reasons.append(to_rgb(image)[1])
             dest.parent.mkdir(parents=True, exist_ok=True)
             if not reasons:
                 dest.write_bytes(data)
                 return dest
-            image.convert("RGB").save(dest, format="JPEG", quality=95)
+            to_rgb(image)[0].save(dest, format="JPEG", quality=95)
             log.converted.append((name, ", ".join(reasons)))
             return dest
     except Exception as err:  # PIL raises many types for broken files
@@ -238,15 +258,22 @@ def extract_listed(tar_path: Path, wanted: Iterable[str], wnid_dir: Path, log: I
 
 
 def fetch_tar(
-    wnid: str, tar_dir: str | None, url_template: str | None, headers: dict[str, str], download_dir: Path
+    wnid: str,
+    tar_dir: str | None,
+    url_template: str | None,
+    headers: dict[str, str],
+    download_dir: Path,
+    allow_plain_http_credentials: bool = False,
 ) -> tuple[Path, bool]:
     """The archive of ``wnid``: local if present, else downloaded. Returns (path, is_temporary)."""
+    allow = allow_plain_http_credentials
     if tar_dir and (local := Path(tar_dir) / f"{wnid}.tar").is_file():
         return local, False
     if not url_template:
         raise DatasetError(f"{wnid}.tar not found in dataset.imagenet21k.tar_dir ({tar_dir}) and no url_template set")
     try:
-        return download(url_template.format(wnid=wnid), download_dir / f"{wnid}.tar", headers=headers), True
+        url = url_template.format(wnid=wnid)
+        return download(url, download_dir / f"{wnid}.tar", headers=headers, allow_plain_http_credentials=allow), True
     except DownloadError as err:
         raise DatasetError(f"cannot fetch the images of {wnid}: {err}") from None
 
@@ -266,7 +293,12 @@ def ingest_imagenet21k(
             raise DatasetError(f"class {cls.wnid} ({cls.name}) has no images in the train/test lists")
         if {PurePosixPath(n).stem + ".JPEG" for n in all_names} - done:
             tar_path, temporary = fetch_tar(
-                cls.wnid, source.get("tar_dir"), source.get("url_template"), headers, out_dir.parent / "downloads"
+                cls.wnid,
+                source.get("tar_dir"),
+                source.get("url_template"),
+                headers,
+                out_dir.parent / "downloads",
+                bool(source.get("allow_plain_http_credentials", False)),
             )
             try:
                 extract_listed(tar_path, all_names, wnid_dir, log)
