@@ -398,3 +398,24 @@ def test_a_16_bit_image_is_scaled_to_8_bits_by_its_range_not_clipped(tmp_path):
     # every other mode as PIL converts it: CMYK and palette to RGB, alpha dropped
     rgba = Image.fromarray(np.full((2, 2, 4), [10, 20, 30, 0], np.uint8), mode="RGBA")
     assert np.asarray(to_rgb(rgba)[0])[0, 0].tolist() == [10, 20, 30] and to_rgb(rgba)[1] == "mode RGBA"
+
+
+def test_nested_folders_and_too_small_images_are_reported(tmp_path):
+    for cls in CLASSES:
+        folder = tmp_path / "root" / cls.wnid
+        folder.mkdir(parents=True)
+        for i in range(3):
+            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    nested = tmp_path / "root" / CLASSES[0].wnid / "more"
+    nested.mkdir()
+    (nested / "9.jpg").write_bytes(jpeg_bytes(9))
+    tiny = tmp_path / "root" / CLASSES[0].wnid / "dot.png"
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(tiny)
+    log = IngestLog()
+    inventory = ingest_imagefolder(tmp_path / "root", CLASSES, {"train": 2, "test": 1}, tmp_path / "conv", 0, log)
+    assert len(inventory) == 6  # neither the nested image nor the 1x1 one
+    assert (str(nested), "a folder inside a class folder: its images are not read") in log.skipped
+    assert (str(tiny), "1x1 px: a side below 8 px") in log.skipped
+    log.write(tmp_path / "report.tsv")
+    report = (tmp_path / "report.tsv").read_text()
+    assert f"skipped\t{nested}\t" in report and f"skipped\t{tiny}\t1x1 px" in report

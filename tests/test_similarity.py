@@ -1,5 +1,6 @@
 """Similarity measures against hand computations and NLTK called directly."""
 
+import gzip
 import re
 
 import numpy as np
@@ -161,3 +162,27 @@ def test_a_malformed_word_vector_file_names_the_file_and_line(tmp_path, text, fm
         load_word_vectors(str(path))
     with pytest.raises(WordVectorError, match=re.escape(f"word-vector file {tmp_path / 'nope.txt'} does not exist")):
         load_word_vectors(str(tmp_path / "nope.txt"))
+
+
+def test_word_vector_files_empty_gzipped_or_misnamed(tmp_path):
+    from headstart.similarity import WordVectorError
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(WordVectorError, match=f"word-vector file {empty} is empty"):
+        load_word_vectors(str(empty))
+    words = {"bag": [1.0, 0.0, 0.5], "purse": [1.0, 0.0, 0.4], "boot": [0.0, 1.0, 0.0]}
+    text = tmp_path / "v.txt"
+    write_word2vec(text, words, binary=False)
+    for name, data in [("v.txt.gz", gzip.compress(text.read_bytes())), ("v.vec", None)]:
+        path = tmp_path / name
+        if data is None:  # a word2vec binary file named .vec
+            write_word2vec(tmp_path / "v.bin", words, binary=True)
+            path.write_bytes((tmp_path / "v.bin").read_bytes())
+        else:  # a gzipped word2vec text file with its 'count dim' header
+            path.write_bytes(data)
+        vectors = load_word_vectors(str(path))
+        np.testing.assert_allclose(vectors["purse"], words["purse"], rtol=1e-6)
+    (tmp_path / "empty.txt.gz").write_bytes(gzip.compress(b""))
+    with pytest.raises(WordVectorError, match="is empty"):
+        load_word_vectors(str(tmp_path / "empty.txt.gz"))

@@ -81,6 +81,8 @@ class IngestLog:
         Path(path).write_text("status\timage\treason\n" + "".join(line + "\n" for line in lines))
 
 
+# an image with a side below this many pixels holds no picture to learn from: skipped, and reported
+MIN_SIDE = 8
 # modes whose values go beyond 8 bits: PIL's convert("RGB") clips them at 255 (a 16-bit photo becomes a mask)
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
@@ -107,6 +109,9 @@ def checked_image(data: bytes, name: str, dest: Path, log: IngestLog) -> Path | 
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # raises on truncated or corrupt data
+            if min(image.size) < MIN_SIDE:
+                log.skipped.append((name, f"{image.size[0]}x{image.size[1]} px: a side below {MIN_SIDE} px"))
+                return None
             fmt, mode = image.format, image.mode
             reasons = []
             if fmt != "JPEG":  # stored as JPEG; "named" only where the suffix says another format
@@ -319,13 +324,21 @@ def ingest_imagenet21k(
 # ImageFolder
 
 
+def imagefolder_files(root: Path, wnid: str) -> list[Path]:
+    """The image files of one class of an ImageFolder: ``root/<wnid>/*`` with an image suffix."""
+    return sorted(p for p in (Path(root) / wnid).glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def ingest_imagefolder(
     root: Path, classes: list[TargetClass], needed: dict[str, int], out_dir: Path, seed: int, log: IngestLog
 ) -> pd.DataFrame:
-    """``root/<wnid>/*``: every image checked; the test pool is a seeded sample of each class."""
+    """``root/<wnid>/*``: every image checked; the test pool is a seeded sample of each class. Folders
+    inside a class folder are not read, and are listed as skipped."""
     rows = []
     for cls in tqdm(classes, desc="imagefolder classes", unit="class"):
-        files = sorted(p for p in (Path(root) / cls.wnid).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for nested in sorted(p for p in (Path(root) / cls.wnid).glob("*") if p.is_dir()):
+            log.skipped.append((str(nested), "a folder inside a class folder: its images are not read"))
+        files = imagefolder_files(root, cls.wnid)
         good = []
         for path in files:
             if (checked := _checked_in_place(path, out_dir / cls.wnid, log)) is not None:
@@ -351,7 +364,8 @@ def _checked_in_place(path: Path, converted_dir: Path, log: IngestLog) -> Path |
         with Image.open(path) as image:
             image.load()
             if (
-                image.mode in ("RGB", "L")
+                min(image.size) >= MIN_SIDE
+                and image.mode in ("RGB", "L")
                 and image.format in ("JPEG", "PNG")
                 and (image.format == "PNG") == (path.suffix.lower() == ".png")
             ):

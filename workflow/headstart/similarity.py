@@ -123,21 +123,56 @@ def load_word_vectors(spec: str, fmt: str = "auto"):
     path = Path(spec)
     if not path.is_file():
         raise WordVectorError(f"word-vector file {path} does not exist (similarity.wordvec.vectors)")
+    if _is_empty(path):
+        raise WordVectorError(f"word-vector file {path} is empty (similarity.wordvec.vectors)")
     if fmt == "auto":
-        fmt = "word2vec_binary" if path.suffix == ".bin" else "word2vec_text"
-        if fmt == "word2vec_text":
-            first = path.open(encoding="utf8", errors="replace").readline().split()
-            if len(first) != 2 or not all(x.isdigit() for x in first):
-                fmt = "glove_text"  # GloVe files have no 'count dim' header line
+        fmt = _detect_format(path)
     try:
         return KeyedVectors.load_word2vec_format(
             str(path), binary=fmt == "word2vec_binary", no_header=fmt == "glove_text"
         )
-    except (ValueError, EOFError, UnicodeDecodeError) as err:  # gensim's own message names neither file nor line
+    except (ValueError, EOFError, UnicodeDecodeError, TypeError) as err:  # gensim's messages name no file or line
         where = _first_ragged_line(path, has_header=fmt == "word2vec_text") if fmt != "word2vec_binary" else None
         raise WordVectorError(
             f"word-vector file {path} ({fmt}) cannot be read: {where or f'{type(err).__name__}: {err}'}"
         ) from None
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _open_bytes(path: Path):
+    """The file's bytes, decompressed if gzip (gensim reads a gzipped file by its .gz suffix)."""
+    import gzip
+
+    return gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")
+
+
+def _is_empty(path: Path) -> bool:
+    with _open_bytes(path) as handle:
+        return not handle.read(1)
+
+
+def _detect_format(path: Path) -> str:
+    """word2vec binary or text, or GloVe text, from the content: a 'count dim' header followed by NUL
+    bytes or bytes that are not UTF-8 is binary whatever the file's name (a .bin name is binary too);
+    a header followed by text is word2vec text; text without the header is GloVe."""
+    with _open_bytes(path) as handle:
+        header = handle.readline()
+        sample = handle.read(4096)
+    fields = header.decode("utf8", errors="replace").split()
+    if not (len(fields) == 2 and all(x.isdigit() for x in fields)):
+        return "glove_text"
+    if ".bin" in path.suffixes or b"\0" in sample:
+        return "word2vec_binary"
+    try:
+        sample.decode("utf8")
+    except UnicodeDecodeError as err:
+        if err.start < len(sample) - 4:  # not merely a character cut at the end of the sample
+            return "word2vec_binary"
+    return "word2vec_text"
 
 
 class WordVectorError(HeadstartError, ValueError):
@@ -146,7 +181,9 @@ class WordVectorError(HeadstartError, ValueError):
 
 def _first_ragged_line(path: Path, has_header: bool) -> str | None:
     """'line N has F fields, expected D + 1' for the first vector line unlike the first one (or the header)."""
-    with path.open(encoding="utf8", errors="replace") as handle:
+    import io
+
+    with io.TextIOWrapper(_open_bytes(path), encoding="utf8", errors="replace") as handle:
         expected = None
         for number, line in enumerate(handle, start=1):
             fields = line.rstrip("\n").rstrip().split(" ")

@@ -9,7 +9,6 @@ from headstart.config import (
     BASELINES,
     CALIBRATED_SUFFIX,
     COTUNING_TRADE_OFF,
-    IMAGE_SUFFIXES,
     PRIOR_SUFFIX,
     VISUAL_MEASURES,
     ConfigError,
@@ -190,9 +189,12 @@ def dataset_inputs(wildcards):
         files += [config["dataset"]["imagenet21k"]["train_list"], config["dataset"]["imagenet21k"]["test_list"]]
     if isinstance(config["dataset"]["classes"], str):
         files.append(config["dataset"]["classes"])
-    if source == "imagefolder":  # an image added, removed or replaced reruns the stage
+    if source == "imagefolder":  # an image of a class added, removed or replaced reruns the stage (no other)
+        from headstart.data import imagefolder_files, resolve_classes
+
         root = config["dataset"]["imagefolder"]["root"]
-        files += sorted(str(p) for p in Path(root).glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for target in resolve_classes(config["dataset"]["classes"]):
+            files += [str(path) for path in imagefolder_files(root, target.wnid)]
     return files
 
 
