@@ -1,5 +1,7 @@
 """The fine-tuning job, per training mode: real EfficientNet-Lite0, decoded images, extracted caches."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,7 +114,8 @@ def test_each_mode_trains_every_run_of_the_job(job_inputs, train, augment):
     curves = job(job_inputs, train, augment, name=f"{train}_{augment}")
     root = job_inputs[0]
     assert pd.read_parquet(root / f"{train}_{augment}.parquet").equals(curves)
-    assert not (root / f"{train}_{augment}.checkpoint.pt").exists()
+    # the checkpoint keeps only the finished curves: no weights
+    assert torch.load(root / f"{train}_{augment}.checkpoint.pt", weights_only=True)["runs"] == {}
     assert read_metadata(root / f"{train}_{augment}.parquet")["runs"] == ["random/k0", "inference/k1", "wordnet/kbest"]
     runs = curves.groupby(["method", "k"])
     assert set(runs.groups) == {("random", "0"), ("inference", "1"), ("wordnet", "best")}
@@ -261,3 +264,58 @@ def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog
     assert "ignoring checkpoint" in caplog.text
     pd.testing.assert_frame_equal(rerun, run(copied))
     assert not rerun.equals(clean)
+
+
+def test_a_job_killed_after_its_curves_were_written_rewrites_them_without_training(job_inputs, caplog):
+    """A time limit hit right after the curves are written: Snakemake deletes them and retries; the
+    retry finds the finished curves in the checkpoint (a few kB, no weights) and trains nothing."""
+    root = job_inputs[0]
+    curves = job(job_inputs, "head", False, name="limit")
+    checkpoint = root / "limit.checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["runs"] == {} and state["iteration"] == OPTIONS["iterations"] and checkpoint.stat().st_size < 50_000
+    (root / "limit.parquet").unlink()  # what Snakemake does to the output of a job it marks failed
+    with caplog.at_level("INFO", logger="headstart"):
+        again = job(job_inputs, "head", False, name="limit")
+    assert "holds the finished curves (iteration 4): nothing to train" in caplog.text
+    assert set(re.findall(r"(\d+)/4 \[", caplog.text)) == {"4"}  # the bar starts at the end: no step ran
+    pd.testing.assert_frame_equal(again, curves)
+    pd.testing.assert_frame_equal(pd.read_parquet(root / "limit.parquet"), curves)
+
+
+def test_a_second_live_attempt_waits_for_the_first(tmp_path, caplog):
+    import subprocess
+    import sys
+    import time
+
+    from headstart.finetune import attempt_lock
+
+    lock = tmp_path / "seed0.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"h = open({str(lock)!r}, 'a+'); fcntl.flock(h, fcntl.LOCK_EX); h.write('pid 1 on node7\\n'); h.flush()\n"
+            "print('locked', flush=True); time.sleep(2)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    start = time.monotonic()
+    with caplog.at_level("WARNING", logger="headstart"), attempt_lock(lock):
+        waited = time.monotonic() - start
+    holder.wait()
+    assert waited > 1.0  # it did not write while the other attempt held the lock
+    assert "another attempt of this job holds" in caplog.text and "pid 1 on node7" in caplog.text
+
+
+def test_every_attempt_keeps_its_log(tmp_path):
+    from headstart.logs import setup_logging
+
+    log_file = tmp_path / "job.log"
+    setup_logging(log_file).info("first attempt")
+    setup_logging(log_file).info("second attempt")
+    text = log_file.read_text()
+    assert text.count("--- attempt: pid") == 2 and "first attempt" in text and "second attempt" in text

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +89,54 @@ def _identity(path: Path) -> list:
     return [path.name, path.stat().st_size, path.stat().st_mtime_ns]
 
 
+def curves_table(curves: dict[str, pd.DataFrame], shots: int, seed: int) -> pd.DataFrame:
+    """Every run's curve in one table (columns method, k, shots, seed + the curve's), each run's first,
+    selected and best test macro F logged."""
+    frames = []
+    for name, curve in curves.items():
+        method, k = name.split("/k")
+        frames.append(curve.assign(method=method, k=k, shots=shots, seed=seed))
+        scores = curve.groupby("iteration")[["macro_f1", "val_macro_f1"]].first()
+        chosen = scores["val_macro_f1"].idxmax()  # the first maximum: the earliest on ties
+        log.info(
+            "%s %d shots seed %d: test macro F first %.3f, selected %.3f (iteration %d, best on validation), "
+            "test maximum %.3f",
+            name,
+            shots,
+            seed,
+            scores["macro_f1"].iloc[0],
+            scores.at[chosen, "macro_f1"],
+            chosen,
+            scores["macro_f1"].max(),
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+@contextmanager
+def attempt_lock(path: Path) -> Iterator[None]:
+    """Held while one attempt of a job trains and writes its files: a second live attempt (an orphan of a
+    killed Snakemake still running under SLURM, and its resubmission) waits for the first to finish,
+    then finds its finished curves in the checkpoint. The kernel releases the lock when its holder dies."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            log.warning("another attempt of this job holds %s (%s): waiting for it", path, handle.read().strip())
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _eval_set(path: Path, mode: Mode, manifest: pd.DataFrame, classes: pd.DataFrame, device) -> EvalSet:
     """A split evaluated while training (test or validation): its cached inputs for ``mode`` and labels."""
     ids = _image_ids(path, mode.cached_key, f"train: {mode.train}")
@@ -133,7 +184,9 @@ def finetune_job(
     """Train every head of ``heads`` at ``shots`` images per class with ``seed``; write all curves
     (columns method, k, shots, seed + the curve's) to ``curves_out`` and return them.
 
-    A killed job resumes from ``checkpoint``; it is removed once the curves are written.
+    A killed job resumes from ``checkpoint``; once the curves are written it holds only them.
+    Another live attempt of the same job (an orphan of a killed Snakemake, still running under SLURM)
+    holds ``<curves>.lock``: this one stops with one line instead of writing the same files.
     """
     mode = Mode(options["train"], bool(options["augment"]))
     settings = settings_from(options, seed, checkpoint_every)
@@ -182,50 +235,35 @@ def finetune_job(
         "device": device.type,
         "inputs": [_identity(path) for path in inputs],
     }
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    curves = train_lockstep(
-        runs,
-        frozen,
-        train_inputs,
-        train_labels,
-        test.inputs,
-        test.labels,
-        wnids,
-        settings,
-        device,
-        checkpoint=checkpoint,
-        signature=signature,
-        progress=f"{shots}-shot seed {seed}",
-        val=val,
-    )
-    frames = []
-    for name, curve in curves.items():
-        method, k = name.split("/k")
-        frames.append(curve.assign(method=method, k=k, shots=shots, seed=seed))
-        scores = curve.groupby("iteration")[["macro_f1", "val_macro_f1"]].first()
-        chosen = scores["val_macro_f1"].idxmax()  # the first maximum: the earliest on ties
-        log.info(
-            "%s %d shots seed %d: test macro F first %.3f, selected %.3f (iteration %d, best on validation), "
-            "test maximum %.3f",
-            name,
-            shots,
-            seed,
-            scores["macro_f1"].iloc[0],
-            scores.at[chosen, "macro_f1"],
-            chosen,
-            scores["macro_f1"].max(),
+    with attempt_lock(curves_out.with_suffix(".lock")):
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        curves = train_lockstep(
+            runs,
+            frozen,
+            train_inputs,
+            train_labels,
+            test.inputs,
+            test.labels,
+            wnids,
+            settings,
+            device,
+            checkpoint=checkpoint,
+            signature=signature,
+            progress=f"{shots}-shot seed {seed}",
+            val=val,
         )
-    table = pd.concat(frames, ignore_index=True)
-    write_parquet(
-        table,
-        curves_out,
-        {
-            **signature,
-            "seed": seed,
-            "runs": list(curves),
-            "settings": options,
-            "inputs": [str(path) for path in inputs],
-        },
-    )
-    checkpoint.unlink(missing_ok=True)
+        table = curves_table(curves, shots, seed)
+        write_parquet(
+            table,
+            curves_out,
+            {
+                **signature,
+                "seed": seed,
+                "runs": list(curves),
+                "settings": options,
+                "inputs": [str(path) for path in inputs],
+            },
+        )
+    # the checkpoint now holds only the finished curves (a few kB): kept, so that a job killed before its
+    # output is accepted rewrites them instead of training again; a later run of other settings ignores it
     return table

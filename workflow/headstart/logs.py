@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -10,15 +12,18 @@ from .errors import HeadstartError
 
 
 def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> logging.Logger:
+    """Log to stderr and to the rule's log file, appended to: a retried job keeps every attempt's log,
+    each under a line naming its process, host and start."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+        handlers.append(logging.FileHandler(log_path, mode="a"))
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
     )
     logging.captureWarnings(True)
     logger = logging.getLogger("headstart")
+    logger.info("--- attempt: pid %d on %s ---", os.getpid(), socket.gethostname())
 
     def log_uncaught(kind, error, traceback):  # the rule's log must say why the job failed
         if isinstance(error, HeadstartError):  # says what to do: one line, no traceback

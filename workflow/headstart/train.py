@@ -364,6 +364,9 @@ def _resume(checkpoint: Path | None, signature: dict, runs: Sequence[Run], optim
     if not isinstance(state, dict) or state.get("signature") != signature:
         log.warning("ignoring checkpoint %s: it belongs to other settings", checkpoint)
         return None
+    if not state["runs"]:  # the finished curves (see train_lockstep): nothing left to train
+        log.info("%s holds the finished curves (iteration %d): nothing to train", checkpoint, state["iteration"])
+        return state["rows"], state["iteration"]
     for run in runs:
         run.model.load_state_dict(state["runs"][run.name]["model"])
         optimizers[run.name].load_state_dict(state["runs"][run.name]["optimizer"])
@@ -475,8 +478,12 @@ def train_lockstep(
             loss_count = 0
             evaluations += 1
             bar.set_postfix({f"val F {run.name}": f"{rows[run.name][-1]['val_macro_f1']:.3f}" for run in runs[:3]})
-            last = iteration == settings.iterations  # the curves are written right after: no checkpoint needed
-            if checkpoint is not None and evaluations % settings.checkpoint_every == 0 and not last:
+            last = iteration == settings.iterations
+            if checkpoint is not None and last:
+                # the finished curves alone (no weights): a job killed after this, before its output is
+                # accepted (a time limit just passed), writes them again on its retry without training
+                _save_checkpoint(checkpoint, {"signature": signature, "iteration": iteration, "rows": rows, "runs": {}})
+            elif checkpoint is not None and evaluations % settings.checkpoint_every == 0:
                 _save_checkpoint(
                     checkpoint,
                     {
