@@ -400,6 +400,7 @@ def test_changing_an_imagefolder_reruns_the_dataset_stage(tmp_path):
     snakemake(repo, "--cores", "1", *args)
     (root / wnids[1] / "0.jpg").unlink()
     assert planned_jobs(snakemake(repo, "-n", *args)) == {"dataset": 1}  # an image removed
+    Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / wnids[1] / "0.jpg")
     snakemake(repo, "--cores", "1", *args)
     (root / "not_a_class").mkdir()  # a folder that is not one of dataset.classes: nothing to redo
     Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / "not_a_class" / "x.jpg")

@@ -387,6 +387,9 @@ def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.
                 **styled,
             )
         ax.set(xscale="log", xlabel="images per class", ylabel="macro F-score (test)", title=title)
+        levels = sorted(data["shots"].unique())
+        ax.set_xticks(levels, [str(n) for n in levels])  # the shot levels themselves, not powers of ten
+        ax.minorticks_off()
     handles, labels = axes[1].get_legend_handles_labels()
     if axes[1].get_legend() is not None:
         axes[1].get_legend().remove()
