@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from headstart.report import label
+
 from conftest import EXP, ROOT, RUN, SNAKEMAKE, copy_repository, planned_jobs
 
 pytestmark = pytest.mark.slurm
@@ -91,8 +93,15 @@ def test_the_readmes_command_runs_the_default_config_through_sbatch(cluster, tmp
     # The answer the README shows for the default run.
     expected = answer_table(readme_block("answer:head"))
     measured = answer_table((repo / EXP / "tables/answer.md").read_text())
-    assert (measured.index == expected.index).all() and (measured["best"] == expected["best"]).all()
+    assert (measured.index == expected.index).all()
     np.testing.assert_allclose(measured["macro F"], expected["macro F"], atol=0.02)
+    # the README's best method is among this run's best (methods a few thousandths apart can swap places
+    # on another CPU's float rounding)
+    table2 = pd.read_csv(repo / EXP / "tables/table2.csv")
+    names = {label(method): method for method in table2["method"]}
+    for shots, best in expected["best"].items():
+        level = table2[table2["shots"] == int(shots)].set_index("method")["selected"]
+        assert level[names[best]] >= level.max() - 0.02, (shots, best, level.sort_values().tail(3))
     assert planned_jobs(run(repo, "--profile", "slurm", "all", "--dry-run")) == {}
 
 

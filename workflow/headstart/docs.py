@@ -1,7 +1,8 @@
 """The README's and the docs pages' numbers come from a run's generated tables, never typed by hand:
 each generated block sits between two markers and is replaced whole from the table file.
 
-    python -m headstart.docs README.md answer:head=results/fashion_mnist/efficientnet_lite0/head/tables/answer.md
+    PYTHONPATH=workflow .venv/bin/python -m headstart.docs README.md \
+        answer:head=results/fashion_mnist/efficientnet_lite0/head/tables/answer.md
 
 replaces what lies between ``<!-- generated: answer:head -->`` and ``<!-- /generated -->`` with the
 file's Markdown table (its caption line left out: the page says what the table is).
