@@ -6,6 +6,7 @@ import http.server
 import io
 import tarfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -234,12 +235,18 @@ def test_local_tar_dir_and_safe_members(tmp_path):
     assert len([1 for _, why in log.skipped if "unsafe" in why]) == 2
 
 
-def test_imagefolder_source(tmp_path):
+def make_imagefolder(root: Path, per_class: int) -> Path:
+    """``root/<wnid>/{0..per_class-1}.jpg`` for each of CLASSES; returns ``root``."""
     for cls in CLASSES:
-        folder = tmp_path / "root" / cls.wnid
+        folder = root / cls.wnid
         folder.mkdir(parents=True)
-        for i in range(6):
+        for i in range(per_class):
             (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    return root
+
+
+def test_imagefolder_source(tmp_path):
+    make_imagefolder(tmp_path / "root", 6)
     (tmp_path / "root" / CLASSES[0].wnid / "bad.jpg").write_bytes(b"not an image")
     log = IngestLog()
     inventory = ingest_imagefolder(tmp_path / "root", CLASSES, {"train": 4, "test": 2}, tmp_path / "conv", 0, log)
@@ -296,11 +303,10 @@ def test_fashion_mnist_images_follow_the_label_name_not_the_list_position(tmp_pa
 
 
 def test_imagefolder_files_with_the_same_stem_are_two_images(tmp_path):
+    make_imagefolder(tmp_path / "root", 3)
     for cls in CLASSES:
         folder = tmp_path / "root" / cls.wnid
-        folder.mkdir(parents=True)
         for i in range(3):
-            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
             (folder / f"{i}.png").write_bytes(jpeg_bytes(10 + i, fmt="PNG"))
             (folder / f"{i}.jpeg").write_bytes(jpeg_bytes(20 + i, mode="CMYK"))  # converted
     inventory = ingest_imagefolder(
@@ -379,11 +385,7 @@ def test_a_16_bit_image_is_scaled_to_8_bits_by_its_range_not_clipped(tmp_path):
     np.testing.assert_array_equal(np.asarray(rgb)[..., 0], expected)
     np.testing.assert_array_equal(np.asarray(rgb)[..., 1], expected)
     # through an ImageFolder: the stored JPEG is the scaled image (JPEG's loss aside), and the report says how
-    for cls in CLASSES:
-        folder = tmp_path / "root" / cls.wnid
-        folder.mkdir(parents=True)
-        for i in range(3):
-            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    make_imagefolder(tmp_path / "root", 3)
     image.save(tmp_path / "root" / CLASSES[0].wnid / "photo16.png")
     log = IngestLog()
     inventory = ingest_imagefolder(tmp_path / "root", CLASSES, {"train": 2, "test": 1}, tmp_path / "conv", 0, log)
@@ -401,11 +403,7 @@ def test_a_16_bit_image_is_scaled_to_8_bits_by_its_range_not_clipped(tmp_path):
 
 
 def test_nested_folders_and_too_small_images_are_reported(tmp_path):
-    for cls in CLASSES:
-        folder = tmp_path / "root" / cls.wnid
-        folder.mkdir(parents=True)
-        for i in range(3):
-            (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    make_imagefolder(tmp_path / "root", 3)
     nested = tmp_path / "root" / CLASSES[0].wnid / "more"
     nested.mkdir()
     (nested / "9.jpg").write_bytes(jpeg_bytes(9))
