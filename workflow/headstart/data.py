@@ -118,13 +118,15 @@ def checked_image(data: bytes, name: str, dest: Path, log: IngestLog) -> Path | 
                 suffix = Path(name).suffix
                 named_as_is = suffix.lower() == f".{fmt.lower()}"
                 reasons.append(f"{fmt} data" if named_as_is else f"{fmt} data named {suffix or 'without suffix'}")
+            rgb = None
             if mode not in ("RGB", "L"):
-                reasons.append(to_rgb(image)[1])
+                rgb, how = to_rgb(image)
+                reasons.append(how)
             dest.parent.mkdir(parents=True, exist_ok=True)
             if not reasons:
                 dest.write_bytes(data)
                 return dest
-            to_rgb(image)[0].save(dest, format="JPEG", quality=95)
+            (rgb or image.convert("RGB")).save(dest, format="JPEG", quality=95)
             log.converted.append((name, ", ".join(reasons)))
             return dest
     except Exception as err:  # PIL raises many types for broken files

@@ -307,6 +307,8 @@ def answer_table(curves: pd.DataFrame) -> pd.DataFrame:
         per_seed = level.pivot_table(index="seed", columns="method", values="selected")
         ranking = per_seed.mean().sort_values(ascending=False, kind="stable")
         winner, runner_up = ranking.index[0], ranking.index[1] if len(ranking) > 1 else None
+        over_runner_up = _paired_margin(per_seed, winner, runner_up)
+        over_random = _paired_margin(per_seed, winner, "random")
 
         rows.append(
             {
@@ -316,11 +318,11 @@ def answer_table(curves: pd.DataFrame) -> pd.DataFrame:
                 "selected_ci95": mean_ci(per_seed[winner].dropna().to_numpy())[1],
                 "runner_up": runner_up,
                 "runner_up_selected": ranking.iloc[1] if runner_up else float("nan"),
-                "margin_over_runner_up": _paired_margin(per_seed, winner, runner_up)[0],
-                "margin_over_runner_up_ci95": _paired_margin(per_seed, winner, runner_up)[1],
+                "margin_over_runner_up": over_runner_up[0],
+                "margin_over_runner_up_ci95": over_runner_up[1],
                 "random_selected": ranking.get("random", float("nan")),
-                "margin_over_random": _paired_margin(per_seed, winner, "random")[0],
-                "margin_over_random_ci95": _paired_margin(per_seed, winner, "random")[1],
+                "margin_over_random": over_random[0],
+                "margin_over_random_ci95": over_random[1],
                 "seeds": len(per_seed),
             }
         )
