@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real single-node SLURM cluster on this machine (Debian slurmctld + slurmd + munge, no systemd),
 # for the integration test and for trying `snakemake --profile slurm` without a cluster.
-#   bash slurm/cluster.sh start | stop | status
+#   bash slurm/cluster.sh start | stop | status | offline | online
+# `offline` makes the node like many clusters' compute nodes, without internet: every job step gets a
+# proxy that nothing answers (http_proxy, https_proxy), so a download inside a job fails; `online` undoes it.
 # Needs root (it writes /etc/slurm/slurm.conf and starts daemons). State: $HEADSTART_SLURM_STATE.
 set -euo pipefail
 state=${HEADSTART_SLURM_STATE:-/var/tmp/headstart-slurm}
@@ -64,6 +66,15 @@ start() {
   fi
   mkdir -p "$state/gpus"
   for i in $(seq 0 15); do [ -c "$state/gpus/gpu$i" ] || mknod "$state/gpus/gpu$i" c 1 3; done
+  # a job's tasks take the exports this prints (SLURM's TaskProlog); none unless the node is `offline`
+  cat > "$state/task_prolog.sh" <<'PROLOG'
+#!/bin/sh
+if [ -e "$(dirname "$0")/offline" ]; then
+  for name in http_proxy https_proxy HTTP_PROXY HTTPS_PROXY; do echo "export $name=http://127.0.0.1:9"; done
+  echo "export no_proxy=" && echo "export NO_PROXY="
+fi
+PROLOG
+  chmod 755 "$state/task_prolog.sh"
   local before
   before=$({ cat /etc/slurm/slurm.conf /etc/slurm/gres.conf 2>/dev/null || true; } | sha256sum)
   printf '# %s\nNodeName=%s Name=gpu File=%s/gpus/gpu[0-15]\n' "$marker" "$host" "$state" > /etc/slurm/gres.conf
@@ -83,6 +94,7 @@ SlurmctldLogFile=$state/slurmctld.log
 SlurmdLogFile=$state/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
+TaskProlog=$state/task_prolog.sh
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
@@ -142,5 +154,7 @@ case "${1:-status}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  offline) mkdir -p "$state" && touch "$state/offline" && echo "cluster.sh: jobs have no network" ;;
+  online) rm -f "$state/offline" && echo "cluster.sh: jobs have the network" ;;
+  *) echo "usage: $0 start|stop|status|offline|online" >&2; exit 2 ;;
 esac

@@ -35,10 +35,10 @@ def http_root(tmp_path):
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    requests_seen: list[dict] = []
+    requests_seen: list[dict] = []  # each GET's headers, and its path under the key ':path'
 
     def do_GET(self):  # noqa: N802 - http.server's name
-        QuietHandler.requests_seen.append(dict(self.headers))
+        QuietHandler.requests_seen.append({**self.headers, ":path": self.path})
         super().do_GET()
 
     def log_message(self, *args):

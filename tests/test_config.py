@@ -142,3 +142,20 @@ def test_shot_levels_with_nothing_to_train_are_a_config_error(default):
     validate_config(config)
     config["finetune"]["k"], config["finetune"]["k_fixed_at_largest_shot_only"] = [1], False
     validate_config(config)
+
+
+def test_a_model_takes_its_weights_from_exactly_one_source(default):
+    """An override file's `url:` merged into the default entry would keep its package_file, which wins
+    silently: a config error that names both, and the fix."""
+    config = copy.deepcopy(default)
+    weights = config["models"]["efficientnet_lite0"]["weights"]
+    weights["url"] = "https://example.org/lite0.pth"
+    with pytest.raises(
+        ConfigError, match=r"^models.efficientnet_lite0.weights: give exactly one source .*it has package_file and url"
+    ):
+        validate_config(config)
+    weights["package_file"] = None
+    validate_config(config)
+    weights["url"] = None
+    with pytest.raises(ConfigError, match="it has none"):
+        validate_config(config)

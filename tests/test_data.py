@@ -19,7 +19,8 @@ from headstart.data import (
     TargetClass,
     build_inventory,
     extract_listed,
-    fashion_mnist_files,
+    download_archive,
+    download_fashion_mnist,
     ingest_fashion_mnist,
     ingest_imagefolder,
     ingest_imagenet21k,
@@ -27,6 +28,7 @@ from headstart.data import (
     resolve_classes,
     to_rgb,
 )
+from headstart.config import fashion_mnist_local
 from headstart.download import DownloadError, download
 from headstart.split import make_manifest, shot_level_examples, shot_subset
 
@@ -53,7 +55,7 @@ def make_tar(path, members: dict[str, bytes]) -> None:
 
 
 def test_fashion_mnist_from_debian_files(tmp_path):
-    files = fashion_mnist_files(DEBIAN_FASHION, None, tmp_path / "dl")
+    files = fashion_mnist_local(DEBIAN_FASHION)
     assert all(str(p).startswith(DEBIAN_FASHION) for p in files.values())
     labels = read_idx(files["train-labels-idx1-ubyte.gz"])
     images = read_idx(files["train-images-idx3-ubyte.gz"])
@@ -78,11 +80,12 @@ def test_fashion_mnist_download_verifies_md5(tmp_path, http_root):
     served, base = http_root
     from torchvision.datasets import FashionMNIST
 
+    assert fashion_mnist_local("/nonexistent") is None  # so the download rule fetches them
     # Serve idx files under the canonical names: right content, but not the canonical bytes.
     for name, _ in FashionMNIST.resources:
         (served / name).write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07"))
     with pytest.raises(DownloadError, match="MD5 .* does not match"):
-        fashion_mnist_files("/nonexistent", base, tmp_path / "dl")
+        download_fashion_mnist(base, tmp_path / "dl")
     assert not list((tmp_path / "dl").glob("*"))  # nothing half-written is left
 
 
@@ -198,9 +201,15 @@ def test_imagenet21k_tars_over_http(tmp_path, http_root):
         "test": [names[coat.wnid][3:], names[sandal.wnid][3:]],
     }
     source = imagenet_source(served, base, lists)
+    downloads = tmp_path / "downloads"
+    with pytest.raises(DatasetError, match=rf"{coat.wnid}.tar is neither in dataset.imagenet21k.tar_dir nor in"):
+        ingest_imagenet21k(source, CLASSES, {"train": 3, "test": 1}, tmp_path / "img", tmp_path, downloads, IngestLog())
+    for cls in CLASSES:  # the download rule's work (on the submitting host): ingestion reads local files only
+        download_archive(source, cls.wnid, downloads / f"{cls.wnid}.tar")
+    source["url_template"] = "http://127.0.0.1:9/{wnid}.tar"  # nothing listens there
     log = IngestLog()
     with pytest.raises(DatasetError, match=r"class n04133789 \(Sandal\) has 1 usable train images, the config needs 3"):
-        ingest_imagenet21k(source, CLASSES, {"train": 3, "test": 1}, tmp_path / "img", tmp_path, log)
+        ingest_imagenet21k(source, CLASSES, {"train": 3, "test": 1}, tmp_path / "img", tmp_path, downloads, log)
     assert {why.split(":")[0] for _, why in log.converted} == {"mode CMYK", "PNG data named .JPEG"}
     skipped = dict(log.skipped)
     assert any("unsafe" in why for why in skipped.values())
@@ -211,17 +220,19 @@ def test_imagenet21k_tars_over_http(tmp_path, http_root):
         with Image.open(path) as image:
             assert image.format == "JPEG" and image.mode == "RGB"
     # With the needs met, the inventory lists exactly the usable listed images.
-    inventory = ingest_imagenet21k(source, CLASSES, {"train": 1, "test": 1}, tmp_path / "img", tmp_path, IngestLog())
+    inventory = ingest_imagenet21k(
+        source, CLASSES, {"train": 1, "test": 1}, tmp_path / "img", tmp_path, downloads, IngestLog()
+    )
     assert sorted(inventory[inventory["wnid"] == coat.wnid]["image_id"]) == [n[:-5] for n in names[coat.wnid]]
     assert len(inventory[inventory["wnid"] == sandal.wnid]) == 2
-    assert not list((tmp_path / "downloads").glob("*.tar"))  # downloaded archives are removed
 
 
 def test_imagenet21k_missing_archive_is_a_clear_error(tmp_path, http_root):
     served, base = http_root
     source = imagenet_source(served, base, {"train": [["n03057021_1.JPEG"]], "test": [["n03057021_2.JPEG"]]})
     with pytest.raises(DatasetError, match=r"cannot fetch the images of n03057021: .*HTTP 404"):
-        ingest_imagenet21k(source, CLASSES[:1], {"train": 1, "test": 1}, tmp_path / "img", tmp_path, IngestLog())
+        download_archive(source, "n03057021", tmp_path / "downloads" / "n03057021.tar")
+    assert not list((tmp_path / "downloads").glob("*"))  # nothing half-written is left
 
 
 def test_local_tar_dir_and_safe_members(tmp_path):
@@ -286,7 +297,7 @@ def test_split_counts_nesting_and_determinism():
 
 
 def test_fashion_mnist_images_follow_the_label_name_not_the_list_position(tmp_path):
-    files = fashion_mnist_files(DEBIAN_FASHION, None, tmp_path / "dl")
+    files = fashion_mnist_local(DEBIAN_FASHION)
     labels = read_idx(files["train-labels-idx1-ubyte.gz"])
     # Coat and Shirt swapped, and only three of the ten classes
     classes = [
@@ -335,13 +346,13 @@ def test_a_class_short_of_images_names_the_skipped_ones_in_the_log(tmp_path, cap
         match=r"^class n04133789 \(sandal\) has \d usable \w+ images, the config needs "
         r"\d .*; 2 images were skipped \(listed above in this log\)$",
     ):
-        build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "report.tsv")
+        build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "dl", tmp_path / "report.tsv")
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
     assert [m.split(": ")[0] for m in skipped] == [
         f"skipped {tmp_path}/root/{CLASSES[1].wnid}/broken{i}.jpg" for i in range(2)
     ]
     split["train_per_class"] = 2  # enough now: the report lists the two skipped files
-    inventory = build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "report.tsv")
+    inventory = build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "dl", tmp_path / "report.tsv")
     assert len(inventory) == 10
     report = pd.read_csv(tmp_path / "report.tsv", sep="\t")
     assert report["status"].tolist() == ["skipped", "skipped"] and report["image"].str.endswith(".jpg").all()

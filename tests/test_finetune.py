@@ -11,7 +11,7 @@ import yaml
 from headstart.extract import extract_split
 from headstart.finetune import FinetuneError, finetune_job
 from headstart.heads import xavier_head
-from headstart.models import load_source_model, normalization, split_model
+from headstart.models import load_source_model, normalization, save_source_weights, split_model
 from headstart.pixels import decode_images
 from headstart.split import imagenet1k_wnids
 from headstart.tables import read_metadata, read_tensors, write_tensors
@@ -50,6 +50,7 @@ def job_inputs(tmp_path_factory):
             }
         )
     manifest = pd.DataFrame(rows)
+    save_source_weights(LITE0, root / "weights.safetensors", "efficientnet_lite0")
     model = load_source_model(LITE0)
     mean, std = normalization(model, LITE0)
     parts = split_model(model, LITE0["trainable"], LITE0["head"])
@@ -99,6 +100,7 @@ def job(job_inputs, train: str, augment: bool, heads=None, name="curves", shots=
         5,
         {**OPTIONS, "train": train, "augment": augment},
         LITE0,
+        job_inputs[0] / "weights.safetensors",
         PREPROCESS,
         CPU,
         1,
@@ -178,6 +180,7 @@ def test_last_stage_without_trunk_activations_says_what_to_change(job_inputs, tm
             0,
             {**OPTIONS, "train": "last_stage", "augment": True},
             LITE0,
+            job_inputs[0] / "weights.safetensors",
             PREPROCESS,
             CPU,
             1,
@@ -207,6 +210,7 @@ def test_bf16_activations_from_a_gpu_train_on_a_cpu(job_inputs, tmp_path):
         0,
         {**OPTIONS, "train": "last_stage", "augment": False},
         LITE0,
+        job_inputs[0] / "weights.safetensors",
         PREPROCESS,
         CPU,
         1,
@@ -235,6 +239,7 @@ def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog
             0,
             options,
             LITE0,
+            job_inputs[0] / "weights.safetensors",
             PREPROCESS,
             CPU,
             1,

@@ -154,3 +154,24 @@ def test_extraction_equals_a_direct_forward(tmp_path, lite0):
     np.testing.assert_array_equal(logits.to_numpy(), result.logits)
     frame = pd.DataFrame(result.logits, columns=imagenet1k_wnids())
     assert frame.shape == (5, 1000)
+
+
+def test_jobs_read_the_network_from_the_saved_weights_file_alone(tmp_path, lite0):
+    """save_source_weights (the localrule, the only step that may download) writes one file; load_parts reads
+    that file only: the same network, with the package's weights file out of reach."""
+    from headstart.models import load_parts, save_source_weights
+
+    save_source_weights(LITE0, tmp_path / "weights.safetensors", "efficientnet_lite0")
+    unreachable = {**LITE0, "weights": {"package_file": "no_such_pkg:x.pth"}}  # loading from it would fail
+    parts, mean, std = load_parts(unreachable, tmp_path / "weights.safetensors")
+    model, transform = lite0
+    original = split_model(load_source_model(LITE0), LITE0["trainable"], LITE0["head"])
+    image = transform(Image.fromarray(skdata.chelsea()))[None]
+    with torch.inference_mode():
+        torch.testing.assert_close(parts.forward(image), original.forward(image), rtol=0, atol=0)
+    assert (mean, std) == normalization(model, LITE0)
+    with pytest.raises(ModelError, match="weights file .*none.safetensors does not exist"):
+        load_parts(LITE0, tmp_path / "none.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelError, match="cannot read weights file"):
+        load_parts(LITE0, tmp_path / "bad.safetensors")

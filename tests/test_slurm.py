@@ -176,3 +176,70 @@ def test_the_cpu_only_command_keeps_the_limits_and_drops_the_gpu(cluster, tmp_pa
         resources = re.search(r"resources: (.*)", block).group(1)
         assert f"mem_mb={limits['mem_mb']}" in resources and f"runtime={limits['runtime']}" in resources, resources
         assert "gpu=0" in resources, resources
+
+
+def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
+    """On a node without internet (`cluster.sh offline`: every job step gets a proxy nothing answers), a run
+    whose images (ImageNet-21k archives from url_template) and model weights (a url) are downloads goes
+    through extraction: the downloads are localrules, on the submitting host; the cluster jobs read files."""
+    import importlib.resources
+
+    from conftest import QuietHandler
+    from test_data import jpeg_bytes, make_tar
+
+    served, base = http_root
+    repo = copy_repository(tmp_path / "repo")
+    synsets = {"n03057021": "coat.n.01", "n04133789": "sandal.n.01", "n04197391": "shirt.n.01"}
+    lists = {"train": [], "test": []}
+    for number, wnid in enumerate(synsets):
+        names = [f"{wnid}_{i}.JPEG" for i in range(15)]
+        make_tar(served / f"{wnid}.tar", {name: jpeg_bytes(100 * number + i) for i, name in enumerate(names)})
+        lists["train"] += names[:12]
+        lists["test"] += names[12:]
+    for pool, names in lists.items():
+        (repo / f"{pool}.txt").write_text("\n".join(names) + "\n")
+    package, _, relative = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]["weights"][
+        "package_file"
+    ].partition(":")
+    shutil.copy(importlib.resources.files(package).joinpath(relative), served / "lite0.pth")
+    lite0 = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
+    override = {
+        "dataset": {
+            "name": "offline21k",
+            "source": "imagenet21k",
+            "imagenet21k": {"train_list": "train.txt", "test_list": "test.txt", "url_template": base + "/{wnid}.tar"},
+            "classes": [{"synset": name} for name in synsets.values()],
+        },
+        "split": {"train_per_class": 10, "val_per_class": 2, "test_per_class": 3},
+        "finetune": {"shots": [5, 1]},
+        "models": {"efficientnet_lite0": {**lite0, "weights": {"package_file": None, "url": base + "/lite0.pth"}}},
+    }
+    (repo / "offline.yaml").write_text(yaml.safe_dump(override))
+    features = "results/offline21k/efficientnet_lite0/extract/features_test.safetensors"
+    subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "offline"], check=True)
+    try:
+        # the control: a job step on this node cannot download
+        probe = subprocess.run(
+            ["srun", "python3", "-c", f"import urllib.request; urllib.request.urlopen('{base}/lite0.pth')"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert probe.returncode != 0 and "Connection refused" in probe.stderr, probe.stderr[-500:]
+        QuietHandler.requests_seen.clear()
+        result = run(repo, "--profile", "slurm", features, "--configfile", "tests/data/tiny.yaml", "offline.yaml")
+    finally:
+        subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "online"], check=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    text = result.stdout + result.stderr
+    for rule in ["download_archive", "model_weights"]:
+        assert f"localrule {rule}:" in text
+    for rule in ["dataset", "source_head", "extract"]:  # sent to SLURM (printed as "rule", not "localrule")
+        assert re.search(rf"^rule {rule}:", text, re.MULTILINE), rule
+    assert sorted(seen[":path"] for seen in QuietHandler.requests_seen) == sorted(
+        ["/lite0.pth", *(f"/{wnid}.tar" for wnid in synsets)]
+    )
+    classes = pd.read_parquet(repo / "results/offline21k/classes.parquet")
+    assert sorted(classes["wnid"]) == sorted(synsets)
+    assert (repo / features).is_file()
+    assert not list((repo / "results/offline21k/downloads").glob("*.tar"))  # temp(): gone once extracted

@@ -67,6 +67,14 @@ def _check_consistency(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"K = {too_large[0]} is larger than the {SOURCE_CLASSES} source classes (heads.k_grid, finetune.k)"
         )
+    for name, entry in config["models"].items():
+        given = [source for source in WEIGHT_SOURCES if entry["weights"].get(source)]
+        if len(given) != 1:
+            raise ConfigError(
+                f"models.{name}.weights: give exactly one source of {', '.join(WEIGHT_SOURCES)}; "
+                + (f"it has {' and '.join(given)}" if given else "it has none")
+                + " (a --configfile merges into the entry it overrides: set the other to null)"
+            )
     if config["model"] not in config["models"]:
         raise ConfigError(f"model: {config['model']!r} is not a key of models ({', '.join(config['models'])})")
     split, finetune = config["split"], config["finetune"]
@@ -115,6 +123,8 @@ def _check_consistency(config: dict[str, Any]) -> None:
 
 
 BASELINES = ("random", "imprint", "probe", "cotuning")
+# where a model's weights come from (models.<name>.weights): exactly one per model
+WEIGHT_SOURCES = ("package_file", "path", "url", "torchvision", "timm_pretrained")
 # a similarity method with this suffix starts from the measure's head times a temperature fitted on
 # the shot level's training images (headstart.heads.calibrated_head)
 CALIBRATED_SUFFIX = "_calibrated"
@@ -169,3 +179,27 @@ def load_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(Path(path).read_text())
     validate_config(config)
     return config
+
+
+# The idx files and their canonical MD5s (torchvision's FashionMNIST.resources), and its first mirror.
+FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+FASHION_MNIST_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+
+def fashion_mnist_local(local_dir: str | None) -> dict[str, Path] | None:
+    """The four idx files in ``local_dir``, or None when any is missing there (then they are downloaded)."""
+    if local_dir and all((Path(local_dir) / n).is_file() for n in FASHION_MNIST_FILES):
+        return {n: Path(local_dir) / n for n in FASHION_MNIST_FILES}
+    return None
+
+
+def local_archive(wnid: str, tar_dir: str | None) -> Path | None:
+    """``<tar_dir>/<wnid>.tar`` when it exists; else None (the archive is downloaded from url_template)."""
+    if tar_dir and (local := Path(tar_dir) / f"{wnid}.tar").is_file():
+        return local
+    return None

@@ -25,7 +25,14 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .config import IMAGE_SUFFIXES, fashion_mnist_label
+from .config import (
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_MIRROR,
+    IMAGE_SUFFIXES,
+    fashion_mnist_label,
+    fashion_mnist_local,
+    local_archive,
+)
 from .download import DownloadError, auth_header_from_env, download
 from .errors import HeadstartError
 from .wordnet import is_wnid, synset_by_name, synset_from_wnid, wnid_of
@@ -171,25 +178,12 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
-def fashion_mnist_files(local_dir: str | None, mirror: str | None, download_dir: Path) -> dict[str, Path]:
-    """The four idx files: from ``local_dir`` when complete there, else downloaded and MD5-checked.
-
-    Debian recompresses the .gz files, so local files are checked by structure (read_idx), and the
-    canonical MD5s (torchvision's) apply to downloads.
-    """
-    from torchvision.datasets import FashionMNIST
-
-    names = [name for name, _ in FashionMNIST.resources]
-    if local_dir and all((Path(local_dir) / n).is_file() for n in names):
-        return {n: Path(local_dir) / n for n in names}
-    base = (mirror or FashionMNIST.mirrors[0]).rstrip("/") + "/"
-    files = {}
-    for name, md5 in FashionMNIST.resources:
-        dest = download_dir / name
-        if not dest.exists():
-            download(base + name, dest, md5=md5)
-        files[name] = dest
-    return files
+def download_fashion_mnist(mirror: str | None, download_dir: Path) -> dict[str, Path]:
+    """The four idx files downloaded from ``mirror`` (default torchvision's) into ``download_dir``,
+    each checked against its canonical MD5 (Debian recompresses its local copies, so theirs differ and
+    local files are checked by structure, in :func:`read_idx`)."""
+    base = (mirror or FASHION_MNIST_MIRROR).rstrip("/") + "/"
+    return {name: download(base + name, download_dir / name, md5=md5) for name, md5 in FASHION_MNIST_FILES.items()}
 
 
 def ingest_fashion_mnist(
@@ -264,32 +258,35 @@ def extract_listed(tar_path: Path, wanted: Iterable[str], wnid_dir: Path, log: I
     return found
 
 
-def fetch_tar(
-    wnid: str,
-    tar_dir: str | None,
-    url_template: str | None,
-    headers: dict[str, str],
-    download_dir: Path,
-    allow_plain_http_credentials: bool = False,
-) -> tuple[Path, bool]:
-    """The archive of ``wnid``: local if present, else downloaded. Returns (path, is_temporary)."""
-    allow = allow_plain_http_credentials
-    if tar_dir and (local := Path(tar_dir) / f"{wnid}.tar").is_file():
-        return local, False
-    if not url_template:
+def download_archive(source: dict, wnid: str, dest: Path) -> Path:
+    """The archive of ``wnid`` fetched from the config's ``url_template`` to ``dest``, with the auth
+    header of ``auth_header_env`` (sent to the template's origin only)."""
+    if not source.get("url_template"):
+        tar_dir = source.get("tar_dir")
         raise DatasetError(f"{wnid}.tar not found in dataset.imagenet21k.tar_dir ({tar_dir}) and no url_template set")
     try:
-        url = url_template.format(wnid=wnid)
-        return download(url, download_dir / f"{wnid}.tar", headers=headers, allow_plain_http_credentials=allow), True
+        return download(
+            source["url_template"].format(wnid=wnid),
+            dest,
+            headers=auth_header_from_env(source.get("auth_header_env")),
+            allow_plain_http_credentials=bool(source.get("allow_plain_http_credentials", False)),
+        )
     except DownloadError as err:
         raise DatasetError(f"cannot fetch the images of {wnid}: {err}") from None
 
 
 def ingest_imagenet21k(
-    source: dict, classes: list[TargetClass], needed: dict[str, int], out_dir: Path, base_dir: Path, log: IngestLog
+    source: dict,
+    classes: list[TargetClass],
+    needed: dict[str, int],
+    out_dir: Path,
+    base_dir: Path,
+    downloads: Path,
+    log: IngestLog,
 ) -> pd.DataFrame:
+    """The listed images of each class, from ``<tar_dir>/<wnid>.tar`` or else ``<downloads>/<wnid>.tar``
+    (fetched beforehand by the download_archive rule, on the submitting host: this never downloads)."""
     lists = {pool: read_image_list(base_dir / source[f"{pool}_list"]) for pool in ("train", "test")}
-    headers = auth_header_from_env(source.get("auth_header_env"))
     rows = []
     for cls in tqdm(classes, desc="imagenet-21k synsets", unit="synset"):
         wanted = {pool: lists[pool].get(cls.wnid, []) for pool in lists}
@@ -299,19 +296,10 @@ def ingest_imagenet21k(
         if not all_names:
             raise DatasetError(f"class {cls.wnid} ({cls.name}) has no images in the train/test lists")
         if {PurePosixPath(n).stem + ".JPEG" for n in all_names} - done:
-            tar_path, temporary = fetch_tar(
-                cls.wnid,
-                source.get("tar_dir"),
-                source.get("url_template"),
-                headers,
-                out_dir.parent / "downloads",
-                bool(source.get("allow_plain_http_credentials", False)),
-            )
-            try:
-                extract_listed(tar_path, all_names, wnid_dir, log)
-            finally:
-                if temporary:
-                    tar_path.unlink(missing_ok=True)
+            tar_path = local_archive(cls.wnid, source.get("tar_dir")) or downloads / f"{cls.wnid}.tar"
+            if not tar_path.is_file():
+                raise DatasetError(f"{cls.wnid}.tar is neither in dataset.imagenet21k.tar_dir nor in {downloads}")
+            extract_listed(tar_path, all_names, wnid_dir, log)
         for pool, names in wanted.items():
             for name in names:
                 path = wnid_dir / (PurePosixPath(name).stem + ".JPEG")
@@ -383,9 +371,13 @@ def _checked_in_place(path: Path, converted_dir: Path, log: IngestLog) -> Path |
 # The stage
 
 
-def build_inventory(dataset: dict, split: dict, seed: int, out_dir: Path, report: Path) -> pd.DataFrame:
+def build_inventory(
+    dataset: dict, split: dict, seed: int, out_dir: Path, downloads: Path, report: Path
+) -> pd.DataFrame:
     """The dataset stage from the config's ``dataset`` and ``split`` sections: every target class's
-    images, checked and stored under ``out_dir``, from the configured source.
+    images, checked and stored under ``out_dir``, from the configured source. Files to download were
+    fetched into ``downloads`` beforehand (the download rules, on the submitting host): this reads
+    local files only.
 
     ``report`` lists every converted and skipped image; skipped ones are logged too, so the job's
     log names them when a class then falls short (Snakemake deletes a failed job's outputs).
@@ -397,11 +389,13 @@ def build_inventory(dataset: dict, split: dict, seed: int, out_dir: Path, report
     try:
         if source == "fashion_mnist":
             options = dataset.get("fashion_mnist", {})
-            files = fashion_mnist_files(options.get("local_dir"), options.get("mirror"), out_dir.parent / "downloads")
+            files = fashion_mnist_local(options.get("local_dir")) or {n: downloads / n for n in FASHION_MNIST_FILES}
             logger.info("Fashion-MNIST files: %s", ", ".join(str(p) for p in files.values()))
             inventory = ingest_fashion_mnist(files, classes, needed, out_dir, seed, checks)
         elif source == "imagenet21k":
-            inventory = ingest_imagenet21k(dataset["imagenet21k"], classes, needed, out_dir, Path("."), checks)
+            inventory = ingest_imagenet21k(
+                dataset["imagenet21k"], classes, needed, out_dir, Path("."), downloads, checks
+            )
         elif source == "imagefolder":
             inventory = ingest_imagefolder(Path(dataset["imagefolder"]["root"]), classes, needed, out_dir, seed, checks)
         else:

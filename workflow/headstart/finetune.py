@@ -175,6 +175,7 @@ def finetune_job(
     seed: int,
     options: dict[str, Any],
     entry: dict[str, Any],
+    weights: Path,
     preprocess: dict[str, Any],
     device: torch.device,
     checkpoint_every: int,
@@ -197,7 +198,7 @@ def finetune_job(
     if mode != Mode("head", False):  # every other mode needs the network itself
         from .models import load_parts
 
-        parts, mean, std = load_parts(entry)
+        parts, mean, std = load_parts(entry, weights)
     if mode.augment:
         from .pixels import CropBatches, PixelCache
 

@@ -106,12 +106,23 @@ def load_source_model(entry: dict[str, Any]) -> nn.Module:
     """The ImageNet-1k classifier described by a config ``models`` entry, in eval mode."""
     library, arch, weights = entry["library"], entry["arch"], entry["weights"]
     model = _build_architecture(library, arch)
-    if "package_file" in weights:
+    if weights.get("package_file"):
         path = _package_file(weights["package_file"])
         load_weights(model, _load_state_dict(path), weights.get("key_order", False), str(path))
-    elif "path" in weights:
+    elif weights.get("path"):
         load_weights(model, _load_state_dict(Path(weights["path"])), weights.get("key_order", False), weights["path"])
-    elif "torchvision" in weights:
+    elif weights.get("url"):
+        import tempfile
+
+        from .download import DownloadError, download
+
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = download(weights["url"], Path(folder) / "weights.pth", md5=weights.get("md5"))
+            except DownloadError as err:
+                raise ModelError(f"model {arch}: {err}") from None
+            load_weights(model, _load_state_dict(path), weights.get("key_order", False), weights["url"])
+    elif weights.get("torchvision"):
         import torchvision.models
 
         try:
@@ -129,10 +140,36 @@ def load_source_model(entry: dict[str, Any]) -> nn.Module:
     return model.eval()
 
 
-def load_parts(entry: dict[str, Any]) -> tuple[ModelParts, tuple[float, ...], tuple[float, ...]]:
-    """A config ``models`` entry's network, with its weights, split into trunk, trainable part and
-    head, and the normalisation its weights were trained with."""
+def save_source_weights(entry: dict[str, Any], path: Path | str, model_name: str) -> None:
+    """The weights of a config ``models`` entry, verified against its architecture, as safetensors at
+    ``path``: the one file every job reads the network from. This is the only step that downloads
+    (torchvision and timm weights): a localrule, so it runs on the submitting host and no cluster job
+    needs the network."""
+    from .tables import write_tensors
+
     model = load_source_model(entry)
+    state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    spec = {"library": entry["library"], "arch": entry["arch"], "weights": entry["weights"]}
+    write_tensors(state, path, {"model": model_name, "source": spec})
+
+
+def load_parts(
+    entry: dict[str, Any], weights: Path | str
+) -> tuple[ModelParts, tuple[float, ...], tuple[float, ...]]:
+    """A config ``models`` entry's network with the weights in ``weights`` (written by
+    :func:`save_source_weights`), split into trunk, trainable part and head, and the normalisation its
+    weights were trained with. Reads one local file: never downloads."""
+    from .tables import read_tensors
+
+    model = _build_architecture(entry["library"], entry["arch"])
+    try:
+        state, _ = read_tensors(weights)
+    except FileNotFoundError:
+        raise ModelError(f"weights file {weights} does not exist") from None
+    except Exception as err:
+        raise ModelError(f"cannot read weights file {weights}: {err}") from None
+    load_weights(model, state, False, str(weights))
+    model.eval()
     mean, std = normalization(model, entry)
     return split_model(model, entry["trainable"], entry["head"]), mean, std
 

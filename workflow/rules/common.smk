@@ -10,8 +10,11 @@ from headstart.config import (
     CALIBRATED_SUFFIX,
     COTUNING_TRADE_OFF,
     PRIOR_SUFFIX,
+    FASHION_MNIST_FILES,
     VISUAL_MEASURES,
     ConfigError,
+    fashion_mnist_local,
+    local_archive,
     similarity_measure,
     validate_config,
 )
@@ -196,6 +199,26 @@ def dataset_inputs(wildcards):
         for target in resolve_classes(config["dataset"]["classes"]):
             files += [str(path) for path in imagefolder_files(root, target.wnid)]
     return files
+
+
+def download_targets():
+    """The files the dataset stage needs from the network (none when they are local): fetched by the
+    download rules, on the submitting host."""
+    from headstart.data import resolve_classes  # only here: headstart.data imports pandas, PIL
+
+    dataset = config["dataset"]
+    if dataset["source"] == "fashion_mnist":
+        if fashion_mnist_local(dataset.get("fashion_mnist", {}).get("local_dir")):
+            return []
+        return [f"{DATA}/downloads/{name}" for name in FASHION_MNIST_FILES]
+    if dataset["source"] == "imagenet21k":
+        tar_dir = dataset["imagenet21k"].get("tar_dir")
+        return [
+            f"{DATA}/downloads/{target.wnid}.tar"
+            for target in resolve_classes(dataset["classes"])
+            if not local_archive(target.wnid, tar_dir)
+        ]
+    return []
 
 
 def wordvec_inputs(wildcards):

@@ -1,9 +1,54 @@
 # Dataset download / ingestion and the split into train, val and test with nested shot subsets.
+# Downloads are localrules: they run on the submitting host, so no cluster job needs the network.
+
+
+localrules:
+    downloads,
+    download_fashion_mnist,
+    download_archive,
+    model_weights,
+
+
+rule downloads:
+    # every file fetched from the network, for a login node with internet: `snakemake downloads`
+    input:
+        download_targets(),
+        f"{MODELS}/weights.safetensors",
+
+
+rule download_fashion_mnist:
+    output:
+        [f"{DATA}/downloads/{name}" for name in FASHION_MNIST_FILES],
+    params:
+        code=library_code("download_fashion_mnist"),  # reruns the job when the library code it runs changes
+        mirror=config["dataset"].get("fashion_mnist", {}).get("mirror"),
+    log:
+        log_file("download_fashion_mnist", DATASET),
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download_fashion_mnist.py"
+
+
+rule download_archive:
+    # deleted once the dataset stage has extracted its listed images
+    output:
+        archive=temp(f"{DATA}/downloads/{{wnid}}.tar"),
+    params:
+        code=library_code("download_archive"),  # reruns the job when the library code it runs changes
+        source=config["dataset"].get("imagenet21k"),
+    log:
+        log_file("download_archive", DATASET, "{wnid}"),
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download_archive.py"
 
 
 rule dataset:
     input:
         dataset_inputs,
+        download_targets(),
     output:
         inventory=f"{DATA}/images.parquet",
         report=f"{DATA}/images_report.tsv",

@@ -1,7 +1,28 @@
-# The source network: its head and class list, and one extraction pass per (dataset, model).
+# The source network: its weights (fetched on the submitting host), its head and class list, and one
+# extraction pass per (dataset, model).
+
+
+rule model_weights:
+    # the only job that downloads model weights (torchvision's, timm's): a localrule, so it runs on the
+    # submitting host; every cluster job reads this file
+    output:
+        weights="results/models/{model}/weights.safetensors",
+    params:
+        code=library_code("model_weights"),  # reruns the job when the library code it runs changes
+        entry=lambda wildcards: config["models"][wildcards.model],
+    log:
+        log_file("model_weights", "{model}"),
+    benchmark:
+        benchmark_file("model_weights", "{model}")
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/model_weights.py"
 
 
 rule source_head:
+    input:
+        weights="results/models/{model}/weights.safetensors",
     output:
         head="results/models/{model}/source_head.safetensors",
         classes="results/models/{model}/source_classes.parquet",
@@ -22,6 +43,7 @@ rule extract:
     input:
         **{f"pixels_{split}": f"{PIXELS}/{split}.safetensors" for split in SPLITS},
         source_classes=f"{MODELS}/source_classes.parquet",
+        weights=f"{MODELS}/weights.safetensors",
     output:
         **{f"logits_{split}": f"{RUN}/extract/logits_{split}.parquet" for split in SPLITS},
         **{f"features_{split}": f"{RUN}/extract/features_{split}.safetensors" for split in SPLITS},

@@ -13,6 +13,7 @@ rule finetune:
         features_val=f"{RUN}/extract/features_val.safetensors",
         pixels_train=f"{PIXELS}/train.safetensors",
         manifest=f"{DATA}/manifest.parquet",
+        weights=f"{MODELS}/weights.safetensors",
         classes=f"{DATA}/classes.parquet",
     output:
         curves=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.parquet",

@@ -13,6 +13,7 @@ inventory = build_inventory(
     snakemake.params.split,
     snakemake.params.seed,
     Path(snakemake.output.inventory).parent / "images",
+    Path(snakemake.output.inventory).parent / "downloads",
     Path(snakemake.output.report),
 )
 write_parquet(

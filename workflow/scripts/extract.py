@@ -13,7 +13,7 @@ from headstart.models import load_parts, pick_device
 log = setup_logging(snakemake.log[0])
 entry, preprocess, options = snakemake.params.entry, snakemake.params.preprocess, snakemake.params.extract
 torch.set_num_threads(snakemake.threads)
-parts, mean, std = load_parts(entry)
+parts, mean, std = load_parts(entry, snakemake.input.weights)
 device = pick_device(snakemake.config["extract"]["device"])  # a run option: changing it reruns nothing
 source_wnids = pd.read_parquet(snakemake.input.source_classes)["wnid"].tolist()
 for split in ["train", "val", "test"]:

@@ -24,6 +24,7 @@ finetune_job(
     seed=int(snakemake.wildcards.seed),
     options=params.finetune,
     entry=params.entry,
+    weights=Path(snakemake.input.weights),
     preprocess=params.preprocess,
     device=pick_device(run_options["device"]),
     checkpoint_every=run_options["checkpoint_every"],

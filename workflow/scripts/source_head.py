@@ -10,7 +10,7 @@ from headstart.tables import write_parquet, write_tensors
 
 log = setup_logging(snakemake.log[0])
 entry = snakemake.params.entry
-parts, _, _ = load_parts(entry)
+parts, _, _ = load_parts(entry, snakemake.input.weights)
 wnids = imagenet1k_wnids()
 if parts.head.out_features != len(wnids):
     raise SystemExit(f"{entry['arch']}: head has {parts.head.out_features} outputs, ImageNet-1k has {len(wnids)}")
