@@ -13,14 +13,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from headstart.config import fashion_mnist_local
 from headstart.data import (
     DatasetError,
     IngestLog,
     TargetClass,
     build_inventory,
-    extract_listed,
     download_archive,
     download_fashion_mnist,
+    extract_listed,
     ingest_fashion_mnist,
     ingest_imagefolder,
     ingest_imagenet21k,
@@ -28,7 +29,6 @@ from headstart.data import (
     resolve_classes,
     to_rgb,
 )
-from headstart.config import fashion_mnist_local
 from headstart.download import DownloadError, download
 from headstart.split import make_manifest, shot_level_examples, shot_subset
 

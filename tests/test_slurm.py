@@ -184,8 +184,9 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
     through extraction: the downloads are localrules, on the submitting host; the cluster jobs read files."""
     import importlib.resources
 
-    from conftest import QuietHandler
     from test_data import jpeg_bytes, make_tar
+
+    from conftest import QuietHandler
 
     served, base = http_root
     repo = copy_repository(tmp_path / "repo")
@@ -198,11 +199,9 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
         lists["test"] += names[12:]
     for pool, names in lists.items():
         (repo / f"{pool}.txt").write_text("\n".join(names) + "\n")
-    package, _, relative = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]["weights"][
-        "package_file"
-    ].partition(":")
-    shutil.copy(importlib.resources.files(package).joinpath(relative), served / "lite0.pth")
     lite0 = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
+    package, _, relative = lite0["weights"]["package_file"].partition(":")
+    shutil.copy(importlib.resources.files(package).joinpath(relative), served / "lite0.pth")
     override = {
         "dataset": {
             "name": "offline21k",

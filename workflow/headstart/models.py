@@ -153,9 +153,7 @@ def save_source_weights(entry: dict[str, Any], path: Path | str, model_name: str
     write_tensors(state, path, {"model": model_name, "source": spec})
 
 
-def load_parts(
-    entry: dict[str, Any], weights: Path | str
-) -> tuple[ModelParts, tuple[float, ...], tuple[float, ...]]:
+def load_parts(entry: dict[str, Any], weights: Path | str) -> tuple[ModelParts, tuple[float, ...], tuple[float, ...]]:
     """A config ``models`` entry's network with the weights in ``weights`` (written by
     :func:`save_source_weights`), split into trunk, trainable part and head, and the normalisation its
     weights were trained with. Reads one local file: never downloads."""
