@@ -63,11 +63,11 @@ def test_fashion_mnist_from_debian_files(tmp_path):
     classes = resolve_classes(yaml_classes())
     log = IngestLog()
     inventory = ingest_fashion_mnist(files, classes, {"train": 12, "test": 3}, tmp_path / "img", 0, log)
-    assert inventory.groupby(["wnid", "pool"]).size().unique().tolist() in ([12, 3], [3, 12])
+    assert inventory.groupby(["class_id", "pool"]).size().unique().tolist() in ([12, 3], [3, 12])
     first = inventory[inventory["pool"] == "train"].iloc[0]
     index = int(first["image_id"].split("train")[1])
     np.testing.assert_array_equal(np.asarray(Image.open(first["path"])), images[index])
-    assert labels[index] == [c.wnid for c in classes].index(first["wnid"])
+    assert labels[index] == [c.id for c in classes].index(first["class_id"])
 
 
 def yaml_classes():
@@ -205,7 +205,7 @@ def test_imagenet21k_tars_over_http(tmp_path, http_root):
     with pytest.raises(DatasetError, match=rf"{coat.wnid}.tar is neither in dataset.imagenet21k.tar_dir nor in"):
         ingest_imagenet21k(source, CLASSES, {"train": 3, "test": 1}, tmp_path / "img", tmp_path, downloads, IngestLog())
     for cls in CLASSES:  # the download rule's work (on the submitting host): ingestion reads local files only
-        download_archive(source, cls.wnid, downloads / f"{cls.wnid}.tar")
+        download_archive(source, cls.id, downloads / f"{cls.id}.tar")
     source["url_template"] = "http://127.0.0.1:9/{wnid}.tar"  # nothing listens there
     log = IngestLog()
     with pytest.raises(DatasetError, match=r"class n04133789 \(Sandal\) has 1 usable train images, the config needs 3"):
@@ -223,8 +223,8 @@ def test_imagenet21k_tars_over_http(tmp_path, http_root):
     inventory = ingest_imagenet21k(
         source, CLASSES, {"train": 1, "test": 1}, tmp_path / "img", tmp_path, downloads, IngestLog()
     )
-    assert sorted(inventory[inventory["wnid"] == coat.wnid]["image_id"]) == [n[:-5] for n in names[coat.wnid]]
-    assert len(inventory[inventory["wnid"] == sandal.wnid]) == 2
+    assert sorted(inventory[inventory["class_id"] == coat.wnid]["image_id"]) == [n[:-5] for n in names[coat.wnid]]
+    assert len(inventory[inventory["class_id"] == sandal.wnid]) == 2
 
 
 def test_imagenet21k_missing_archive_is_a_clear_error(tmp_path, http_root):
@@ -249,7 +249,7 @@ def test_local_tar_dir_and_safe_members(tmp_path):
 def make_imagefolder(root: Path, per_class: int) -> Path:
     """``root/<wnid>/{0..per_class-1}.jpg`` for each of CLASSES; returns ``root``."""
     for cls in CLASSES:
-        folder = root / cls.wnid
+        folder = root / cls.id
         folder.mkdir(parents=True)
         for i in range(per_class):
             (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
@@ -261,13 +261,13 @@ def test_imagefolder_source(tmp_path):
     (tmp_path / "root" / CLASSES[0].wnid / "bad.jpg").write_bytes(b"not an image")
     log = IngestLog()
     inventory = ingest_imagefolder(tmp_path / "root", CLASSES, {"train": 4, "test": 2}, tmp_path / "conv", 0, log)
-    assert inventory.groupby(["wnid", "pool"]).size().tolist() == [2, 4, 2, 4]  # (test, train) per class
+    assert inventory.groupby(["class_id", "pool"]).size().tolist() == [2, 4, 2, 4]  # (test, train) per class
     assert [why.startswith("UnidentifiedImageError") for _, why in log.skipped] == [True]
 
 
 def inventory_for(n_train: int, n_test: int) -> pd.DataFrame:
     rows = [
-        {"image_id": f"{w}_{p}{i}", "path": f"/x/{w}_{p}{i}", "wnid": w, "pool": p}
+        {"image_id": f"{w}_{p}{i}", "path": f"/x/{w}_{p}{i}", "class_id": w, "pool": p}
         for w in ("n1", "n2")
         for p, n in (("train", n_train), ("test", n_test))
         for i in range(n)
@@ -278,7 +278,7 @@ def inventory_for(n_train: int, n_test: int) -> pd.DataFrame:
 def test_split_counts_nesting_and_determinism():
     inventory = inventory_for(30, 12)
     manifest = make_manifest(inventory, train_per_class=25, val_per_class=5, test_per_class=10, seed=3)
-    counts = manifest.groupby(["wnid", "split"]).size().to_dict()
+    counts = manifest.groupby(["class_id", "split"]).size().to_dict()
     assert counts == {
         ("n1", "test"): 10,
         ("n1", "train"): 20,
@@ -307,16 +307,16 @@ def test_fashion_mnist_images_follow_the_label_name_not_the_list_position(tmp_pa
     ]
     inventory = ingest_fashion_mnist(files, classes, {"train": 5, "test": 2}, tmp_path / "img", 0, IngestLog())
     train = inventory[inventory["pool"] == "train"]
-    assert set(train["wnid"]) == {c.wnid for c in classes}
+    assert set(train["class_id"]) == {c.id for c in classes}
     expected = {"n04197391": 6, "n03057021": 4, "n02769748": 8}  # Fashion-MNIST's label numbers
     for _, row in train.iterrows():
-        assert labels[int(row["image_id"].split("train")[1])] == expected[row["wnid"]]
+        assert labels[int(row["image_id"].split("train")[1])] == expected[row["class_id"]]
 
 
 def test_imagefolder_files_with_the_same_stem_are_two_images(tmp_path):
     make_imagefolder(tmp_path / "root", 3)
     for cls in CLASSES:
-        folder = tmp_path / "root" / cls.wnid
+        folder = tmp_path / "root" / cls.id
         for i in range(3):
             (folder / f"{i}.png").write_bytes(jpeg_bytes(10 + i, fmt="PNG"))
             (folder / f"{i}.jpeg").write_bytes(jpeg_bytes(20 + i, mode="CMYK"))  # converted
@@ -329,7 +329,7 @@ def test_imagefolder_files_with_the_same_stem_are_two_images(tmp_path):
 
 def test_a_class_short_of_images_names_the_skipped_ones_in_the_log(tmp_path, caplog):
     for cls in CLASSES:
-        folder = tmp_path / "root" / cls.wnid
+        folder = tmp_path / "root" / cls.id
         folder.mkdir(parents=True)
         for i in range(6 if cls is CLASSES[0] else 4):
             (folder / f"{i}.jpg").write_bytes(jpeg_bytes(i))
@@ -369,12 +369,12 @@ def test_shot_level_examples_keep_the_first_ranks_of_each_class_in_the_features_
     manifest = pd.DataFrame(
         {
             "image_id": ["a0", "a1", "a2", "b0", "b1"],
-            "wnid": ["n2", "n2", "n2", "n1", "n1"],
+            "class_id": ["n2", "n2", "n2", "n1", "n1"],
             "split": "train",
             "rank": [0, 1, 2, 0, 1],
         }
     )
-    classes = pd.DataFrame({"wnid": ["n1", "n2"]})  # label 0 = n1, 1 = n2
+    classes = pd.DataFrame({"class_id": ["n1", "n2"]})  # label 0 = n1, 1 = n2
     ids = ["b1", "a2", "a0", "b0", "a1"]  # the extract file's order
     features = np.arange(5.0)[:, None] * np.ones((1, 3))
     examples, labels = shot_level_examples(features, ids, manifest, classes, 1)

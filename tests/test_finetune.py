@@ -35,7 +35,7 @@ OPTIONS = {
 def job_inputs(tmp_path_factory):
     """Three classes, 4 train images each (ranks 0-3), 2 validation and 2 test images each; caches and 3 heads."""
     root = tmp_path_factory.mktemp("job")
-    classes = pd.DataFrame({"wnid": ["n1", "n2", "n3"], "name": ["a", "b", "c"]})
+    classes = pd.DataFrame({"class_id": ["n1", "n2", "n3"], "name": ["a", "b", "c"]})
     paths = write_images(root, [(28, 28, 1), (30, 26, 3), (26, 34, 3)] * 8)
     rows = []
     for i, path in enumerate(paths):
@@ -44,7 +44,7 @@ def job_inputs(tmp_path_factory):
             {
                 "image_id": f"img{i}",
                 "path": path,
-                "wnid": classes["wnid"][i % 3],
+                "class_id": classes["class_id"][i % 3],
                 "split": split,
                 "rank": (i - first) // 3,
             }
@@ -125,7 +125,7 @@ def test_each_mode_trains_every_run_of_the_job(job_inputs, train, augment):
     assert sorted(curves["iteration"].unique()) == [0, 2, 4]
     assert curves.groupby(["method", "iteration"]).size().eq(3).all()  # one row per class
     # iteration 0 is the initial head on the pretrained network, whatever the mode
-    first = curves[curves["iteration"] == 0].set_index(["method", "wnid"])["fscore"].sort_index()
+    first = curves[curves["iteration"] == 0].set_index(["method", "class_id"])["fscore"].sort_index()
     reference = job_inputs_first(job_inputs)
     pd.testing.assert_series_equal(first, reference)
     # the heads learn (the loss of the last evaluation window is finite and differs between runs)
@@ -139,7 +139,7 @@ _FIRST = {}
 def job_inputs_first(job_inputs) -> pd.Series:
     if "first" not in _FIRST:
         curves = job(job_inputs, "head", False, name="reference")
-        _FIRST["first"] = curves[curves["iteration"] == 0].set_index(["method", "wnid"])["fscore"].sort_index()
+        _FIRST["first"] = curves[curves["iteration"] == 0].set_index(["method", "class_id"])["fscore"].sort_index()
     return _FIRST["first"]
 
 

@@ -15,7 +15,7 @@ from headstart.report import (
     answer_table,
     answer_wide,
     convergence_table,
-    example_class_name,
+    example_class,
     figure1,
     figure2,
     figure3,
@@ -60,12 +60,12 @@ def synthetic_curves() -> pd.DataFrame:
     }
     for (method, k, shots, seed), values in runs.items():
         for iteration, macro, val_macro in zip([0, 10, 20], values, val[(method, k, shots, seed)], strict=True):
-            for c, wnid in enumerate(WNIDS):
+            for c, class_id in enumerate(WNIDS):
                 f = macro + (0.1 if c == 0 else -0.1)
                 rows.append(
                     {
                         "iteration": iteration,
-                        "wnid": wnid,
+                        "class_id": class_id,
                         "precision": f,
                         "recall": f,
                         "fscore": f,
@@ -130,12 +130,14 @@ def test_method_order_and_best_k_files(tmp_path):
 
 
 def test_example_class_must_be_a_target_class():
-    classes = pd.DataFrame({"wnid": ["n03057021", "n04133789"], "name": ["Coat", "Sandal"]})
-    assert example_class_name(classes, "n04133789") == "Sandal"
+    classes = pd.DataFrame({"class_id": ["n03057021", "n04133789"], "name": ["Coat", "Sandal"]})
+    assert example_class(classes, "n04133789") == ("n04133789", "Sandal")
+    assert example_class(classes, "Sandal") == ("n04133789", "Sandal")  # by label too
+    assert example_class(classes, None) == ("n03057021", "Coat")  # not set: the first class
     with pytest.raises(
         ReportError, match=r"^report.example_class n99 is not a target class \(one of n03057021, n04133789"
     ):
-        example_class_name(classes, "n99")
+        example_class(classes, "n99")
 
 
 def test_top_sources_per_target_class():

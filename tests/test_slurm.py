@@ -239,6 +239,6 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
         ["/lite0.pth", *(f"/{wnid}.tar" for wnid in synsets)]
     )
     classes = pd.read_parquet(repo / "results/offline21k/classes.parquet")
-    assert sorted(classes["wnid"]) == sorted(synsets)
+    assert sorted(classes["class_id"]) == sorted(synsets)
     assert (repo / features).is_file()
     assert not list((repo / "results/offline21k/downloads").glob("*.tar"))  # temp(): gone once extracted

@@ -112,7 +112,7 @@ def test_curve_columns_and_iteration_zero():
     curve = run()
     assert list(curve.columns) == [
         "iteration",
-        "wnid",
+        "class_id",
         "precision",
         "recall",
         "fscore",

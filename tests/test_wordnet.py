@@ -44,7 +44,7 @@ def test_paper_class_types_match_the_derived_table():
     assert classes["type"].value_counts().to_dict() == {"included": 30, "inclusive": 30, "disjoint": 30}
     oracle = pd.read_csv(PAPER / "target-synsets-derived.tsv", sep="\t").set_index("wnid")
     for row in classes.itertuples():
-        assert row.type == oracle.at[row.wnid, "type_wordnet30_nltk"], row.wnid
+        assert row.type == oracle.at[row.class_id, "type_wordnet30_nltk"], row.class_id
     bullet = synset_from_wnid("n02916350")
-    assert classes.set_index("wnid").at["n02916350", "type"] == "included"
+    assert classes.set_index("class_id").at["n02916350", "type"] == "included"
     assert synset_from_wnid("n04008634") in ancestors(bullet)  # projectile, missile

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # real workflow runs (minutes)
 
 def test_tiny_run_writes_every_stage(tiny):
     classes = pd.read_parquet(tiny / "results/fashion_mnist/classes.parquet")
-    assert classes["wnid"].tolist()[:2] == ["n03595614", "n04489008"]  # T-shirt (jersey), trouser
+    assert classes["class_id"].tolist()[:2] == ["n03595614", "n04489008"]  # T-shirt (jersey), trouser
     assert classes.set_index("name").at["Sandal", "type"] == "identical"
     manifest = pd.read_parquet(tiny / "results/fashion_mnist/manifest.parquet")
     assert manifest.groupby("split").size().to_dict() == {"test": 80, "train": 200, "val": 50}
@@ -36,7 +36,7 @@ def test_tiny_run_writes_every_stage(tiny):
         "sim/wordvec.parquet",
     ]:
         matrix = pd.read_parquet(tiny / RUN / path)
-        assert matrix.index.tolist() == classes["wnid"].tolist() and matrix.columns.tolist() == sources
+        assert matrix.index.tolist() == classes["class_id"].tolist() and matrix.columns.tolist() == sources
         assert matrix.dtypes.unique().tolist() == [np.float32] and not matrix.isna().any().any()
         assert read_metadata(tiny / RUN / path)["model"] == "efficientnet_lite0"
     wordnet = pd.read_parquet(tiny / RUN / "sim/wordnet.parquet")
@@ -231,7 +231,7 @@ def test_last_stage_preset_runs_end_to_end(tiny, tmp_path, augment):
     }
     # iteration 0 is the same initial network as in the head-only run; training then differs
     head_only = pd.read_parquet(tiny / EXP / "curves.parquet")
-    keys = ["method", "k", "shots", "seed", "wnid"]
+    keys = ["method", "k", "shots", "seed", "class_id"]
     first = lambda c: c[c["iteration"] == 0].sort_values(keys).reset_index(drop=True)  # noqa: E731
     shared = curves[curves["method"].isin(head_only["method"].unique())]
     pd.testing.assert_frame_equal(first(shared), first(head_only))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import jsonschema
 import yaml
 
 from .errors import HeadstartError
-from .wordnet import noun_synset_error
+from .wordnet import is_wnid, noun_synset_error
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -44,22 +45,71 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     _check_consistency(config)
 
 
+def _check_classes(config: dict[str, Any]) -> None:
+    """Each class a WordNet noun or a label; ids unique; classes without a synset only where no WordNet
+    measure and no per-synset archive needs one."""
+    dataset = config["dataset"]
+    spec = dataset.get("classes")
+    if spec is None:
+        if dataset["source"] != "imagefolder":
+            raise ConfigError("dataset.classes: required (only an ImageFolder may leave it out, to take every folder)")
+        root = Path(dataset["imagefolder"]["root"])
+        if not root.is_dir():
+            raise ConfigError(f"dataset.imagefolder.root: {root} is not a directory")
+        entries = folder_classes(root)
+    elif isinstance(spec, str):
+        # a missing file is Snakemake's "missing input" error
+        lines = Path(spec).read_text().splitlines() if Path(spec).is_file() else []
+        entries = [{"synset": line.split()[0]} for line in lines if line.strip()]
+    else:
+        entries = spec
+    for entry in entries:
+        if entry.get("synset") and (problem := noun_synset_error(entry["synset"])):
+            raise ConfigError(f"dataset.classes: {problem}")
+        if not entry.get("synset") and not entry.get("label"):
+            raise ConfigError("dataset.classes: an entry has neither a label nor a synset")
+    unmapped = [entry["label"] for entry in entries if not entry.get("synset")]
+    ids: dict[str, str] = {}
+    for label in unmapped:
+        if (other := ids.setdefault(safe_class_id(label), label)) != label:
+            raise ConfigError(
+                f"dataset.classes: the labels {other!r} and {label!r} give the same class id {safe_class_id(label)!r} "
+                "(ids keep letters, digits, '.', '_' and '-'): rename one"
+            )
+    if not unmapped:
+        return
+    named = ", ".join(unmapped[:8]) + (f" and {len(unmapped) - 8} more" if len(unmapped) > 8 else "")
+    wordnet = [m for m in config["similarity"]["measures"] if m.startswith("wordnet")]
+    if wordnet:
+        raise ConfigError(
+            f"similarity.measures: {', '.join(wordnet)} need every class mapped to a WordNet synset; unmapped: "
+            f"{named} (give each a synset in dataset.classes, or measure with inference, softmax and wordvec only)"
+        )
+    if dataset["source"] == "imagenet21k":
+        raise ConfigError(f"dataset.classes: ImageNet-21k archives are per synset; give a synset to {named}")
+
+
+def folder_classes(root: Path | str) -> list[dict[str, str]]:
+    """Every class folder of an ImageFolder, in name order, as config entries: a folder named by a wnid is
+    that synset, any other folder is its own label (unmapped)."""
+    folders = sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [{"synset": name} if is_wnid(name) else {"label": name} for name in folders]
+
+
+def safe_class_id(label: str) -> str:
+    """A label as a class id, safe in paths: runs of characters other than letters, digits, '.', '_' and
+    '-' become '_' ('Ankle boot' -> 'Ankle_boot', 'T-shirt/top' -> 'T-shirt_top')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_.") or "_"
+
+
 def _check_consistency(config: dict[str, Any]) -> None:
     dataset = config["dataset"]
-    if dataset["source"] == "fashion_mnist" and isinstance(dataset["classes"], list):
+    if dataset["source"] == "fashion_mnist" and isinstance(dataset.get("classes"), list):
         numbers = [fashion_mnist_label(entry.get("label")) for entry in dataset["classes"]]
         if len(set(numbers)) != len(numbers):
             twice = next(FASHION_MNIST_LABELS[n] for n in numbers if numbers.count(n) > 1)
             raise ConfigError(f"dataset.classes: the Fashion-MNIST label {twice!r} is listed twice")
-    if isinstance(dataset["classes"], list):
-        refs = [entry["synset"] for entry in dataset["classes"]]
-    elif Path(dataset["classes"]).is_file():  # a missing file is Snakemake's "missing input" error
-        refs = [line.split()[0] for line in Path(dataset["classes"]).read_text().splitlines() if line.strip()]
-    else:
-        refs = []
-    for ref in refs:
-        if problem := noun_synset_error(ref):
-            raise ConfigError(f"dataset.classes: {problem}")
+    _check_classes(config)
     too_large = [
         k for k in [*config["heads"]["k_grid"], *config["finetune"]["k"]] if k != "best" and k > SOURCE_CLASSES
     ]
@@ -123,6 +173,8 @@ def _check_consistency(config: dict[str, Any]) -> None:
 
 
 BASELINES = ("random", "imprint", "probe", "cotuning")
+# the type of a target class mapped to no WordNet synset (its relation to the source classes is unknown)
+UNMAPPED = "unmapped"
 # where a model's weights come from (models.<name>.weights): exactly one per model
 WEIGHT_SOURCES = ("package_file", "path", "url", "torchvision", "timm_pretrained")
 # a similarity method with this suffix starts from the measure's head times a temperature fitted on

@@ -3,7 +3,7 @@
 - Fashion-MNIST idx files (Debian's ``dataset-fashion-mnist``, or downloaded with MD5 checks);
 - ImageNet-21k ``<wnid>.tar`` archives (local directory or URL template), of which only the listed
   images are extracted, safely;
-- any ImageFolder (``root/<wnid>/*.jpg``).
+- any ImageFolder (``root/<label>/*.jpg``, any folder names; a folder named by a wnid is that synset).
 
 Every image is decoded once; CMYK, palette or mislabelled (PNG named .JPEG) images are converted
 to RGB JPEG (:func:`to_rgb`), undecodable ones are skipped and reported.
@@ -31,7 +31,9 @@ from .config import (
     IMAGE_SUFFIXES,
     fashion_mnist_label,
     fashion_mnist_local,
+    folder_classes,
     local_archive,
+    safe_class_id,
 )
 from .download import DownloadError, auth_header_from_env, download
 from .errors import HeadstartError
@@ -46,30 +48,66 @@ class DatasetError(HeadstartError, RuntimeError):
 
 @dataclass(frozen=True)
 class TargetClass:
-    wnid: str
+    id: str  # unique and safe in paths: a mapped class's wnid, else its label made safe (class_id in every table)
     name: str  # the dataset's own label, or the synset's first lemma
-    synset: str  # NLTK name, e.g. coat.n.01
+    synset: str | None  # NLTK name, e.g. coat.n.01; None for a class mapped to no WordNet synset (type unmapped)
+    folder: str | None = None  # an ImageFolder class's folder under root: its label, else its wnid (its id)
+
+    def __post_init__(self):
+        if self.folder is None:
+            object.__setattr__(self, "folder", self.id)
+
+    @property
+    def wnid(self) -> str | None:
+        return self.id if self.synset else None
+
+
+def dataset_classes(dataset: dict, base_dir: Path = Path(".")) -> list[TargetClass]:
+    """The config's target classes, in order: ``dataset.classes``, or, for an ImageFolder without it, every
+    class folder under its root."""
+    spec = dataset.get("classes")
+    if spec is None:
+        if dataset["source"] != "imagefolder":
+            raise DatasetError("dataset.classes: only an ImageFolder may leave the classes out (its folders)")
+        root = dataset["imagefolder"]["root"]
+        if not Path(root).is_dir():
+            raise DatasetError(f"dataset.imagefolder.root: {root} is not a directory")
+        spec = folder_classes(root)
+    return resolve_classes(spec, base_dir)
 
 
 def resolve_classes(spec: str | list[dict[str, str]], base_dir: Path = Path(".")) -> list[TargetClass]:
-    """Config classes (list of {label, synset} or a file of wnids) -> TargetClass list, in order."""
+    """Config classes (a list of {label, synset?} or a file of wnids) -> TargetClass list, in order. A
+    synset (a wnid or a name such as coat.n.01) maps a class to WordNet; a class without one is unmapped
+    and needs a label."""
     if isinstance(spec, str):
         entries = [{"synset": line.split()[0]} for line in (base_dir / spec).read_text().splitlines() if line.strip()]
     else:
         entries = spec
     classes = []
     for entry in entries:
-        ref = entry["synset"]
+        ref, label = entry.get("synset"), entry.get("label")
+        if ref is None:
+            if not label:
+                raise DatasetError("dataset.classes: an entry has neither a label nor a synset")
+            classes.append(TargetClass(id=safe_class_id(label), name=label, synset=None, folder=label))
+            continue
         try:
             synset = synset_from_wnid(ref) if is_wnid(ref) else synset_by_name(ref)
         except ValueError as err:
             raise DatasetError(f"dataset.classes: {err}") from None
-        label = entry.get("label") or synset.lemma_names()[0].replace("_", " ")
-        classes.append(TargetClass(wnid=wnid_of(synset), name=label, synset=synset.name()))
-    wnids = [c.wnid for c in classes]
-    if len(set(wnids)) != len(wnids):
-        dup = next(w for w in wnids if wnids.count(w) > 1)
-        raise DatasetError(f"two target classes map to the same synset {dup}")
+        wnid = wnid_of(synset)
+        name = label or synset.lemma_names()[0].replace("_", " ")
+        classes.append(TargetClass(id=wnid, name=name, synset=synset.name(), folder=label or wnid))
+    seen: dict[str, TargetClass] = {}
+    for cls in classes:
+        if (other := seen.setdefault(cls.id, cls)) is not cls:
+            if cls.synset:
+                raise DatasetError(f"two target classes map to the same synset {cls.id}")
+            raise DatasetError(
+                f"dataset.classes: the labels {other.name!r} and {cls.name!r} give the same class id {cls.id!r} "
+                "(ids keep letters, digits, '.', '_' and '-'): rename one"
+            )
     return classes
 
 
@@ -144,19 +182,19 @@ def checked_image(data: bytes, name: str, dest: Path, log: IngestLog) -> Path | 
 def _require(counts: dict[str, dict[str, int]], needed: dict[str, int], classes: list[TargetClass]) -> None:
     for cls in classes:
         for pool, n in needed.items():
-            got = counts.get(cls.wnid, {}).get(pool, 0)
+            got = counts.get(cls.id, {}).get(pool, 0)
             if got < n:
                 raise DatasetError(
-                    f"class {cls.wnid} ({cls.name}) has {got} usable {pool} images, the config needs {n} "
+                    f"class {cls.id} ({cls.name}) has {got} usable {pool} images, the config needs {n} "
                     "(split.*_per_class)"
                 )
 
 
 def _inventory(rows: list[dict], classes: list[TargetClass], needed: dict[str, int]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["image_id", "path", "wnid", "pool"])
-    counts = frame.groupby(["wnid", "pool"]).size().unstack(fill_value=0).to_dict("index") if len(frame) else {}
+    frame = pd.DataFrame(rows, columns=["image_id", "path", "class_id", "pool"])
+    counts = frame.groupby(["class_id", "pool"]).size().unstack(fill_value=0).to_dict("index") if len(frame) else {}
     _require(counts, needed, classes)
-    return frame.sort_values(["wnid", "pool", "image_id"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["class_id", "pool", "image_id"], kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,12 +243,12 @@ def ingest_fashion_mnist(
             rng = np.random.default_rng([seed, label, zlib.crc32(pool.encode())])
             chosen = np.sort(rng.choice(index, size=min(needed[pool], len(index)), replace=False))
             for i in tqdm(chosen, desc=f"fashion-mnist {pool} {cls.name}", leave=False):
-                image_id = f"{cls.wnid}_{pool}{i:05d}"
-                path = out_dir / cls.wnid / f"{image_id}.png"
+                image_id = f"{cls.id}_{pool}{i:05d}"
+                path = out_dir / cls.id / f"{image_id}.png"
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     Image.fromarray(images[i], mode="L").save(path)
-                rows.append({"image_id": image_id, "path": str(path), "wnid": cls.wnid, "pool": pool})
+                rows.append({"image_id": image_id, "path": str(path), "class_id": cls.id, "pool": pool})
     return _inventory(rows, classes, needed)
 
 
@@ -305,7 +343,7 @@ def ingest_imagenet21k(
                 path = wnid_dir / (PurePosixPath(name).stem + ".JPEG")
                 if path.exists():
                     rows.append(
-                        {"image_id": PurePosixPath(name).stem, "path": str(path), "wnid": cls.wnid, "pool": pool}
+                        {"image_id": PurePosixPath(name).stem, "path": str(path), "class_id": cls.id, "pool": pool}
                     )
     return _inventory(rows, classes, needed)
 
@@ -314,34 +352,35 @@ def ingest_imagenet21k(
 # ImageFolder
 
 
-def imagefolder_files(root: Path, wnid: str) -> list[Path]:
-    """The image files of one class of an ImageFolder: ``root/<wnid>/*`` with an image suffix."""
-    return sorted(p for p in (Path(root) / wnid).glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def imagefolder_files(root: Path, folder: str) -> list[Path]:
+    """The image files of one class of an ImageFolder: ``root/<folder>/*`` with an image suffix."""
+    return sorted(p for p in (Path(root) / folder).glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def ingest_imagefolder(
     root: Path, classes: list[TargetClass], needed: dict[str, int], out_dir: Path, seed: int, log: IngestLog
 ) -> pd.DataFrame:
-    """``root/<wnid>/*``: every image checked; the test pool is a seeded sample of each class. Folders
+    """``root/<folder>/*`` (a class's label, or its wnid): every image checked; the test pool is a seeded
+    sample of each class. Folders
     inside a class folder are not read, and are listed as skipped."""
     rows = []
     for cls in tqdm(classes, desc="imagefolder classes", unit="class"):
-        for nested in sorted(p for p in (Path(root) / cls.wnid).glob("*") if p.is_dir()):
+        for nested in sorted(p for p in (Path(root) / cls.folder).glob("*") if p.is_dir()):
             log.skipped.append((str(nested), "a folder inside a class folder: its images are not read"))
-        files = imagefolder_files(root, cls.wnid)
+        files = imagefolder_files(root, cls.folder)
         good = []
         for path in files:
-            if (checked := _checked_in_place(path, out_dir / cls.wnid, log)) is not None:
+            if (checked := _checked_in_place(path, out_dir / cls.id, log)) is not None:
                 good.append((path, checked))
-        rng = np.random.default_rng([seed, zlib.crc32(cls.wnid.encode())])
+        rng = np.random.default_rng([seed, zlib.crc32(cls.id.encode())])
         test = set(rng.choice(len(good), size=min(needed["test"], len(good)), replace=False).tolist())
         for i, (original, path) in enumerate(good):
             # the id keeps the file's suffix: a.jpg and a.png of one class are two images
             rows.append(
                 {
-                    "image_id": f"{cls.wnid}_{original.name}",
+                    "image_id": f"{cls.id}_{original.name}",
                     "path": str(path),
-                    "wnid": cls.wnid,
+                    "class_id": cls.id,
                     "pool": "test" if i in test else "train",
                 }
             )
@@ -382,7 +421,7 @@ def build_inventory(
     ``report`` lists every converted and skipped image; skipped ones are logged too, so the job's
     log names them when a class then falls short (Snakemake deletes a failed job's outputs).
     """
-    classes = resolve_classes(dataset["classes"])
+    classes = dataset_classes(dataset)
     needed = {"train": split["train_per_class"], "test": split["test_per_class"]}
     checks = IngestLog()
     source = dataset["source"]

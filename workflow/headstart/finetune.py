@@ -191,7 +191,7 @@ def finetune_job(
     """
     mode = Mode(options["train"], bool(options["augment"]))
     settings = settings_from(options, seed, checkpoint_every)
-    wnids = classes["wnid"].tolist()
+    class_ids = classes["class_id"].tolist()
     test = _eval_set(features_test, mode, manifest, classes, device)
     val = _eval_set(features_val, mode, manifest, classes, device)
     parts = None
@@ -245,7 +245,7 @@ def finetune_job(
             train_labels,
             test.inputs,
             test.labels,
-            wnids,
+            class_ids,
             settings,
             device,
             checkpoint=checkpoint,

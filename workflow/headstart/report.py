@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from .config import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, similarity_measure  # noqa: E402
+from .config import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, UNMAPPED, similarity_measure  # noqa: E402
 from .errors import HeadstartError  # noqa: E402
 
 LABELS = {
@@ -99,14 +99,17 @@ class ReportError(HeadstartError, ValueError):
     """A report setting that does not fit the run's data."""
 
 
-def example_class_name(classes: pd.DataFrame, wnid: str) -> str:
-    """The name of ``report.example_class`` among the target classes (classes.parquet)."""
-    names = dict(zip(classes["wnid"], classes["name"], strict=True))
-    if wnid not in names:
-        raise ReportError(
-            f"report.example_class {wnid} is not a target class (one of {', '.join(list(names)[:5])}, ...)"
-        )
-    return names[wnid]
+def example_class(classes: pd.DataFrame, wanted: str | None) -> tuple[str, str]:
+    """(class id, name) of ``report.example_class`` among the target classes (classes.parquet), given by
+    id or by name; the first class when it is not set."""
+    if wanted is None:
+        return classes["class_id"].iloc[0], classes["name"].iloc[0]
+    for class_id, name in zip(classes["class_id"], classes["name"], strict=True):
+        if wanted in (class_id, name):
+            return class_id, name
+    raise ReportError(
+        f"report.example_class {wanted} is not a target class (one of {', '.join(classes['class_id'][:5])}, ...)"
+    )
 
 
 def method_order(methods: Sequence[str], measures: Sequence[str]) -> list[str]:
@@ -205,11 +208,13 @@ def figure1(curves: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) 
     return data
 
 
-def figure2(curves: pd.DataFrame, wnid: str, name: str, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+def figure2(
+    curves: pd.DataFrame, class_id: str, name: str, shots: int, png: str | Path, pdf: str | Path
+) -> pd.DataFrame:
     """One target class's F-score vs iteration, for each method's K=1 run (mean over seeds)."""
-    runs = curves[curves["wnid"] == wnid]
+    runs = curves[curves["class_id"] == class_id]
     if runs.empty:
-        raise ValueError(f"class {wnid} is not in the curves (report.example_class)")
+        raise ValueError(f"class {class_id} is not in the curves (report.example_class)")
     keys = ["method", "k", "shots", "seed", "iteration"]
     data = _k1_runs(runs[keys + ["fscore"]], shots).assign(Method=lambda d: d["method"].map(label))
     sns.set_theme(style="whitegrid", context="paper")
@@ -217,7 +222,9 @@ def figure2(curves: pd.DataFrame, wnid: str, name: str, shots: int, png: str | P
     sns.lineplot(
         data=data, x="iteration", y="fscore", errorbar=("ci", 95), markersize=4, ax=ax, **_styled(data["Method"])
     )
-    ax.set(xlabel="iteration", ylabel=f"F-score of {name}", title=f"Fig. 2 — {name} ({wnid}), {shots} images per class")
+    ax.set(
+        xlabel="iteration", ylabel=f"F-score of {name}", title=f"Fig. 2 — {name} ({class_id}), {shots} images per class"
+    )
     _save(fig, png, pdf)
     return data
 
@@ -225,7 +232,7 @@ def figure2(curves: pd.DataFrame, wnid: str, name: str, shots: int, png: str | P
 def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
     """F-score right after initialisation vs K: one panel per class type, one line per measure."""
     data = kgrid[(kgrid["shots"] == shots) & (kgrid["type"] != "all")].assign(Measure=lambda d: d["measure"].map(label))
-    types = [t for t in ("included", "inclusive", "disjoint", "identical") if t in set(data["type"])]
+    types = [t for t in ("included", "inclusive", "disjoint", "identical", UNMAPPED) if t in set(data["type"])]
     sns.set_theme(style="whitegrid", context="paper")
     grid = sns.relplot(
         data=data,
@@ -249,12 +256,12 @@ def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -
 
 
 def table1(
-    similarities: dict[str, pd.DataFrame], wnid: str, target_name: str, source_names: dict[str, str]
+    similarities: dict[str, pd.DataFrame], class_id: str, target_name: str, source_names: dict[str, str]
 ) -> pd.DataFrame:
     """The most similar source class of one target class under each measure."""
-    row = {"target": f"{target_name} ({wnid})"}
+    row = {"target": f"{target_name} ({class_id})"}
     for measure, matrix in similarities.items():
-        values = matrix.loc[wnid]
+        values = matrix.loc[class_id]
         best = values.index[int(np.argmax(values.to_numpy()))]  # first maximum: ties go to the lower index
         row[label(measure)] = f"{source_names[best]} ({best}, {values[best]:.3g})"
     return pd.DataFrame([row])
@@ -269,8 +276,8 @@ def top_sources(
     values = matrix.to_numpy()
     order = np.argsort(-values, axis=1, kind="stable")[:, :n]
     rows = []
-    for i, wnid in enumerate(matrix.index):
-        row = {"target": f"{target_names[wnid]} ({wnid})"}
+    for i, class_id in enumerate(matrix.index):
+        row = {"target": f"{target_names[class_id]} ({class_id})"}
         for rank, j in enumerate(order[i], start=1):
             source = matrix.columns[j]
             row[f"#{rank}"] = f"{source_names[source]} ({source}, {values[i, j]:.3g})"

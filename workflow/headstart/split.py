@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .config import UNMAPPED
 from .wordnet import class_type, synset_from_wnid
 
 if TYPE_CHECKING:  # the data stage's imports (PIL, downloads) are not needed to split or label
@@ -26,15 +27,15 @@ def imagenet1k_wnids() -> list[str]:
 def make_manifest(
     inventory: pd.DataFrame, train_per_class: int, val_per_class: int, test_per_class: int, seed: int
 ) -> pd.DataFrame:
-    """One row per used image: image_id, path, wnid, split, rank.
+    """One row per used image: image_id, path, class_id, split, rank.
 
-    Within a class the training pool is shuffled (seeded by seed and wnid) and ranked; ranks below
+    Within a class the training pool is shuffled (seeded by seed and class id) and ranked; ranks below
     ``train_per_class - val_per_class`` are 'train' (the k-shot set is ranks < k, so shot subsets
     nest) and the next ``val_per_class`` are 'val'. The test pool is ranked the same way.
     """
     parts = []
-    for (wnid, pool), group in inventory.groupby(["wnid", "pool"], sort=True):
-        rng = np.random.default_rng([seed, zlib.crc32(f"{wnid}/{pool}".encode())])
+    for (class_id, pool), group in inventory.groupby(["class_id", "pool"], sort=True):
+        rng = np.random.default_rng([seed, zlib.crc32(f"{class_id}/{pool}".encode())])
         keep = train_per_class if pool == "train" else test_per_class
         order = rng.permutation(len(group))[:keep]
         chosen = group.iloc[order].copy()
@@ -45,28 +46,30 @@ def make_manifest(
         else:
             chosen["split"] = "test"
         parts.append(chosen)
-    manifest = pd.concat(parts, ignore_index=True)[["image_id", "path", "wnid", "split", "rank"]]
+    manifest = pd.concat(parts, ignore_index=True)[["image_id", "path", "class_id", "split", "rank"]]
     split_order = pd.CategoricalDtype(["train", "val", "test"], ordered=True)
     manifest["split"] = manifest["split"].astype(split_order)
-    return manifest.sort_values(["split", "wnid", "rank"], kind="stable").reset_index(drop=True).astype({"split": str})
+    return (
+        manifest.sort_values(["split", "class_id", "rank"], kind="stable").reset_index(drop=True).astype({"split": str})
+    )
 
 
 def make_classes(targets: list[TargetClass], source_wnids: list[str]) -> pd.DataFrame:
-    """wnid, name, synset, lemmas, type (relative to the source classes), in target order."""
+    """class_id, name, synset, lemmas, type (relative to the source classes), in target order. A class
+    mapped to no synset has type 'unmapped', and its label's words as its only lemma."""
     sources = {synset_from_wnid(w) for w in source_wnids}
     rows = []
     for index, cls in enumerate(targets):
-        synset = synset_from_wnid(cls.wnid)
-        rows.append(
-            {
-                "index": index,
-                "wnid": cls.wnid,
-                "name": cls.name,
-                "synset": cls.synset,
+        row = {"index": index, "class_id": cls.id, "name": cls.name, "synset": cls.synset}
+        if cls.synset is None:
+            row |= {"lemmas": [cls.name.replace("_", " ")], "type": UNMAPPED}
+        else:
+            synset = synset_from_wnid(cls.wnid)
+            row |= {
                 "lemmas": [lemma.replace("_", " ") for lemma in synset.lemma_names()],
                 "type": class_type(synset, sources),
             }
-        )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -82,9 +85,9 @@ def shot_subset(manifest: pd.DataFrame, shots: int) -> pd.DataFrame:
 
 
 def labelled(image_ids: list[str], manifest: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
-    """image_id, wnid, rank and label (index of the class in classes.parquet), in the given order."""
-    rows = manifest.set_index("image_id").loc[image_ids, ["wnid", "rank"]].reset_index()
-    rows["label"] = rows["wnid"].map({w: i for i, w in enumerate(classes["wnid"])}).astype(int)
+    """image_id, class_id, rank and label (index of the class in classes.parquet), in the given order."""
+    rows = manifest.set_index("image_id").loc[image_ids, ["class_id", "rank"]].reset_index()
+    rows["label"] = rows["class_id"].map({c: i for i, c in enumerate(classes["class_id"])}).astype(int)
     return rows
 
 

@@ -288,7 +288,7 @@ def evaluate(model: Classifier, inputs: TensorBatches, labels: np.ndarray, n_cla
     return classification_scores(labels, predicted, n_classes)
 
 
-def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float, val_scores=None) -> list[dict]:
+def curve_rows(iteration: int, scores, class_ids: Sequence[str], train_loss: float, val_scores=None) -> list[dict]:
     """One row per target class: the test split's per-class scores, its macro F and accuracy, and the
     validation split's macro F and accuracy (NaN without a validation split), which select the iteration."""
     val_macro = val_scores.macro_f1 if val_scores is not None else float("nan")
@@ -296,7 +296,7 @@ def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float, 
     return [
         {
             "iteration": iteration,
-            "wnid": wnid,
+            "class_id": class_id,
             "precision": float(scores.precision[c]),
             "recall": float(scores.recall[c]),
             "fscore": float(scores.fscore[c]),
@@ -307,18 +307,18 @@ def curve_rows(iteration: int, scores, wnids: Sequence[str], train_loss: float, 
             "val_accuracy": val_accuracy,
             "train_loss": train_loss,
         }
-        for c, wnid in enumerate(wnids)
+        for c, class_id in enumerate(class_ids)
     ]
 
 
 def evaluation_rows(
-    model: Classifier, iteration: int, test: EvalSet, val: EvalSet | None, wnids: Sequence[str], train_loss: float
+    model: Classifier, iteration: int, test: EvalSet, val: EvalSet | None, class_ids: Sequence[str], train_loss: float
 ) -> list[dict]:
     """The curve rows of one evaluation of ``model``: test and (if given) validation split."""
-    n_classes = len(wnids)
+    n_classes = len(class_ids)
     test_scores = evaluate(model, test.inputs, test.labels, n_classes)
     val_scores = evaluate(model, val.inputs, val.labels, n_classes) if val is not None else None
-    return curve_rows(iteration, test_scores, wnids, train_loss, val_scores)
+    return curve_rows(iteration, test_scores, class_ids, train_loss, val_scores)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -400,7 +400,7 @@ def train_lockstep(
     train_labels: np.ndarray,
     test_inputs: TensorBatches,
     test_labels: np.ndarray,
-    wnids: Sequence[str],
+    class_ids: Sequence[str],
     settings: TrainSettings,
     device: torch.device,
     checkpoint: Path | None = None,
@@ -441,7 +441,7 @@ def train_lockstep(
     labels = torch.as_tensor(train_labels, dtype=torch.long)
     resumed = _resume(checkpoint, signature, runs, optimizers)
     if resumed is None:
-        rows = {run.name: evaluation_rows(run.model, 0, test, val, wnids, float("nan")) for run in runs}
+        rows = {run.name: evaluation_rows(run.model, 0, test, val, class_ids, float("nan")) for run in runs}
         start = 0
     else:
         rows, start = resumed
@@ -472,7 +472,7 @@ def train_lockstep(
         if iteration % settings.eval_every == 0 or iteration == settings.iterations:
             for run in runs:
                 train_loss = loss_sums[run.name].item() / loss_count
-                rows[run.name] += evaluation_rows(run.model, iteration, test, val, wnids, train_loss)
+                rows[run.name] += evaluation_rows(run.model, iteration, test, val, class_ids, train_loss)
                 loss_sums[run.name].zero_()
             loss_count = 0
             evaluations += 1

@@ -190,21 +190,21 @@ def dataset_inputs(wildcards):
     files = []
     if source == "imagenet21k":
         files += [config["dataset"]["imagenet21k"]["train_list"], config["dataset"]["imagenet21k"]["test_list"]]
-    if isinstance(config["dataset"]["classes"], str):
+    if isinstance(config["dataset"].get("classes"), str):
         files.append(config["dataset"]["classes"])
     if source == "imagefolder":  # an image of a class added, removed or replaced reruns the stage (no other)
-        from headstart.data import imagefolder_files, resolve_classes
+        from headstart.data import dataset_classes, imagefolder_files
 
         root = config["dataset"]["imagefolder"]["root"]
-        for target in resolve_classes(config["dataset"]["classes"]):
-            files += [str(path) for path in imagefolder_files(root, target.wnid)]
+        for target in dataset_classes(config["dataset"]):
+            files += [str(path) for path in imagefolder_files(root, target.folder)]
     return files
 
 
 def download_targets():
     """The files the dataset stage needs from the network (none when they are local): fetched by the
     download rules, on the submitting host."""
-    from headstart.data import resolve_classes  # only here: headstart.data imports pandas, PIL
+    from headstart.data import dataset_classes  # only here: headstart.data imports pandas, PIL
 
     dataset = config["dataset"]
     if dataset["source"] == "fashion_mnist":
@@ -215,7 +215,7 @@ def download_targets():
         tar_dir = dataset["imagenet21k"].get("tar_dir")
         return [
             f"{DATA}/downloads/{target.wnid}.tar"
-            for target in resolve_classes(dataset["classes"])
+            for target in dataset_classes(dataset)
             if not local_archive(target.wnid, tar_dir)
         ]
     return []

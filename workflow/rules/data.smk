@@ -75,7 +75,6 @@ rule split:
         classes=f"{DATA}/classes.parquet",
     params:
         code=library_code("split"),  # reruns the job when the library code it runs changes
-        classes=config["dataset"]["classes"],
         split=config["split"],
         seed=config["seed"],
     log:

@@ -81,7 +81,7 @@ rule fig2:
     params:
         code=library_code("fig2"),  # reruns the job when the library code it runs changes
         shots=LARGEST_SHOT,
-        example_class=config["report"]["example_class"],
+        example_class=config["report"].get("example_class"),
     log:
         log_file("fig2", DATASET, MODEL, EXPERIMENT),
     benchmark:
@@ -124,7 +124,7 @@ rule table1:
     params:
         code=library_code("table1"),  # reruns the job when the library code it runs changes
         measures=MEASURES,
-        example_class=config["report"]["example_class"],
+        example_class=config["report"].get("example_class"),
     log:
         log_file("table1", DATASET, MODEL, EXPERIMENT),
     benchmark:

@@ -1,8 +1,9 @@
 """Snakemake glue: the dataset stage (images of every target class, checked)."""
 
+from dataclasses import asdict
 from pathlib import Path
 
-from headstart.data import build_inventory
+from headstart.data import build_inventory, dataset_classes
 from headstart.logs import setup_logging
 from headstart.tables import write_parquet
 
@@ -16,8 +17,6 @@ inventory = build_inventory(
     Path(snakemake.output.inventory).parent / "downloads",
     Path(snakemake.output.report),
 )
-write_parquet(
-    inventory,
-    snakemake.output.inventory,
-    {"source": dataset["source"], "classes": sorted(inventory["wnid"].unique().tolist())},
-)
+# the classes in config order, as the split stage and every table after it know them
+classes = [asdict(target) for target in dataset_classes(dataset)]
+write_parquet(inventory, snakemake.output.inventory, {"source": dataset["source"], "classes": classes})

@@ -3,14 +3,13 @@
 import pandas as pd
 
 from headstart.logs import setup_logging
-from headstart.report import example_class_name, figure2
+from headstart.report import example_class, figure2
 
 setup_logging(snakemake.log[0])
-wnid = snakemake.params.example_class
-name = example_class_name(pd.read_parquet(snakemake.input.classes), wnid)
+class_id, name = example_class(pd.read_parquet(snakemake.input.classes), snakemake.params.example_class)
 figure2(
     pd.read_parquet(snakemake.input.curves),
-    wnid,
+    class_id,
     name,
     snakemake.params.shots,
     snakemake.output.png,

@@ -14,7 +14,7 @@ classes = pd.read_parquet(snakemake.input.classes)
 source_wnids = pd.read_parquet(snakemake.input.source_classes)["wnid"]
 target, _ = read_arrays(snakemake.input.target)
 source, _ = read_arrays(snakemake.input.source)
-relationship = pd.read_parquet(snakemake.input.relationship).loc[classes["wnid"], source_wnids].to_numpy()
+relationship = pd.read_parquet(snakemake.input.relationship).loc[classes["class_id"], source_wnids].to_numpy()
 tensors = cotuning_head((target["weight"], target["bias"]), (source["weight"], source["bias"]), relationship)
 write_tensors(
     tensors,
@@ -26,7 +26,7 @@ write_tensors(
         "seed": seed,
         "classifier": "cotuning",
         "trade_off": snakemake.params.trade_off,
-        "classes": classes["wnid"].tolist(),
+        "classes": classes["class_id"].tolist(),
     },
 )
 log.info("Co-Tuning, %d shots, seed %d: trade-off %g", shots, seed, snakemake.params.trade_off)

@@ -19,6 +19,6 @@ weight, scale = imprint_head(examples, labels, len(classes))
 write_tensors(
     {"weight": weight, "bias": np.zeros(len(weight), np.float32), "scale": np.array([scale], np.float32)},
     snakemake.output.head,
-    {"method": "imprint", "k": "0", "shots": shots, "classifier": "cosine", "classes": classes["wnid"].tolist()},
+    {"method": "imprint", "k": "0", "shots": shots, "classifier": "cosine", "classes": classes["class_id"].tolist()},
 )
 log.info("imprinted cosine head, %d shots (%d images), initial scale %g", shots, len(labels), scale)

@@ -37,7 +37,7 @@ write_tensors(
         "c_grid": snakemake.params.c_grid,
         "picked_on": "val",
         "prior_ks": prior_meta.get("ks"),
-        "classes": classes["wnid"].tolist(),
+        "classes": classes["class_id"].tolist(),
     },
 )
 write_parquet(sweep.assign(method=method, shots=shots), snakemake.output.sweep, {"method": method, "chosen_c": c})

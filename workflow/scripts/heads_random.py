@@ -14,5 +14,5 @@ weight, bias = xavier_head(len(classes), source["weight"].shape[1], seed)
 write_tensors(
     {"weight": weight, "bias": bias},
     snakemake.output.head,
-    {"method": "random", "k": "0", "seed": seed, "classes": classes["wnid"].tolist()},
+    {"method": "random", "k": "0", "seed": seed, "classes": classes["class_id"].tolist()},
 )

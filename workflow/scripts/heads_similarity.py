@@ -16,7 +16,7 @@ source, _ = read_arrays(snakemake.input.head)
 features, meta = read_arrays(snakemake.input.features_val, ["features"])
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
 val = labelled(meta["image_ids"], manifest, classes)
-similarity = pd.read_parquet(snakemake.input.sim).loc[classes["wnid"]].to_numpy()
+similarity = pd.read_parquet(snakemake.input.sim).loc[classes["class_id"]].to_numpy()
 scores, best, heads = similarity_heads(
     similarity,
     source["weight"],
@@ -39,7 +39,7 @@ for k_label, head in heads.items():
             "ks": head["ks"],
             "shots": shots,
             "random_rows": head["random_rows"],
-            "classes": classes["wnid"].tolist(),
+            "classes": classes["class_id"].tolist(),
         },
     )
 write_parquet(scores.assign(measure=measure, shots=shots), snakemake.output.kgrid, {"measure": measure, "split": "val"})

@@ -15,7 +15,7 @@ rows = labelled(logits.index.tolist(), manifest, classes)
 subset = in_shot_level(rows, shots)
 values = visual_similarity(measure, rows["label"].to_numpy()[subset], logits.to_numpy()[subset], len(classes))
 write_parquet(
-    as_matrix(values, classes["wnid"], logits.columns),
+    as_matrix(values, classes["class_id"], logits.columns),
     snakemake.output.matrix,
     {"measure": measure, "model": snakemake.params.model, "shots": shots, "inputs": [snakemake.input.logits]},
     index=True,

@@ -8,7 +8,8 @@ from headstart.tables import write_parquet
 
 log = setup_logging(snakemake.log[0])
 classes, sources = pd.read_parquet(snakemake.input.classes), pd.read_parquet(snakemake.input.source_classes)
-targets, source_wnids = classes["wnid"].tolist(), sources["wnid"].tolist()
+# a mapped class's id is its wnid, and a WordNet measure runs only when every class is mapped (config check)
+targets, source_wnids = classes["class_id"].tolist(), sources["wnid"].tolist()
 for measure in snakemake.params.measures:
     values = wordnet_similarity(measure, targets, source_wnids)
     write_parquet(

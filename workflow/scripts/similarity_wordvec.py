@@ -9,7 +9,7 @@ from headstart.tables import write_parquet
 log = setup_logging(snakemake.log[0])
 settings = snakemake.params.wordvec
 classes, sources = pd.read_parquet(snakemake.input.classes), pd.read_parquet(snakemake.input.source_classes)
-targets, source_wnids = classes["wnid"].tolist(), sources["wnid"].tolist()
+targets, source_wnids = classes["class_id"].tolist(), sources["wnid"].tolist()
 vectors = load_word_vectors(settings["vectors"], settings.get("format", "auto"))
 values = wordvec_similarity(
     vectors,

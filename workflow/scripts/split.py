@@ -2,16 +2,17 @@
 
 import pandas as pd
 
-from headstart.data import resolve_classes
+from headstart.data import TargetClass
 from headstart.logs import setup_logging
 from headstart.split import imagenet1k_wnids, make_classes, make_manifest
-from headstart.tables import write_parquet
+from headstart.tables import read_metadata, write_parquet
 
 log = setup_logging(snakemake.log[0])
 split, seed = snakemake.params.split, snakemake.params.seed
 inventory = pd.read_parquet(snakemake.input.inventory)
 manifest = make_manifest(inventory, split["train_per_class"], split["val_per_class"], split["test_per_class"], seed)
-classes = make_classes(resolve_classes(snakemake.params.classes), imagenet1k_wnids())
+targets = [TargetClass(**entry) for entry in read_metadata(snakemake.input.inventory)["classes"]]  # config order
+classes = make_classes(targets, imagenet1k_wnids())
 log.info("manifest: %s", manifest.groupby("split").size().to_dict())
 log.info("class types: %s", classes["type"].value_counts().to_dict())
 write_parquet(manifest, snakemake.output.manifest, {"seed": seed, **split})

@@ -3,14 +3,13 @@
 import pandas as pd
 
 from headstart.logs import setup_logging
-from headstart.report import example_class_name, table1, write_table
+from headstart.report import example_class, table1, write_table
 
 setup_logging(snakemake.log[0])
-wnid = snakemake.params.example_class
-name = example_class_name(pd.read_parquet(snakemake.input.classes), wnid)
+class_id, name = example_class(pd.read_parquet(snakemake.input.classes), snakemake.params.example_class)
 sources = pd.read_parquet(snakemake.input.source_classes)
 matrices = {m: pd.read_parquet(getattr(snakemake.input, f"sim_{m}")) for m in snakemake.params.measures}
-table = table1(matrices, wnid, name, dict(zip(sources["wnid"], sources["name"], strict=True)))
+table = table1(matrices, class_id, name, dict(zip(sources["wnid"], sources["name"], strict=True)))
 write_table(
     table,
     snakemake.output.csv,

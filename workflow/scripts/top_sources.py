@@ -7,10 +7,10 @@ from headstart.report import top_sources, write_table
 
 setup_logging(snakemake.log[0])
 classes, sources = pd.read_parquet(snakemake.input.classes), pd.read_parquet(snakemake.input.source_classes)
-matrix = pd.read_parquet(snakemake.input.sim).loc[classes["wnid"]]
+matrix = pd.read_parquet(snakemake.input.sim).loc[classes["class_id"]]
 table = top_sources(
     matrix,
-    dict(zip(classes["wnid"], classes["name"], strict=True)),
+    dict(zip(classes["class_id"], classes["name"], strict=True)),
     dict(zip(sources["wnid"], sources["name"], strict=True)),
     snakemake.params.n,
 )
