@@ -170,7 +170,7 @@ def test_the_cpu_only_command_keeps_the_limits_and_drops_the_gpu(cluster, tmp_pa
     result = run(repo, *command.split()[1:], "--dry-run")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     planned = result.stdout + result.stderr
-    for rule in ("extract", "finetune"):
+    for rule in ("extract", "finetune", "finetune_export"):
         limits = workflow_profile["set-resources"][rule]
         block = planned.split(f"rule {rule}:")[1].split("\n\n")[0]
         resources = re.search(r"resources: (.*)", block).group(1)

@@ -102,6 +102,19 @@ def safe_class_id(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_.") or "_"
 
 
+def _check_export(config: dict[str, Any]) -> None:
+    """export's choices name runs that exist."""
+    export, finetune = config.get("export") or {}, config["finetune"]
+    if export.get("shots") is not None and export["shots"] not in finetune["shots"]:
+        raise ConfigError(f"export.shots: {export['shots']} is not a shot level of finetune.shots {finetune['shots']}")
+    if export.get("method") is not None and export["method"] not in finetune["methods"]:
+        raise ConfigError(f"export.method: {export['method']!r} is not one of finetune.methods")
+    if export.get("seed") is not None and export["seed"] not in finetune["seeds"]:
+        raise ConfigError(f"export.seed: {export['seed']} is not one of finetune.seeds {finetune['seeds']}")
+    if export.get("k") is not None and str(export["k"]) not in [str(k) for k in finetune["k"]] + ["0", "best"]:
+        raise ConfigError(f"export.k: {export['k']} is not a K of finetune.k {finetune['k']} (0 for a baseline)")
+
+
 def _check_consistency(config: dict[str, Any]) -> None:
     dataset = config["dataset"]
     if dataset["source"] == "fashion_mnist" and isinstance(dataset.get("classes"), list):
@@ -168,6 +181,7 @@ def _check_consistency(config: dict[str, Any]) -> None:
             "(k_fixed_at_largest_shot_only), and there is neither: the smaller shot levels would train nothing "
             "(add best to finetune.k or a baseline to finetune.methods, or set k_fixed_at_largest_shot_only: false)"
         )
+    _check_export(config)
     if finetune["eval_every"] > finetune["iterations"]:
         raise ConfigError("finetune.eval_every: larger than finetune.iterations")
 

@@ -29,9 +29,10 @@ import torch
 from torch import nn
 
 from .errors import HeadstartError
+from .export import best_selected, runs_to_keep, write_selected
 from .split import in_shot_level, labelled
 from .tables import read_arrays, read_rows, read_tensor_metadata, write_parquet
-from .train import EvalSet, Run, TensorBatches, TrainSettings, classifier_from_head, train_lockstep
+from .train import EvalSet, Run, SelectedState, TensorBatches, TrainSettings, classifier_from_head, train_lockstep
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +182,19 @@ def finetune_job(
     checkpoint_every: int,
     curves_out: Path,
     checkpoint: Path,
+    selected_out: Path | None = None,
+    export_method: str | None = None,
+    export_k: str | int | None = None,
 ) -> pd.DataFrame:
     """Train every head of ``heads`` at ``shots`` images per class with ``seed``; write all curves
     (columns method, k, shots, seed + the curve's) to ``curves_out`` and return them.
 
     A killed job resumes from ``checkpoint``; once the curves are written it holds only them.
     Another live attempt of the same job (an orphan of a killed Snakemake, still running under SLURM)
-    holds ``<curves>.lock``: this one stops with one line instead of writing the same files.
+    holds ``<curves>.lock``: this one waits for it instead of writing the same files.
+    With ``selected_out``, the job also writes its candidate for export (headstart.export): of the runs of
+    ``export_method`` and ``export_k`` (every run when unset), the best on validation, at its selected
+    evaluation.
     """
     mode = Mode(options["train"], bool(options["augment"]))
     settings = settings_from(options, seed, checkpoint_every)
@@ -236,6 +243,10 @@ def finetune_job(
         "device": device.type,
         "inputs": [_identity(path) for path in inputs],
     }
+    keep = runs_to_keep([run.name for run in runs], export_method, export_k) if selected_out is not None else []
+    if selected_out is not None and not keep:
+        raise FinetuneError(f"export: no run of this job is method {export_method} with K {export_k}")
+    kept: dict[str, SelectedState] = {}
     with attempt_lock(curves_out.with_suffix(".lock")):
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         curves = train_lockstep(
@@ -252,7 +263,27 @@ def finetune_job(
             signature=signature,
             progress=f"{shots}-shot seed {seed}",
             val=val,
+            keep=keep,
+            kept=kept,
         )
+        if selected_out is not None:
+            name = best_selected(kept, [run.name for run in runs])
+            kind = next(type(run.model).__name__ for run in runs if run.name == name)
+            write_selected(
+                selected_out,
+                name,
+                kept[name],
+                "cosine" if kind == "CosineClassifier" else "linear",
+                curves[name],
+                shots,
+                seed,
+            )
+            log.info(
+                "export candidate: %s at iteration %d (validation macro F %.3f)",
+                name,
+                kept[name].iteration,
+                kept[name].val_macro_f1,
+            )
         table = curves_table(curves, shots, seed)
         write_parquet(
             table,

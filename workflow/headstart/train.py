@@ -219,6 +219,25 @@ class Run:
     model: Classifier
 
 
+@dataclass
+class SelectedState:
+    """A run's weights at its selected evaluation (the best validation macro F, the earliest of ties):
+    what an exported classifier is made of."""
+
+    iteration: int
+    val_macro_f1: float
+    state: dict[str, torch.Tensor]  # the run's classifier state_dict, on the CPU
+
+
+def _select(kept: dict[str, SelectedState], run: Run, rows: list[dict]) -> None:
+    """Keep ``run``'s weights if its latest evaluation (``rows``' last) has the best validation macro F so far."""
+    iteration, score = rows[-1]["iteration"], rows[-1]["val_macro_f1"]
+    best = kept.get(run.name)
+    if best is None or score > best.val_macro_f1:
+        state = {key: value.detach().to("cpu", copy=True) for key, value in run.model.state_dict().items()}
+        kept[run.name] = SelectedState(iteration, score, state)
+
+
 # ---------------------------------------------------------------------------------------------
 # Batches
 
@@ -350,9 +369,20 @@ def _optimizer(model: Classifier, settings: TrainSettings) -> torch.optim.Optimi
     return torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps, fused=True)
 
 
-def _resume(checkpoint: Path | None, signature: dict, runs: Sequence[Run], optimizers: dict) -> tuple[dict, int] | None:
+def _plain(kept: dict[str, SelectedState]) -> dict[str, dict]:
+    """``kept`` as plain types and tensors, which a checkpoint loads with ``weights_only=True``."""
+    return {name: asdict(selected) for name, selected in kept.items()}
+
+
+def _resume(
+    checkpoint: Path | None,
+    signature: dict,
+    runs: Sequence[Run],
+    optimizers: dict,
+    kept: dict[str, SelectedState] | None = None,
+) -> tuple[dict, int] | None:
     """The curves so far and the step of a checkpoint of this ``signature``, its state loaded into the
-    runs and optimizers; None without one."""
+    runs and optimizers (and its selected states into ``kept``); None without one."""
     if checkpoint is None or not checkpoint.exists():
         return None
     try:  # tensors and plain types only: a checkpoint planted in results/ must not run code
@@ -363,6 +393,8 @@ def _resume(checkpoint: Path | None, signature: dict, runs: Sequence[Run], optim
     if not isinstance(state, dict) or state.get("signature") != signature:
         log.warning("ignoring checkpoint %s: it belongs to other settings", checkpoint)
         return None
+    if kept is not None:
+        kept.update({name: SelectedState(**selected) for name, selected in state.get("kept", {}).items()})
     if not state["runs"]:  # the finished curves (see train_lockstep): nothing left to train
         log.info("%s holds the finished curves (iteration %d): nothing to train", checkpoint, state["iteration"])
         return state["rows"], state["iteration"]
@@ -410,6 +442,8 @@ def train_lockstep(
     progress: str = "finetune",
     val: EvalSet | None = None,
     log_every_s: float = 10.0,
+    keep: Sequence[str] = (),
+    kept: dict[str, SelectedState] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Train every run on the same batches; evaluate each on the test inputs (and ``val``, the split
     that selects the iteration) at iteration 0 and every ``eval_every`` iterations. Returns each run's
@@ -421,7 +455,10 @@ def train_lockstep(
     every ``checkpoint_every`` evaluations, and a job finding a checkpoint of the same
     ``signature`` resumes from it. ``stop_at`` ends the job early, as a kill would; tests use it.
     ``mixed_precision`` is the training steps' autocast (default: bf16 on CUDA, none on the CPU).
+    For each run named in ``keep``, ``kept`` receives its weights at its selected evaluation (best on
+    ``val``; they travel in the checkpoint, so a resumed job keeps the same ones).
     """
+    kept = {} if kept is None else kept
     mixed_precision = mixed_precision or (lambda: autocast_for(device))
     deterministic(device)
     frozen = frozen.to(device).eval().to(memory_format=torch.channels_last)
@@ -439,9 +476,12 @@ def train_lockstep(
     }
     test = EvalSet(test_inputs, test_labels)
     labels = torch.as_tensor(train_labels, dtype=torch.long)
-    resumed = _resume(checkpoint, signature, runs, optimizers)
+    resumed = _resume(checkpoint, signature, runs, optimizers, kept)
     if resumed is None:
         rows = {run.name: evaluation_rows(run.model, 0, test, val, class_ids, float("nan")) for run in runs}
+        for run in runs:
+            if run.name in keep:
+                _select(kept, run, rows[run.name])
         start = 0
     else:
         rows, start = resumed
@@ -474,6 +514,8 @@ def train_lockstep(
                 train_loss = loss_sums[run.name].item() / loss_count
                 rows[run.name] += evaluation_rows(run.model, iteration, test, val, class_ids, train_loss)
                 loss_sums[run.name].zero_()
+                if run.name in keep:
+                    _select(kept, run, rows[run.name])
             loss_count = 0
             evaluations += 1
             bar.set_postfix({f"val F {run.name}": f"{rows[run.name][-1]['val_macro_f1']:.3f}" for run in runs[:3]})
@@ -481,7 +523,10 @@ def train_lockstep(
             if checkpoint is not None and last:
                 # the finished curves alone (no weights): a job killed after this, before its output is
                 # accepted (a time limit just passed), writes them again on its retry without training
-                _save_checkpoint(checkpoint, {"signature": signature, "iteration": iteration, "rows": rows, "runs": {}})
+                _save_checkpoint(
+                    checkpoint,
+                    {"signature": signature, "iteration": iteration, "rows": rows, "runs": {}, "kept": _plain(kept)},
+                )
             elif checkpoint is not None and evaluations % settings.checkpoint_every == 0:
                 _save_checkpoint(
                     checkpoint,
@@ -493,6 +538,7 @@ def train_lockstep(
                             run.name: {"model": run.model.state_dict(), "optimizer": optimizers[run.name].state_dict()}
                             for run in runs
                         },
+                        "kept": _plain(kept),
                     },
                 )
         if stop_at is not None and iteration >= stop_at:

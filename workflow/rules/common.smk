@@ -40,6 +40,9 @@ MEASURES = config["similarity"]["measures"]
 VISUAL = [m for m in MEASURES if m in VISUAL_MEASURES]
 WORDNET = [m for m in MEASURES if m.startswith("wordnet")]
 METHODS = config["finetune"]["methods"]
+# which run to export (headstart.export): by default the best on validation at the largest shot level
+EXPORT = {key: value for key, value in config.get("export", {}).items() if value is not None}
+EXPORT_SHOTS = EXPORT.get("shots", LARGEST_SHOT)
 SPLITS = ["train", "val", "test"]
 DATA = f"results/{DATASET}"
 RUN = f"results/{DATASET}/{MODEL}"
@@ -144,7 +147,7 @@ def all_targets():
         [f"{DATA}/manifest.parquet", f"{DATA}/classes.parquet"]
         + all_similarities()
         + [f"{RUN}/kgrid/{m}/shots{LARGEST_SHOT}.parquet" for m in MEASURES]
-        + [f"{EXP}/curves.parquet"]
+        + [f"{EXP}/curves.parquet", f"{EXP}/export/card.json"]
         + expand(f"{EXP}/figures/{{fig}}.{{ext}}", fig=["answer", "fig1", "fig2", "fig3"], ext=["png", "pdf"])
         + expand(
             f"{EXP}/tables/{{table}}.{{ext}}",

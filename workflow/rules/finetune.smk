@@ -4,6 +4,8 @@
 
 
 rule finetune:
+    wildcard_constraints:
+        shots=rf"(?!{EXPORT_SHOTS}(?!\d))\d+",  # not the export's shot level: finetune_export, below
     input:
         heads=lambda wildcards: [
             head_file(method, k, wildcards.shots, wildcards.seed) for method, k in job_runs(wildcards.shots)
@@ -22,6 +24,7 @@ rule finetune:
         finetune=tracked(config["finetune"], FINETUNE_UNTRACKED),
         entry=config["models"][MODEL],
         preprocess=config["preprocess"],
+        export=tracked(EXPORT, {"seed"}),
     threads: finetune_threads()
     retries: 2  # a killed job (preemption, time limit, OOM) resumes from its checkpoint
     log:
@@ -32,6 +35,41 @@ rule finetune:
         "../../envs/torch.yaml"
     script:
         "../scripts/finetune.py"
+
+
+use rule finetune as finetune_export with:
+    # the jobs of the export's shot level also keep their candidate for export (headstart.export): one run's
+    # weights, at its selected evaluation; no other job keeps weights
+    wildcard_constraints:
+        shots=str(EXPORT_SHOTS),
+    output:
+        curves=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.parquet",
+        selected=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.selected.safetensors",
+
+
+rule export:
+    input:
+        candidates=[f"{EXP}/runs/shots{EXPORT_SHOTS}/seed{seed}.selected.safetensors" for seed in SEEDS],
+        weights=f"{MODELS}/weights.safetensors",
+        classes=f"{DATA}/classes.parquet",
+    output:
+        model=f"{EXP}/export/model.safetensors",
+        card=f"{EXP}/export/card.json",
+    params:
+        code=library_code("export"),  # reruns the job when the library code it runs changes
+        entry=config["models"][MODEL],
+        model=MODEL,
+        preprocess=config["preprocess"],
+        train=config["finetune"]["train"],
+        seed=EXPORT.get("seed"),
+    log:
+        log_file("export", DATASET, MODEL, EXPERIMENT),
+    benchmark:
+        benchmark_file("export", DATASET, MODEL, EXPERIMENT)
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/export.py"
 
 
 rule curves:

@@ -30,4 +30,7 @@ finetune_job(
     checkpoint_every=run_options["checkpoint_every"],
     curves_out=Path(snakemake.output.curves),
     checkpoint=Path(snakemake.output.curves).with_suffix(".checkpoint.pt"),
+    selected_out=Path(snakemake.output.selected) if "selected" in snakemake.output.keys() else None,
+    export_method=snakemake.params.export.get("method"),
+    export_k=snakemake.params.export.get("k"),
 )

@@ -1,0 +1,169 @@
+"""Your own classes end to end: an ImageFolder of classes WordNet does not know, the measures that need
+no WordNet, the exported classifier and the predict command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+from sklearn.metrics import f1_score
+
+from headstart.export import best_selected, load_classifier, read_card, runs_to_keep
+from headstart.train import SelectedState
+
+from conftest import copy_repository, snakemake
+
+COLOURS = {"widget_a": (200, 40, 40), "Widget B": (40, 200, 40), "gizmo-c": (40, 40, 200)}  # folder -> mean colour
+IDS = {"widget_a": "widget_a", "Widget B": "Widget_B", "gizmo-c": "gizmo-c"}
+
+
+def widget_folder(root, per_class: int = 11) -> None:
+    """Three classes named as no WordNet synset is, each a colour under noise (learnable in a few steps)."""
+    rng = np.random.default_rng(0)
+    for folder, colour in COLOURS.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(per_class):
+            noise = rng.normal(0, 40, (32, 32, 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / folder / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def widgets(tmp_path_factory):
+    base = tmp_path_factory.mktemp("widgets")
+    repo = copy_repository(base / "repo")
+    widget_folder(base / "folder")
+    override = {
+        "dataset": {
+            "name": "widgets",
+            "source": "imagefolder",
+            "imagefolder": {"root": str(base / "folder")},
+            "classes": None,  # every folder (config.yaml's Fashion-MNIST classes would otherwise stay, merged)
+        },
+        "split": {"train_per_class": 6, "val_per_class": 2, "test_per_class": 5},
+        "similarity": {"measures": ["inference", "softmax", "wordvec"]},
+        "finetune": {"methods": ["random", "inference", "softmax", "wordvec", "imprint"], "shots": [4, 1]},
+        "report": {"example_class": None},
+    }
+    (repo / "widgets.yaml").write_text(yaml.safe_dump(override))
+    snakemake(repo, "--cores", "2", "all", "--configfile", "tests/data/tiny.yaml", "widgets.yaml")
+    return repo, base / "folder"
+
+
+def test_classes_named_by_their_folders_run_end_to_end_without_wordnet(widgets):
+    repo, _ = widgets
+    classes = pd.read_parquet(repo / "results/widgets/classes.parquet")
+    assert classes["class_id"].tolist() == ["Widget_B", "gizmo-c", "widget_a"]  # every folder, in name order
+    assert classes["name"].tolist() == ["Widget B", "gizmo-c", "widget_a"]
+    assert classes["type"].unique().tolist() == ["unmapped"] and classes["synset"].isna().all()
+    assert classes["lemmas"].map(list).tolist() == [["Widget B"], ["gizmo-c"], ["widget a"]]  # word vectors' words
+    wordvec = pd.read_parquet(repo / "results/widgets/efficientnet_lite0/sim/wordvec.parquet")
+    assert wordvec.index.tolist() == classes["class_id"].tolist() and wordvec.shape == (3, 1000)
+    assert (wordvec.abs().sum(axis=1) > 0).all()  # each label has words GloVe knows ("widget", "gizmo", "b", "c")
+    curves = pd.read_parquet(repo / "results/widgets/efficientnet_lite0/head/curves.parquet")
+    assert set(curves["method"]) == {"random", "inference", "softmax", "wordvec", "imprint"}
+    assert (repo / "results/widgets/efficientnet_lite0/head/figures/fig3.png").is_file()
+
+
+def test_a_wordnet_measure_on_unmapped_classes_is_one_config_line(widgets):
+    repo, _ = widgets
+    measures = yaml.safe_load((repo / "widgets.yaml").read_text())
+    measures["similarity"]["measures"] = ["inference", "wordnet"]
+    (repo / "wordnet.yaml").write_text(yaml.safe_dump(measures))
+    result = snakemake(repo, "-n", "--configfile", "tests/data/tiny.yaml", "wordnet.yaml", check=False)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("headstart:")]
+    assert lines == [
+        "headstart: invalid config: similarity.measures: wordnet need every class mapped to a WordNet synset; "
+        "unmapped: Widget B, gizmo-c, widget_a (give each a synset in dataset.classes, or measure with "
+        "inference, softmax and wordvec only)"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_the_exported_classifier_predicts_as_the_job_evaluated(widgets):
+    """Its test-split predictions, from the images on disk through the card's preprocessing, score what the
+    fine-tuning job recorded at the exported run's selected iteration; the run was chosen on validation."""
+    repo, _ = widgets
+    export = repo / "results/widgets/efficientnet_lite0/head/export"
+    card = read_card(export)
+    assert [c["id"] for c in card["classes"]] == ["Widget_B", "gizmo-c", "widget_a"] and card["shots"] == 4
+    curves = pd.read_parquet(repo / "results/widgets/efficientnet_lite0/head/curves.parquet")
+    runs = curves[(curves["shots"] == 4)].groupby(["method", "k", "seed", "iteration"])[["val_macro_f1", "macro_f1"]]
+    per_eval = runs.first().reset_index()
+    # the run of the best validation macro F among all runs and seeds, at its earliest best evaluation
+    best = per_eval["val_macro_f1"].max()
+    assert card["scores"]["val_macro_f1"] == pytest.approx(best)
+    mine = per_eval[(per_eval["method"] == card["method"]) & (per_eval["k"] == card["k"])]
+    mine = mine[mine["seed"] == card["seed"]].sort_values("iteration")
+    assert card["iteration"] == int(mine.loc[mine["val_macro_f1"].idxmax(), "iteration"])
+    model = load_classifier(export)
+    from headstart.export import image_transform
+
+    transform = image_transform(card)
+    manifest = pd.read_parquet(repo / "results/widgets/manifest.parquet")
+    test = manifest[manifest["split"] == "test"]
+    with torch.inference_mode():
+        images = torch.stack([transform(Image.open(path)) for path in test["path"]])
+        predicted = model(images).argmax(dim=1).numpy()
+    ids = [c["id"] for c in card["classes"]]
+    truth = test["class_id"].map(ids.index).to_numpy()
+    macro = f1_score(truth, predicted, average="macro", labels=range(len(ids)), zero_division=0)
+    assert macro == pytest.approx(card["scores"]["test_macro_f1"], abs=1e-9)
+    assert macro == pytest.approx(mine.set_index("iteration").at[card["iteration"], "macro_f1"], abs=1e-9)
+
+
+def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
+    repo, folder = widgets
+    export = repo / "results/widgets/efficientnet_lite0/head/export"
+    images = tmp_path / "new"
+    images.mkdir()
+    for name in COLOURS:
+        Image.open(folder / name / "0.png").save(images / f"{IDS[name]}.png")
+    (images / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "predictions.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "headstart.export", str(export), str(images), "-o", str(out)],
+        cwd=repo,
+        env={"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(out)
+    assert table.columns.tolist()[:3] == ["image", "label_1", "probability_1"] and "label_3" in table
+    model = load_classifier(export)
+    from headstart.export import image_transform
+
+    transform = image_transform(read_card(export))
+    labels = [c["label"] for c in read_card(export)["classes"]]
+    for _, row in table[table["error"].isna()].iterrows():
+        with torch.inference_mode():
+            expected = labels[int(model(transform(Image.open(row["image"]))[None]).argmax())]
+        assert row["label_1"] == expected
+        assert row["probability_1"] >= row["probability_2"] >= row["probability_3"]
+    assert table.set_index("image").at[str(images / "broken.jpg"), "error"].startswith("UnidentifiedImageError")
+    missing = subprocess.run(
+        [sys.executable, "-m", "headstart.export", str(tmp_path), str(images)],
+        env={"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and missing.stderr.startswith("headstart: ") and "Traceback" not in missing.stderr
+
+
+def test_only_the_runs_export_names_are_kept_and_the_best_on_validation_wins():
+    names = ["random/k0", "inference/k1", "inference/kbest", "imprint/k0"]
+    assert runs_to_keep(names, None, None) == names
+    assert runs_to_keep(names, "inference", None) == ["inference/k1", "inference/kbest"]
+    assert runs_to_keep(names, "inference", "best") == ["inference/kbest"]
+    assert runs_to_keep(names, "probe", None) == []
+    kept = {name: SelectedState(10, score, {}) for name, score in zip(names, [0.5, 0.7, 0.7, 0.6], strict=True)}
+    assert best_selected(kept, names) == "inference/k1"  # the first of ties in run order
+    assert best_selected({}, names) is None
