@@ -4,3 +4,11 @@ Pure library code: no Snakemake imports here; workflow/scripts/*.py are the glue
 """
 
 __version__ = "0.1.0"
+
+
+def load_classifier(export_dir):
+    """The exported classifier of ``export_dir``: a torch module, normalised images -> one logit per target
+    class (see headstart.export; imported here on first use, so ``import headstart`` stays light)."""
+    from .export import load_classifier as load
+
+    return load(export_dir)
