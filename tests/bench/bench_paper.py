@@ -43,7 +43,7 @@ sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "tests")]  # this checkout's 
 from headstart.extract import autocast_for, extract_split, to_device  # noqa: E402
 from headstart.finetune import finetune_job  # noqa: E402
 from headstart.heads import xavier_head  # noqa: E402
-from headstart.models import pick_device, split_model  # noqa: E402
+from headstart.models import pick_device, save_source_weights, split_model  # noqa: E402
 from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
 from headstart.tables import read_rows, write_tensors  # noqa: E402
 from headstart.train import (
@@ -111,9 +111,9 @@ def make_job_inputs(
     rows = []
     for c in range(classes):
         for r in range(shots):
-            rows.append({"image_id": f"tr{c}_{r}", "wnid": f"n{c:08d}", "split": "train", "rank": r})
+            rows.append({"image_id": f"tr{c}_{r}", "class_id": f"n{c:08d}", "split": "train", "rank": r})
         for r in range(test_per_class):
-            rows.append({"image_id": f"te{c}_{r}", "wnid": f"n{c:08d}", "split": "test", "rank": r})
+            rows.append({"image_id": f"te{c}_{r}", "class_id": f"n{c:08d}", "split": "test", "rank": r})
     manifest = pd.DataFrame(rows)
     manifest["path"] = [paths[i % len(paths)] for i in range(len(manifest))]
     timing = {}
@@ -154,7 +154,7 @@ def make_job_inputs(
         weight, bias = xavier_head(classes, parts.head.in_features, r)
         heads.append(work / f"head{r}.safetensors")
         write_tensors({"weight": weight, "bias": bias}, heads[-1], {"method": f"m{r}", "k": "0"})
-    classes_frame = pd.DataFrame({"wnid": [f"n{c:08d}" for c in range(classes)]})
+    classes_frame = pd.DataFrame({"class_id": [f"n{c:08d}" for c in range(classes)]})
     return {"manifest": manifest, "classes": classes_frame, "heads": heads, "timing": timing}
 
 
@@ -177,6 +177,9 @@ def run_job(
         "trainable": ["layer4"],
         "head": "fc",
     }
+    weights = work / "resnet101.safetensors"  # the model_weights rule's file, which every job reads
+    if not weights.exists():
+        save_source_weights(entry, weights, "resnet101")
     options = {
         "train": "last_stage",
         "augment": True,
@@ -199,6 +202,7 @@ def run_job(
             0,
             options,
             entry,
+            weights,
             {"resize": resize, "crop": crop},
             device,
             1,
@@ -247,6 +251,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--lever-batch", type=int, default=None, help="batch of the step lever (default: 64 GPU, 16 CPU)"
+    )
+    parser.add_argument(
+        "--small-job-iterations",
+        type=int,
+        default=None,
+        help="steps of the levers' whole small job (default: 100 GPU, 20 CPU; evaluations every half of them)",
     )
     args = parser.parse_args()
     device = pick_device("auto")
@@ -408,8 +418,8 @@ def main() -> None:
         resize=128 if not gpu else resize,
         crop=112 if not gpu else crop,
         batch=16 if not gpu else batch,
-        iterations=20 if not gpu else 100,
-        eval_every=10 if not gpu else 50,
+        iterations=args.small_job_iterations or (20 if not gpu else 100),
+        eval_every=max(1, (args.small_job_iterations or (20 if not gpu else 100)) // 2),
     )
     small_work = work / "small"
     small_work.mkdir()
@@ -442,7 +452,7 @@ def main() -> None:
     new_total = time.perf_counter() - start
     manifest = small_inputs["manifest"]
     train_rows, test_rows = manifest.query("split == 'train'"), manifest.query("split == 'test'")
-    wnid_label = {w: i for i, w in enumerate(small_inputs["classes"]["wnid"])}
+    class_label = {c: i for i, c in enumerate(small_inputs["classes"]["class_id"])}
     old_settings = legacy_train.TrainSettings(
         iterations=small["iterations"],
         eval_every=small["eval_every"],
@@ -454,9 +464,9 @@ def main() -> None:
     )
     old_job = legacy_job(
         train_rows["path"].tolist(),
-        train_rows["wnid"].map(wnid_label).to_numpy(),
+        train_rows["class_id"].map(class_label).to_numpy(),
         test_rows["path"].tolist(),
-        test_rows["wnid"].map(wnid_label).to_numpy(),
+        test_rows["class_id"].map(class_label).to_numpy(),
         resnet101_parts(),
         RUNS,
         old_settings,
