@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +243,48 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
     assert sorted(classes["class_id"]) == sorted(synsets)
     assert (repo / features).is_file()
     assert not list((repo / "results/offline21k/downloads").glob("*.tar"))  # temp(): gone once extracted
+
+
+def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tmp_path):
+    """The docs' steps after `kill -9` of the Snakemake client while a fine-tuning job runs under SLURM:
+    `--unlock`, then the same command. The job is submitted again while its orphan still runs; the second
+    attempt waits on the orphan's lock, then writes the curves the orphan finished, without training."""
+    import signal
+
+    repo = copy_repository(tmp_path / "repo")
+    (repo / "orphan.yaml").write_text(
+        yaml.safe_dump({"finetune": {"shots": [20], "iterations": 4000, "eval_every": 2000}})
+    )
+    target = f"{EXP}/runs/shots20/seed0.parquet"
+    config = ["--configfile", "tests/data/tiny.yaml", "orphan.yaml"]
+    local = run(repo, "--cores", "2", target, *config, "--omit-from", "finetune_export")  # what it needs, here
+    assert local.returncode == 0, (local.stdout + local.stderr)[-3000:]
+    log = repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.log"
+    client = subprocess.Popen(
+        [SNAKEMAKE, "--profile", "slurm", target, *config],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(600):  # until the job trains (it holds its lock from then on)
+            if log.exists() and "runs in lockstep" in log.read_text():
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the fine-tuning job never started under SLURM")
+        time.sleep(3)
+    finally:
+        os.killpg(client.pid, signal.SIGKILL)  # the client dies; its SLURM job does not
+        client.wait()
+    orphans = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout
+    assert "finetune" in orphans, orphans
+    assert run(repo, "--profile", "slurm", target, *config, "--unlock").returncode == 0
+    result = run(repo, "--profile", "slurm", target, *config)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    text = log.read_text()
+    assert text.count("--- attempt:") == 2  # the orphan and the resubmitted job, both logged
+    assert "another attempt of this job holds" in text and "holds the finished curves" in text
+    curves = pd.read_parquet(repo / target)
+    assert curves["iteration"].max() == 4000

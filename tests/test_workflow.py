@@ -168,11 +168,15 @@ def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path
     finetune = {**tiny_config["finetune"], "device": "cpu", "checkpoint_every": 3}
     override.write_text(yaml.safe_dump({"extract": {**tiny_config["extract"], "device": "cpu"}, "finetune": finetune}))
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
-    assert not {"decode", "extract", "finetune", "heads_similarity", "heads_imprint", "heads_linear"} & set(jobs)
+    assert not {"decode", "extract", "finetune", "finetune_export", "export", "heads_similarity", "heads_linear"} & set(
+        jobs
+    )
     # a seed added: only its jobs (one per shot level)
     override.write_text(yaml.safe_dump({"finetune": {**tiny_config["finetune"], "seeds": [0, 1, 2]}}))
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override))
-    assert planned_jobs(result)["finetune"] == 2
+    jobs = planned_jobs(result)
+    assert jobs["finetune"] == jobs["finetune_export"] == 1  # the export's shot level keeps a candidate
+    assert jobs["export"] == 1  # one more candidate to choose from
     assert set(re.findall(r"seed=(\d+)", result.stdout + result.stderr)) == {"2"}
     # a method added: every job trains it in lockstep with the others, so each (shot level, seed) reruns
     override.write_text(
@@ -181,7 +185,8 @@ def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path
         )
     )
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
-    assert jobs["finetune"] == 4 and not {"decode", "extract", "heads_imprint", "heads_linear"} & set(jobs)
+    assert jobs["finetune"] + jobs["finetune_export"] == 4
+    assert not {"decode", "extract", "heads_imprint", "heads_linear"} & set(jobs)
     assert jobs["heads_similarity"] == 1  # wordvec's heads at 2 shots (at 20, Fig. 3 has them already)
 
 
@@ -215,7 +220,7 @@ def test_last_stage_preset_runs_end_to_end(tiny, tmp_path, augment):
     preset = ["--configfile", "tests/data/tiny.yaml", "workflow/presets/last_stage.yaml", str(override)]
     result = snakemake(repo, "--cores", "2", *preset)
     jobs = planned_jobs(result)
-    assert jobs["finetune"] == 4 and not {"decode", "extract"} & set(jobs)
+    assert jobs["finetune"] + jobs["finetune_export"] == 4 and not {"decode", "extract"} & set(jobs)
     # inference, wordnet and word vectors: K = 1 and best at 20 images, best at 2
     assert jobs["heads_calibrated"] == 9
     # Co-Tuning: its relationship (the softmax matrix, not a measure of the tiny config) per shot level,
@@ -296,6 +301,8 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
     jobs = planned_jobs(snakemake(repo, *shlex.split(command)[1:], "-n"))
     shots, seeds = preset["finetune"]["shots"], preset["finetune"]["seeds"]
     assert jobs == {
+        "download_archive": 90,  # each synset's archive missing from tar_dir (the user sets one of the two)
+        "model_weights": 1,
         "dataset": 1,
         "split": 1,
         "decode": 3,
@@ -313,7 +320,10 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
         "heads_cotuning": len(shots) * len(seeds),
         "heads_random": len(seeds),
         "top_sources": 9,  # one per measure
-        "finetune": len(shots) * len(seeds),  # one lockstep job per (shot level, seed)
+        # one lockstep job per (shot level, seed); those of the largest level keep the export's candidate
+        "finetune": (len(shots) - 1) * len(seeds),
+        "finetune_export": len(seeds),
+        "export": 1,
         "curves": 1,
         "fig_answer": 1,
         "table_answer": 1,
@@ -340,7 +350,7 @@ def test_last_stage_preset_plans_its_runs_into_its_own_directory(tmp_path):
     result = snakemake(repo, *shlex.split(command)[1:], "-n")
     preset = yaml.safe_load((repo / "workflow/presets/last_stage.yaml").read_text())["finetune"]
     jobs = planned_jobs(result)
-    assert jobs["finetune"] == len(preset["shots"]) * len(preset["seeds"]) == 9
+    assert jobs["finetune"] + jobs["finetune_export"] == len(preset["shots"]) * len(preset["seeds"]) == 9
     assert jobs["heads_calibrated"] == 3 * 4  # 3 measures: K = 1 and best at 500 images, best at 10 and 1
     outputs = re.findall(r"^\s+output: (.*)$", result.stdout, flags=re.M)
     finetune = [o for o in outputs if "/runs/" in o or "/figures/" in o or "/tables/" in o]
