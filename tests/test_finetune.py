@@ -320,7 +320,9 @@ def test_every_attempt_keeps_its_log(tmp_path):
     from headstart.logs import setup_logging
 
     log_file = tmp_path / "job.log"
-    setup_logging(log_file).info("first attempt")
-    setup_logging(log_file).info("second attempt")
-    text = log_file.read_text()
+    setup_logging(log_file, keep_attempts=True).info("first attempt")
+    log_file.unlink()  # what Snakemake does to a job's log before it runs the job again
+    setup_logging(log_file, keep_attempts=True).info("second attempt")
+    assert "first attempt" not in log_file.read_text() and "second attempt" in log_file.read_text()
+    text = (tmp_path / "job.attempts.log").read_text()
     assert text.count("--- attempt: pid") == 2 and "first attempt" in text and "second attempt" in text

@@ -268,8 +268,33 @@ def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tmp_p
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     text = log.read_text()  # the resubmitted job's (Snakemake removed the orphan's log when it resubmitted)
     assert "another attempt of this job holds" in text and "holds the finished curves" in text
+    attempts = log.with_name("shots20_seed0.attempts.log").read_text()  # the orphan's and the resubmitted job's
+    assert attempts.count("--- attempt:") == attempts.count("runs in lockstep") == 2
     curves = pd.read_parquet(repo / target)
     assert curves["iteration"].max() == 20000
+
+
+def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cluster, tmp_path):
+    """A fine-tuning job that needs more than its SLURM time limit (1 minute here) is ended by SLURM
+    (TIMEOUT); Snakemake retries it, and the retry resumes from the last checkpoint instead of iteration 0."""
+    repo = copy_repository(tmp_path / "repo")
+    (repo / "timeout.yaml").write_text(
+        yaml.safe_dump({"finetune": {"shots": [20], "iterations": 16000, "eval_every": 500}})
+    )
+    target = f"{EXP}/runs/shots20/seed0.parquet"
+    config = ["--configfile", "tests/data/tiny.yaml", "timeout.yaml"]
+    local = run(repo, "--cores", "2", target, *config, "--omit-from", "finetune_export")  # what it needs, here
+    assert local.returncode == 0, (local.stdout + local.stderr)[-3000:]
+    limits = ["finetune_export:runtime=1", "finetune_export:mem_mb=4000", "finetune_export:gpu=1"]
+    result = run(repo, "--profile", "slurm", target, *config, "--set-resources", *limits)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    # Snakemake removed the first attempt's log before the retry; every attempt is in the attempts log
+    log = (repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.attempts.log").read_text()
+    assert log.count("--- attempt:") >= 2, log[-2000:]
+    resumed = [int(n) for n in re.findall(r"resuming \S+ from iteration (\d+)", log)]
+    assert resumed and resumed[0] > 0, log[-2000:]
+    assert pd.read_parquet(repo / target)["iteration"].max() == 16000
 
 
 # last: it stops the module's cluster

@@ -5,7 +5,7 @@ import pandas as pd
 from headstart.logs import setup_logging
 from headstart.pixels import decode_split
 
-log = setup_logging(snakemake.log[0])
+log = setup_logging(snakemake.log[0], keep_attempts=True)  # a retried job
 preprocess = snakemake.params.preprocess
 count = decode_split(
     pd.read_parquet(snakemake.input.manifest),

@@ -10,7 +10,7 @@ from headstart.extract import extract_split
 from headstart.logs import setup_logging
 from headstart.models import load_parts, pick_device
 
-log = setup_logging(snakemake.log[0])
+log = setup_logging(snakemake.log[0], keep_attempts=True)  # a retried job
 entry, preprocess, options = snakemake.params.entry, snakemake.params.preprocess, snakemake.params.extract
 torch.set_num_threads(snakemake.threads)
 parts, mean, std = load_parts(entry, snakemake.input.weights)

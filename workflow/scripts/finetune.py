@@ -9,7 +9,7 @@ from headstart.finetune import finetune_job
 from headstart.logs import setup_logging
 from headstart.models import pick_device
 
-log = setup_logging(snakemake.log[0])
+log = setup_logging(snakemake.log[0], keep_attempts=True)  # a retried job
 params, run_options = snakemake.params, snakemake.config["finetune"]  # run options: not params, they rerun nothing
 torch.set_num_threads(snakemake.threads)
 finetune_job(
