@@ -228,20 +228,29 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
     assert not list((repo / "results/offline21k/downloads").glob("*.tar"))  # temp(): gone once extracted
 
 
+TARGET_JOB = f"{EXP}/runs/shots20/seed0.parquet"  # the one fine-tuning job of the tests below
+
+
+def one_finetuning_job(tmp_path, iterations: int, eval_every: int) -> tuple[Path, list[str]]:
+    """A repository copy whose one fine-tuning job (TARGET_JOB, 20 images per class) has everything it needs
+    built here, so that only it goes to SLURM; (repo, the config arguments)."""
+    repo = copy_repository(tmp_path / "repo")
+    options = {"finetune": {"shots": [20], "iterations": iterations, "eval_every": eval_every}}
+    (repo / "job.yaml").write_text(yaml.safe_dump(options))
+    config = ["--configfile", "tests/data/tiny.yaml", "job.yaml"]
+    local = run(repo, "--cores", "2", TARGET_JOB, *config, "--omit-from", "finetune_export")
+    assert local.returncode == 0, (local.stdout + local.stderr)[-3000:]
+    return repo, config
+
+
 def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tmp_path):
     """The docs' steps after `kill -9` of the Snakemake client while a fine-tuning job runs under SLURM:
     `--unlock`, then the same command. The job is submitted again while its orphan still runs; the second
     attempt waits on the orphan's lock, then writes the curves the orphan finished, without training."""
     import signal
 
-    repo = copy_repository(tmp_path / "repo")
-    (repo / "orphan.yaml").write_text(
-        yaml.safe_dump({"finetune": {"shots": [20], "iterations": 20000, "eval_every": 10000}})
-    )
-    target = f"{EXP}/runs/shots20/seed0.parquet"
-    config = ["--configfile", "tests/data/tiny.yaml", "orphan.yaml"]
-    local = run(repo, "--cores", "2", target, *config, "--omit-from", "finetune_export")  # what it needs, here
-    assert local.returncode == 0, (local.stdout + local.stderr)[-3000:]
+    repo, config = one_finetuning_job(tmp_path, iterations=20000, eval_every=10000)
+    target = TARGET_JOB
     log = repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.log"
     client = subprocess.Popen(
         [SNAKEMAKE, "--profile", "slurm", target, *config],
@@ -275,26 +284,39 @@ def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tmp_p
 
 
 def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cluster, tmp_path):
-    """A fine-tuning job that needs more than its SLURM time limit (1 minute here) is ended by SLURM
-    (TIMEOUT); Snakemake retries it, and the retry resumes from the last checkpoint instead of iteration 0."""
-    repo = copy_repository(tmp_path / "repo")
-    (repo / "timeout.yaml").write_text(
-        yaml.safe_dump({"finetune": {"shots": [20], "iterations": 16000, "eval_every": 500}})
+    """A fine-tuning job that runs past its SLURM time limit (lowered to 1 minute once it has written a
+    checkpoint, so that the test does not depend on this machine's speed) is ended by SLURM (TIMEOUT);
+    Snakemake retries it, and the retry resumes from the last checkpoint instead of iteration 0."""
+    repo, config = one_finetuning_job(tmp_path, iterations=40000, eval_every=500)
+    target = TARGET_JOB
+    client = subprocess.Popen(
+        [SNAKEMAKE, "--profile", "slurm", target, *config],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
-    target = f"{EXP}/runs/shots20/seed0.parquet"
-    config = ["--configfile", "tests/data/tiny.yaml", "timeout.yaml"]
-    local = run(repo, "--cores", "2", target, *config, "--omit-from", "finetune_export")  # what it needs, here
-    assert local.returncode == 0, (local.stdout + local.stderr)[-3000:]
-    limits = ["finetune_export:runtime=1", "finetune_export:mem_mb=4000", "finetune_export:gpu=1"]
-    result = run(repo, "--profile", "slurm", target, *config, "--set-resources", *limits)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
+    checkpoint = repo / EXP / "runs/shots20/seed0.checkpoint.pt"
+    for _ in range(600):
+        if checkpoint.exists():
+            break
+        time.sleep(0.5)
+    else:
+        client.kill()
+        raise AssertionError("the fine-tuning job wrote no checkpoint")
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout.splitlines()
+    job = next(line.split()[0] for line in jobs if "finetune_export" in line)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=1"], check=True)
+    output, _ = client.communicate(timeout=1200)
+    assert client.returncode == 0, output[-4000:]
+    assert f"SLURM-job '{job}' failed, SLURM status is: 'TIMEOUT'" in output
     # Snakemake removed the first attempt's log before the retry; every attempt is in the attempts log
     log = (repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.attempts.log").read_text()
-    assert log.count("--- attempt:") >= 2, log[-2000:]
+    assert log.count("--- attempt:") == 2, log[-2000:]
     resumed = [int(n) for n in re.findall(r"resuming \S+ from iteration (\d+)", log)]
-    assert resumed and resumed[0] > 0, log[-2000:]
-    assert pd.read_parquet(repo / target)["iteration"].max() == 16000
+    assert len(resumed) == 1 and resumed[0] > 0, log[-2000:]
+    assert pd.read_parquet(repo / target)["iteration"].max() == 40000
 
 
 # last: it stops the module's cluster
