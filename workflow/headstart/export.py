@@ -71,10 +71,11 @@ def best_selected(kept: dict[str, SelectedState], run_order: Sequence[str]) -> s
 
 
 def write_selected(
-    path: Path, name: str, selected: SelectedState, classifier: str, curve: pd.DataFrame, shots: int, seed: int
+    path: Path, name: str, selected: SelectedState, model: Classifier, curve: pd.DataFrame, shots: int, seed: int
 ) -> None:
-    """One job's candidate for export: the run's evaluation weights at its selected iteration, and its
-    scores there (test macro F and accuracy from ``curve``, the run's curve)."""
+    """One job's candidate for export: the run's evaluation weights at its selected iteration, its
+    classifier's kind (``model``, the run's), and its scores there (test macro F and accuracy from
+    ``curve``, the run's curve)."""
     at = curve[curve["iteration"] == selected.iteration].iloc[0]
     method, k = name.split("/k")
     state = {key: value for key, value in selected.state.items() if not key.startswith(TRAINING_ONLY)}
@@ -87,7 +88,7 @@ def write_selected(
             "shots": shots,
             "seed": seed,
             "iteration": selected.iteration,
-            "classifier": "cosine" if classifier == "cosine" else "linear",
+            "classifier": "cosine" if isinstance(model, CosineClassifier) else "linear",
             "scores": {
                 "val_macro_f1": float(at["val_macro_f1"]),
                 "val_accuracy": float(at["val_accuracy"]),
@@ -192,21 +193,11 @@ def load_classifier(export_dir: Path | str) -> ExportedClassifier:
 
 
 def image_transform(card: dict[str, Any]):
-    """The card's evaluation preprocessing for a PIL image (any mode: see headstart.data.to_rgb)."""
-    from torchvision import transforms
-
-    from .data import to_rgb
+    """The card's evaluation preprocessing for a PIL image of any mode."""
+    from .models import eval_transform
 
     pre = card["preprocess"]
-    return transforms.Compose(
-        [
-            transforms.Lambda(lambda image: to_rgb(image)[0]),
-            transforms.Resize(pre["resize"]),
-            transforms.CenterCrop(pre["crop"]),
-            transforms.ToTensor(),
-            transforms.Normalize(pre["mean"], pre["std"]),
-        ]
-    )
+    return eval_transform(pre["resize"], pre["crop"], tuple(pre["mean"]), tuple(pre["std"]))
 
 
 def predict_folder(

@@ -268,16 +268,8 @@ def finetune_job(
         )
         if selected_out is not None:
             name = best_selected(kept, [run.name for run in runs])
-            kind = next(type(run.model).__name__ for run in runs if run.name == name)
-            write_selected(
-                selected_out,
-                name,
-                kept[name],
-                "cosine" if kind == "CosineClassifier" else "linear",
-                curves[name],
-                shots,
-                seed,
-            )
+            model = next(run.model for run in runs if run.name == name)
+            write_selected(selected_out, name, kept[name], model, curves[name], shots, seed)
             log.info(
                 "export candidate: %s at iteration %d (validation macro F %.3f)",
                 name,

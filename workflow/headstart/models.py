@@ -184,12 +184,15 @@ def normalization(model: nn.Module, entry: dict[str, Any]) -> tuple[tuple[float,
 
 
 def eval_transform(resize: int, crop: int, mean: tuple[float, ...], std: tuple[float, ...]):
-    """The paper's evaluation preprocessing: shorter side to ``resize``, center ``crop``; grey -> RGB."""
+    """The paper's evaluation preprocessing for a PIL image of any mode (headstart.data.to_rgb): shorter
+    side to ``resize``, center ``crop``."""
     from torchvision import transforms
+
+    from .data import to_rgb
 
     return transforms.Compose(
         [
-            transforms.Lambda(lambda image: image.convert("RGB")),
+            transforms.Lambda(lambda image: to_rgb(image)[0]),
             transforms.Resize(resize),
             transforms.CenterCrop(crop),
             transforms.ToTensor(),

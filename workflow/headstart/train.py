@@ -370,8 +370,11 @@ def _optimizer(model: Classifier, settings: TrainSettings) -> torch.optim.Optimi
 
 
 def _plain(kept: dict[str, SelectedState]) -> dict[str, dict]:
-    """``kept`` as plain types and tensors, which a checkpoint loads with ``weights_only=True``."""
-    return {name: asdict(selected) for name, selected in kept.items()}
+    """``kept`` as plain types and tensors, which a checkpoint loads with ``weights_only=True`` (the tensors
+    themselves, not copies: they are already the run's own CPU copies)."""
+    return {
+        name: {"iteration": s.iteration, "val_macro_f1": s.val_macro_f1, "state": s.state} for name, s in kept.items()
+    }
 
 
 def _resume(

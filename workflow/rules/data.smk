@@ -3,17 +3,9 @@
 
 
 localrules:
-    downloads,
     download_fashion_mnist,
     download_archive,
     model_weights,
-
-
-rule downloads:
-    # every file fetched from the network, for a login node with internet: `snakemake downloads`
-    input:
-        download_targets(),
-        f"{MODELS}/weights.safetensors",
 
 
 rule download_fashion_mnist:
