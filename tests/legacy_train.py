@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from headstart.extract import autocast_for, to_device
+from headstart.devices import autocast_for, to_device
 from headstart.metrics import classification_scores
 
 log = logging.getLogger(__name__)

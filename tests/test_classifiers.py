@@ -9,19 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from headstart.classifiers import CosineClassifier, CoTuningClassifier, classifier_from_head, cotuning_loss
 from headstart.heads import xavier_head
-from headstart.train import (
-    CosineClassifier,
-    CoTuningClassifier,
-    EvalSet,
-    Run,
-    TensorBatches,
-    TrainSettings,
-    classifier_from_head,
-    cotuning_loss,
-    evaluate,
-    train_lockstep,
-)
+from headstart.train import EvalSet, LockstepData, Run, TensorBatches, TrainSettings, evaluate, train_lockstep
 
 CPU = torch.device("cpu")
 
@@ -106,18 +96,15 @@ def test_lockstep_scores_the_validation_split_at_every_evaluation():
         Run("random/k0", classifier_from_head(nn.Identity(), {"weight": weight, "bias": bias}, {}, 0.5)),
         Run("imprint/k0", CosineClassifier(nn.Identity(), weight, 10.0, 0.5)),
     ]
-    curves = train_lockstep(
-        runs,
+    data = LockstepData(
         nn.Identity(),
         TensorBatches(x, CPU),
         y,
-        TensorBatches(x, CPU),
-        y,
+        EvalSet(TensorBatches(x, CPU), y),
         ["a", "b"],
-        settings(),
-        CPU,
         val=EvalSet(TensorBatches(x_val, CPU), y_val),
     )
+    curves = train_lockstep(runs, data, settings(), CPU)
     for run in runs:
         curve = curves[run.name]
         assert sorted(curve["iteration"].unique()) == [0, 2, 4, 6]

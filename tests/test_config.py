@@ -159,3 +159,60 @@ def test_a_model_takes_its_weights_from_exactly_one_source(default):
     weights["url"] = None
     with pytest.raises(ConfigError, match="it has none"):
         validate_config(config)
+
+
+def test_every_late_failure_is_a_config_error_before_the_first_job(default, tmp_path):
+    """Issue 26.5: what used to fail after the work (the export's run, the example class) fails at the check."""
+    config = copy.deepcopy(default)
+    config["export"] = {"method": "random", "k": 1}  # random runs only with K 0
+    with pytest.raises(
+        ConfigError, match=r"^export: no run at 500 images per class is method random with K 1 \(its K there: 0\)$"
+    ):
+        validate_config(config)
+    config["export"] = {"method": "inference", "k": 1, "shots": 10}  # K 1 only at the largest level
+    with pytest.raises(
+        ConfigError, match=r"no run at 10 images per class is method inference with K 1 \(its K there: best\)"
+    ):
+        validate_config(config)
+    config["export"] = {"method": "inference", "k": "best", "shots": 10}
+    validate_config(config)
+    config = copy.deepcopy(default)
+    config["report"]["example_class"] = "Dog"
+    with pytest.raises(ConfigError, match=r"^report.example_class: 'Dog' is not a target class; .*n03057021 \(Coat\)"):
+        validate_config(config)
+    for wanted in ("Coat", "n03057021"):  # by label or by id
+        config["report"]["example_class"] = wanted
+        validate_config(config)
+    config = copy.deepcopy(default)
+    config["dataset"]["classes"] = config["dataset"]["classes"][:1]
+    with pytest.raises(ConfigError, match=r"^dataset.classes: \[.*\] is too short$"):  # the schema's minItems
+        validate_config(config)
+    config = copy.deepcopy(default)
+    config["dataset"] = {
+        "name": "empty",
+        "source": "imagefolder",
+        "imagefolder": {"root": str(tmp_path)},
+        "classes": None,
+    }
+    config["similarity"]["measures"] = ["inference"]
+    config["finetune"]["methods"] = ["random", "inference"]
+    config["report"]["example_class"] = None
+    with pytest.raises(
+        ConfigError, match=rf"^dataset.classes: 0 class \(folders of {tmp_path}\); a classifier needs at least 2$"
+    ):
+        validate_config(config)
+
+
+def test_shared_stages_depend_on_the_dataset_not_on_an_experiment(default):
+    """The decoded training images are split.max_shots, shared by every experiment: an experiment may not
+    fine-tune above it; the similarity heads are written for every K of heads.k_grid."""
+    config = copy.deepcopy(default)
+    config["split"]["max_shots"] = 100
+    with pytest.raises(ConfigError, match=r"finetune.shots: 500 images per class is above split.max_shots \(100\)"):
+        validate_config(config)
+    config["split"]["max_shots"] = 10_000  # at most the training pool: a smaller pool needs no other max_shots
+    validate_config(config)
+    config = copy.deepcopy(default)
+    config["finetune"]["k"] = [4, "best"]
+    with pytest.raises(ConfigError, match=r"^finetune.k: 4 is not in heads.k_grid"):
+        validate_config(config)

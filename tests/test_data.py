@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from headstart.config import fashion_mnist_local
+from headstart.classes import ClassesError, TargetClass, resolve_classes
 from headstart.data import (
     DatasetError,
     IngestLog,
-    TargetClass,
     build_inventory,
     download_archive,
     download_fashion_mnist,
@@ -26,11 +25,11 @@ from headstart.data import (
     ingest_imagefolder,
     ingest_imagenet21k,
     read_idx,
-    resolve_classes,
-    to_rgb,
 )
 from headstart.download import DownloadError, download
+from headstart.images import to_rgb
 from headstart.split import make_manifest, shot_level_examples, shot_subset
+from headstart.vocabulary import fashion_mnist_local
 
 from conftest import ROOT, QuietHandler
 
@@ -358,10 +357,10 @@ def test_a_class_short_of_images_names_the_skipped_ones_in_the_log(tmp_path, cap
     assert report["status"].tolist() == ["skipped", "skipped"] and report["image"].str.endswith(".jpg").all()
 
 
-def test_a_verb_synset_is_a_dataset_error():
-    with pytest.raises(DatasetError, match="^dataset.classes: coat.v.01 is not a noun synset"):
+def test_a_verb_synset_is_a_classes_error():
+    with pytest.raises(ClassesError, match="^dataset.classes: coat.v.01 is not a noun synset"):
         resolve_classes([{"synset": "coat.v.01"}])
-    with pytest.raises(DatasetError, match="^dataset.classes: n99999999 is not a WordNet 3.0 noun synset"):
+    with pytest.raises(ClassesError, match="^dataset.classes: n99999999 is not a WordNet 3.0 noun synset"):
         resolve_classes([{"synset": "n99999999"}])
 
 

@@ -14,8 +14,8 @@ import yaml
 from PIL import Image
 from sklearn.metrics import f1_score
 
-from headstart.export import best_selected, load_classifier, read_card, runs_to_keep
-from headstart.train import SelectedState
+from headstart.predict import load_classifier, read_card
+from headstart.selection import SelectedState, best_selected, runs_to_keep
 
 from conftest import copy_repository, snakemake
 
@@ -104,7 +104,7 @@ def test_the_exported_classifier_predicts_as_the_job_evaluated(widgets):
     mine = mine[mine["seed"] == card["seed"]].sort_values("iteration")
     assert card["iteration"] == int(mine.loc[mine["val_macro_f1"].idxmax(), "iteration"])
     model = load_classifier(export)
-    from headstart.export import image_transform
+    from headstart.predict import image_transform
 
     transform = image_transform(card)
     manifest = pd.read_parquet(repo / "results/widgets/manifest.parquet")
@@ -129,7 +129,7 @@ def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
     (images / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "predictions.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "headstart.export", str(export), str(images), "-o", str(out)],
+        [sys.executable, "-m", "headstart.predict", str(export), str(images), "-o", str(out)],
         cwd=repo,
         env={"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -139,7 +139,7 @@ def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
     table = pd.read_csv(out)
     assert table.columns.tolist()[:3] == ["image", "label_1", "probability_1"] and "label_3" in table
     model = load_classifier(export)
-    from headstart.export import image_transform
+    from headstart.predict import image_transform
 
     transform = image_transform(read_card(export))
     labels = [c["label"] for c in read_card(export)["classes"]]
@@ -150,7 +150,7 @@ def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
         assert row["probability_1"] >= row["probability_2"] >= row["probability_3"]
     assert table.set_index("image").at[str(images / "broken.jpg"), "error"].startswith("UnidentifiedImageError")
     missing = subprocess.run(
-        [sys.executable, "-m", "headstart.export", str(tmp_path), str(images)],
+        [sys.executable, "-m", "headstart.predict", str(tmp_path), str(images)],
         env={"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

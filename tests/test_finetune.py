@@ -1,6 +1,7 @@
 """The fine-tuning job, per training mode: real EfficientNet-Lite0, decoded images, extracted caches."""
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ import torch
 import yaml
 
 from headstart.extract import extract_split
-from headstart.finetune import FinetuneError, finetune_job
+from headstart.finetune import FinetuneError, JobFiles, finetune_job, job_settings
 from headstart.heads import xavier_head
 from headstart.models import load_source_model, normalization, save_source_weights, split_model
 from headstart.pixels import decode_images
@@ -86,26 +87,30 @@ def job_inputs(tmp_path_factory):
     return root, manifest, classes, heads
 
 
+def files(root, heads, curves, features=None, selected=None) -> JobFiles:
+    """The job's files: inputs in ``root`` (the features in ``features`` when given), curves at ``curves``."""
+    features = features or root
+    return JobFiles(
+        heads=heads,
+        features_train=features / "features_train.safetensors",
+        features_test=features / "features_test.safetensors",
+        features_val=features / "features_val.safetensors",
+        pixels_train=root / "pixels_train.safetensors",
+        weights=root / "weights.safetensors",
+        curves=curves,
+        selected=selected,
+    )
+
+
+def settings(options, seed=5, cache_key="", export=None):
+    return job_settings(options, seed, 1, LITE0, PREPROCESS, CPU, cache_key, export)
+
+
 def job(job_inputs, train: str, augment: bool, heads=None, name="curves", shots=3) -> pd.DataFrame:
     root, manifest, classes, all_heads = job_inputs
+    options = {**OPTIONS, "train": train, "augment": augment}
     return finetune_job(
-        heads or all_heads,
-        root / "features_train.safetensors",
-        root / "features_test.safetensors",
-        root / "features_val.safetensors",
-        root / "pixels_train.safetensors",
-        manifest,
-        classes,
-        shots,
-        5,
-        {**OPTIONS, "train": train, "augment": augment},
-        LITE0,
-        job_inputs[0] / "weights.safetensors",
-        PREPROCESS,
-        CPU,
-        1,
-        root / f"{name}.parquet",
-        root / f"{name}.checkpoint.pt",
+        files(root, heads or all_heads, root / f"{name}.parquet"), manifest, classes, shots, settings(options)
     )
 
 
@@ -169,23 +174,11 @@ def test_last_stage_without_trunk_activations_says_what_to_change(job_inputs, tm
     )
     with pytest.raises(FinetuneError, match="no 'trunk' tensor.*extract.trunk_activations"):
         finetune_job(
-            heads,
-            root / "features_train.safetensors",
-            tmp_path / "features_test.safetensors",
-            root / "features_val.safetensors",
-            root / "pixels_train.safetensors",
+            replace(files(root, heads, tmp_path / "c.parquet"), features_test=tmp_path / "features_test.safetensors"),
             manifest,
             classes,
             3,
-            0,
-            {**OPTIONS, "train": "last_stage", "augment": True},
-            LITE0,
-            job_inputs[0] / "weights.safetensors",
-            PREPROCESS,
-            CPU,
-            1,
-            tmp_path / "c.parquet",
-            tmp_path / "c.pt",
+            settings({**OPTIONS, "train": "last_stage", "augment": True}, seed=0),
         )
 
 
@@ -199,23 +192,11 @@ def test_bf16_activations_from_a_gpu_train_on_a_cpu(job_inputs, tmp_path):
             meta,
         )
     curves = finetune_job(
-        heads,
-        tmp_path / "features_train.safetensors",
-        tmp_path / "features_test.safetensors",
-        tmp_path / "features_val.safetensors",
-        root / "pixels_train.safetensors",
+        files(root, heads, tmp_path / "c.parquet", features=tmp_path),
         manifest,
         classes,
         3,
-        0,
-        {**OPTIONS, "train": "last_stage", "augment": False},
-        LITE0,
-        job_inputs[0] / "weights.safetensors",
-        PREPROCESS,
-        CPU,
-        1,
-        tmp_path / "c.parquet",
-        tmp_path / "c.pt",
+        settings({**OPTIONS, "train": "last_stage", "augment": False}, seed=0),
     )
     assert np.isfinite(curves.dropna()["train_loss"]).all()
 
@@ -227,25 +208,7 @@ def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog
     options = {**OPTIONS, "train": "head", "augment": False, "iterations": 6}
 
     def run(head_files):
-        return finetune_job(
-            head_files,
-            root / "features_train.safetensors",
-            root / "features_test.safetensors",
-            root / "features_val.safetensors",
-            root / "pixels_train.safetensors",
-            manifest,
-            classes,
-            3,
-            0,
-            options,
-            LITE0,
-            job_inputs[0] / "weights.safetensors",
-            PREPROCESS,
-            CPU,
-            1,
-            tmp_path / "c.parquet",
-            tmp_path / "c.pt",
-        )
+        return finetune_job(files(root, head_files, tmp_path / "c.parquet"), manifest, classes, 3, settings(options, 0))
 
     copied = [tmp_path / head.name for head in heads]
     for head, copy in zip(heads, copied, strict=True):
@@ -253,7 +216,7 @@ def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog
     clean = run(copied)
 
     def killed(*args, **kwargs):  # the job dies at iteration 3, after the checkpoint of iteration 2
-        finetune_module.__dict__["_train"](*args, **{**kwargs, "stop_at": 3})
+        finetune_module.__dict__["_train"](*args, **{**kwargs, "options": replace(kwargs["options"], stop_at=3)})
         raise KeyboardInterrupt
 
     monkeypatch.setitem(finetune_module.__dict__, "_train", finetune_module.train_lockstep)
@@ -261,7 +224,7 @@ def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog
     with pytest.raises(KeyboardInterrupt):
         run(copied)
     monkeypatch.setattr(finetune_module, "train_lockstep", finetune_module.__dict__["_train"])
-    assert (tmp_path / "c.pt").exists()
+    assert (tmp_path / "c.checkpoint.pt").exists()
     tensors, meta = read_tensors(copied[0])  # the random head, regenerated with other values
     write_tensors({"weight": tensors["weight"] * 2, "bias": tensors["bias"]}, copied[0], meta)
     with caplog.at_level("WARNING", logger="headstart"):
@@ -326,3 +289,43 @@ def test_every_attempt_keeps_its_log(tmp_path):
     assert "first attempt" not in log_file.read_text() and "second attempt" in log_file.read_text()
     text = (tmp_path / "job.attempts.log").read_text()
     assert text.count("--- attempt: pid") == 2 and "first attempt" in text and "second attempt" in text
+
+
+def test_a_finished_checkpoint_of_other_code_or_settings_is_not_handed_back(job_inputs, tmp_path, caplog):
+    """Issue 26.1: a code change (another job key) that changes the result retrains; going back to the first
+    key retrains again (no state of the second key is mistaken for the first's)."""
+    root, manifest, classes, heads = job_inputs
+    base = {**OPTIONS, "train": "head", "augment": False}
+    faster = {**base, "optimizer": {**base["optimizer"], "lr": 0.1}}
+    out = files(root, heads, tmp_path / "c.parquet")
+    first = finetune_job(out, manifest, classes, 3, settings(base, cache_key="code-a"))
+    with caplog.at_level("INFO", logger="headstart"):
+        changed = finetune_job(out, manifest, classes, 3, settings(faster, cache_key="code-b"))
+    assert "ignoring checkpoint" in caplog.text and "nothing to train" not in caplog.text
+    assert not changed.equals(first)  # the new code's curves, not the finished checkpoint's
+    caplog.clear()
+    with caplog.at_level("INFO", logger="headstart"):
+        again = finetune_job(out, manifest, classes, 3, settings(base, cache_key="code-a"))
+    assert "ignoring checkpoint" in caplog.text
+    pd.testing.assert_frame_equal(again, first)
+    # the same key and settings: the finished checkpoint is the job's own, nothing is trained
+    caplog.clear()
+    with caplog.at_level("INFO", logger="headstart"):
+        finetune_job(out, manifest, classes, 3, settings(base, cache_key="code-a"))
+    assert "nothing to train" in caplog.text
+
+
+def test_the_export_candidate_follows_the_export_settings(job_inputs, tmp_path):
+    """Issue 26.2: after a job kept the best of every run, asking for one method keeps that method's run."""
+    from headstart.tables import read_tensor_metadata
+
+    root, manifest, classes, heads = job_inputs
+    options = {**OPTIONS, "train": "head", "augment": False}
+    out = files(root, heads, tmp_path / "c.parquet", selected=tmp_path / "c.selected.safetensors")
+    finetune_job(out, manifest, classes, 3, settings(options))
+    chosen = read_tensor_metadata(out.selected)["method"]
+    other = next(method for method in ("random", "inference", "wordnet") if method != chosen)
+    finetune_job(out, manifest, classes, 3, settings(options, export={"method": other}))
+    assert read_tensor_metadata(out.selected)["method"] == other
+    with pytest.raises(FinetuneError, match="no run of this job is method probe"):
+        finetune_job(out, manifest, classes, 3, settings(options, export={"method": "probe"}))

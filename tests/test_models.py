@@ -8,8 +8,9 @@ import yaml
 from PIL import Image
 from skimage import data as skdata
 
+from headstart.devices import pick_device
 from headstart.extract import extract_split
-from headstart.models import ModelError, eval_transform, load_source_model, normalization, pick_device, split_model
+from headstart.models import ModelError, eval_transform, load_source_model, normalization, split_model
 from headstart.pixels import decode_images
 from headstart.split import imagenet1k_wnids
 from headstart.tables import read_tensors

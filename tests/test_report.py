@@ -8,18 +8,13 @@ import pytest
 from matplotlib.colors import to_hex
 from scipy import stats
 
+from headstart.figures import MARKERS, PALETTE, figure1, figure2, figure3, figure_answer
 from headstart.report import (
-    MARKERS,
-    PALETTE,
     ReportError,
     answer_table,
     answer_wide,
     convergence_table,
     example_class,
-    figure1,
-    figure2,
-    figure3,
-    figure_answer,
     label,
     mean_ci,
     method_order,
@@ -187,7 +182,7 @@ def test_figures_are_written(tmp_path):
 
 def test_each_method_keeps_its_colour_and_marker_in_every_figure(tmp_path, monkeypatch):
     figures = []
-    monkeypatch.setattr("headstart.report.plt.close", figures.append)  # keep each figure to look at it
+    monkeypatch.setattr("headstart.figures.plt.close", figures.append)  # keep each figure to look at it
     curves = synthetic_curves()
     figure1(curves, 5, tmp_path / "f1.png", tmp_path / "f1.pdf")
     figure2(curves, "n1", "coat", 5, tmp_path / "f2.png", tmp_path / "f2.pdf")

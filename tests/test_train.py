@@ -9,6 +9,7 @@ import yaml
 from PIL import Image
 from torch import nn
 
+from headstart.classifiers import Classifier
 from headstart.extract import extract_split
 from headstart.heads import xavier_head
 from headstart.models import load_source_model, normalization, split_model
@@ -16,7 +17,9 @@ from headstart.pixels import CropBatches, PixelCache, decode_images
 from headstart.split import imagenet1k_wnids
 from headstart.tables import read_tensors
 from headstart.train import (
-    Classifier,
+    EvalSet,
+    LockstepData,
+    LockstepOptions,
     Run,
     TensorBatches,
     TrainSettings,
@@ -88,19 +91,16 @@ class CountingTrunk(nn.Module):
 def train(runs, tmp_path=None, stop_at=None, frozen=None, mixed_precision=None, **kw) -> dict[str, pd.DataFrame]:
     x, y = blobs(10, 0)
     x_test, y_test = blobs(5, 1)
+    data = LockstepData(
+        frozen or nn.Identity(), TensorBatches(x, CPU), y, EvalSet(TensorBatches(x_test, CPU), y_test), WNIDS
+    )
     return train_lockstep(
         runs,
-        frozen or nn.Identity(),
-        TensorBatches(x, CPU),
-        y,
-        TensorBatches(x_test, CPU),
-        y_test,
-        WNIDS,
+        data,
         settings(**kw),
         CPU,
         checkpoint=None if tmp_path is None else tmp_path / "ckpt.pt",
-        stop_at=stop_at,
-        mixed_precision=mixed_precision,
+        options=LockstepOptions(stop_at=stop_at, mixed_precision=mixed_precision),
     )
 
 
@@ -243,11 +243,11 @@ def test_iteration_zero_predictions_under_bf16_autocast_equal_fp32():
     torch.manual_seed(0)
     common = dict(iterations=2, eval_every=1, batch_size=32)
 
-    def train(**mixed_precision):
-        train_in, test_in = TensorBatches(features, CPU), TensorBatches(features, CPU)
-        return train_lockstep(
-            runs(), nn.Identity(), train_in, labels, test_in, labels, wnids, settings(**common), CPU, **mixed_precision
-        )["random/k0"]
+    def train(mixed_precision=None):
+        test = EvalSet(TensorBatches(features, CPU), labels)
+        data = LockstepData(nn.Identity(), TensorBatches(features, CPU), labels, test, wnids)
+        options = LockstepOptions(mixed_precision=mixed_precision)
+        return train_lockstep(runs(), data, settings(**common), CPU, options=options)["random/k0"]
 
     fp32_curve = train()
     torch.manual_seed(0)

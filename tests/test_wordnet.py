@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from headstart.data import resolve_classes
+from headstart.classes import resolve_classes
 from headstart.split import imagenet1k_wnids, make_classes
 from headstart.wordnet import (
     ancestors,

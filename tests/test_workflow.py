@@ -3,6 +3,7 @@ dry-runs, a single-figure rerun, the report, lint, and the paper preset's plan."
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -441,3 +442,77 @@ def test_a_data_error_fails_once_with_one_line_and_the_skipped_images_in_the_log
         "1 image was skipped (listed above in this log)"
     ) in log
     assert f"skipped {root}/n04133789/0.jpg: UnidentifiedImageError" in log
+
+
+SHARED_STAGES = {
+    "dataset",
+    "split",
+    "decode",
+    "model_weights",
+    "source_head",
+    "extract",
+    "similarity_wordnet",
+    "similarity_wordvec",
+    "heads_random",
+}
+
+
+def test_two_experiments_never_rerun_each_others_stages(tiny, tmp_path):
+    """Issue 26.4: a second experiment with other shot levels, K and methods plans only its own jobs (and
+    the shared stages of its new shot level); going back to the first plans nothing."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny, repo, symlinks=True)
+    other = tmp_path / "other.yaml"
+    finetune = {"methods": ["random", "inference"], "shots": [5], "seeds": [0], "k": ["best"]}
+    other.write_text(yaml.safe_dump({"experiment": "other", "finetune": finetune}))
+    second = ["--configfile", "tests/data/tiny.yaml", str(other)]
+    result = snakemake(repo, "--cores", "2", *second)
+    jobs = planned_jobs(result)
+    assert not SHARED_STAGES & set(jobs)  # the decoded images and features are the dataset's
+    # its own shot level's similarity and heads, nothing of the first experiment's levels
+    assert set(re.findall(r"shots=(\d+)", result.stdout + result.stderr)) == {"5"}
+    assert jobs["similarity_visual"] == 1 and jobs["heads_similarity"] == 1 and jobs["finetune_export"] == 1
+    assert (repo / RUN / "other/export/card.json").is_file()
+    assert planned_jobs(snakemake(repo, "-n", *TINY)) == {}  # back to the first: nothing to do
+    assert planned_jobs(snakemake(repo, "-n", *second)) == {}  # and to the second again
+
+
+def test_a_code_change_that_alters_results_changes_the_curves(tiny, tmp_path):
+    """Issue 26.1, as the user meets it: a change to the training code reruns the fine-tuning jobs and they
+    train with the new code (their finished checkpoints are of the old code); reverting brings the first
+    curves back, trained again."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny, repo, symlinks=True)
+    curves = f"{EXP}/curves.parquet"
+    before = pd.read_parquet(repo / curves)
+    train = repo / "workflow/headstart/train.py"
+    original = train.read_text()
+    changed = original.replace("lr=settings.lr,", "lr=settings.lr * 100,")
+    assert changed != original
+    train.write_text(changed)
+    jobs = planned_jobs(snakemake(repo, "--cores", "2", *TINY, curves))
+    assert jobs == {"finetune": 2, "finetune_export": 2, "curves": 1}
+    log = (repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots2_seed0.log").read_text()
+    assert "ignoring checkpoint" in log and "nothing to train" not in log
+    after = pd.read_parquet(repo / curves)
+    trained = lambda c: c[c["iteration"] > 0].reset_index(drop=True)  # noqa: E731
+    assert not trained(after)["macro_f1"].equals(trained(before)["macro_f1"])
+    train.write_text(original)
+    snakemake(repo, "--cores", "2", *TINY, curves)
+    pd.testing.assert_frame_equal(pd.read_parquet(repo / curves), before)
+
+
+def test_the_export_follows_its_settings_and_reruns_only_the_export_level(tiny, tmp_path):
+    """Issue 26.2 and 26.3: export.method after a complete run reruns the export's shot level only, and the
+    exported classifier is of that method."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny, repo, symlinks=True)
+    card = json.loads((repo / EXP / "export/card.json").read_text())
+    method = "wordnet" if card["method"] != "wordnet" else "inference"
+    override = tmp_path / "export.yaml"
+    override.write_text(yaml.safe_dump({"export": {"method": method}}))
+    result = snakemake(repo, "--cores", "2", *TINY, str(override))
+    jobs = planned_jobs(result)  # (the rewritten curves of that level rerun the figures and tables)
+    assert jobs["finetune_export"] == 2 and jobs["export"] == 1 and "finetune" not in jobs
+    assert not SHARED_STAGES & set(jobs)
+    assert json.loads((repo / EXP / "export/card.json").read_text())["method"] == method

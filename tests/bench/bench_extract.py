@@ -19,8 +19,9 @@ import torch
 import yaml
 from PIL import Image
 
-from headstart.extract import autocast_for, extract_split
-from headstart.models import eval_transform, load_source_model, normalization, pick_device, split_model
+from headstart.devices import autocast_for, pick_device
+from headstart.extract import extract_split
+from headstart.models import eval_transform, load_source_model, normalization, split_model
 from headstart.pixels import CropBatches, PixelCache, decode_images
 
 

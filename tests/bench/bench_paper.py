@@ -40,14 +40,15 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "tests")]  # this checkout's library
 
-from headstart.extract import autocast_for, extract_split, to_device  # noqa: E402
-from headstart.finetune import finetune_job  # noqa: E402
+from headstart.classifiers import Classifier  # noqa: E402
+from headstart.devices import autocast_for, pick_device, to_device  # noqa: E402
+from headstart.extract import extract_split  # noqa: E402
+from headstart.finetune import JobFiles, finetune_job, job_settings  # noqa: E402
 from headstart.heads import xavier_head  # noqa: E402
-from headstart.models import pick_device, save_source_weights, split_model  # noqa: E402
+from headstart.models import save_source_weights, split_model  # noqa: E402
 from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
 from headstart.tables import read_rows, write_tensors  # noqa: E402
 from headstart.train import (
-    Classifier,
     TensorBatches,
     batch_indices,
     crop_seeds,
@@ -191,23 +192,20 @@ def run_job(
     }
     return timed(
         lambda: finetune_job(
-            inputs["heads"],
-            work / "features_test.safetensors",
-            work / "features_test.safetensors",
-            work / "features_test.safetensors",  # as validation split too: the preset evaluates both, same size
-            work / "pixels_train.safetensors",
+            JobFiles(
+                heads=inputs["heads"],
+                features_train=work / "features_test.safetensors",
+                features_test=work / "features_test.safetensors",
+                # as validation split too: the preset evaluates both, same size
+                features_val=work / "features_test.safetensors",
+                pixels_train=work / "pixels_train.safetensors",
+                weights=weights,
+                curves=work / f"{tag}.parquet",
+            ),
             inputs["manifest"],
             inputs["classes"],
             shots,
-            0,
-            options,
-            entry,
-            weights,
-            {"resize": resize, "crop": crop},
-            device,
-            1,
-            work / f"{tag}.parquet",
-            work / f"{tag}.checkpoint.pt",
+            job_settings(options, 0, 1, entry, {"resize": resize, "crop": crop}, device),
         ),
         device,
     )

@@ -28,10 +28,11 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "tests")]  # this checkout's library
 
+from headstart.classifiers import Classifier  # noqa: E402
 from headstart.heads import xavier_head  # noqa: E402
 from headstart.models import load_source_model, normalization, split_model  # noqa: E402
 from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
-from headstart.train import Classifier, Run, TensorBatches, TrainSettings, train_lockstep  # noqa: E402
+from headstart.train import EvalSet, LockstepData, Run, TensorBatches, TrainSettings, train_lockstep  # noqa: E402
 
 from conftest import copy_repository  # noqa: E402
 
@@ -85,17 +86,9 @@ def training_speed(iterations: int = 30) -> tuple[float, float]:
     speed = {}
     for name, (frozen, train) in setups.items():
         start = time.perf_counter()
-        train_lockstep(
-            [Run("random/k0", Classifier(nn.Identity(), weight, bias, 0.75))],
-            frozen,
-            train,
-            labels,
-            TensorBatches(features[:16], cpu),
-            labels[:16],
-            [str(c) for c in range(10)],
-            settings,
-            cpu,
-        )
+        test = EvalSet(TensorBatches(features[:16], cpu), labels[:16])
+        data = LockstepData(frozen, train, labels, test, [str(c) for c in range(10)])
+        train_lockstep([Run("random/k0", Classifier(nn.Identity(), weight, bias, 0.75))], data, settings, cpu)
         speed[name] = iterations / (time.perf_counter() - start)
     return speed["cached"], speed["trunk"]
 

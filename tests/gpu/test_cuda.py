@@ -14,12 +14,23 @@ import torch
 import torchvision
 from torch import nn
 
-from headstart.extract import autocast_for, extract_split
+from headstart.classifiers import Classifier
+from headstart.devices import autocast_for
+from headstart.extract import extract_split
 from headstart.heads import xavier_head
 from headstart.models import split_model
 from headstart.pixels import CropBatches, PixelCache, decode_images
 from headstart.tables import read_tensors
-from headstart.train import Classifier, Run, TensorBatches, TrainSettings, evaluate, train_lockstep
+from headstart.train import (
+    EvalSet,
+    LockstepData,
+    LockstepOptions,
+    Run,
+    TensorBatches,
+    TrainSettings,
+    evaluate,
+    train_lockstep,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -49,19 +60,9 @@ def train(runs, checkpoint=None, stop_at=None, device=DEVICE) -> dict[str, pd.Da
     x, y = blobs(10, 0)
     x_test, y_test = blobs(5, 1)
     settings = TrainSettings(40, 5, 2, 8, 0.5, 1e-2, (0.9, 0.999), 1e-8, 7)
-    return train_lockstep(
-        runs,
-        nn.Identity(),
-        TensorBatches(x.to(device), device),
-        y,
-        TensorBatches(x_test.to(device), device),
-        y_test,
-        ["a", "b", "c"],
-        settings,
-        device,
-        checkpoint=checkpoint,
-        stop_at=stop_at,
-    )
+    test = EvalSet(TensorBatches(x_test.to(device), device), y_test)
+    data = LockstepData(nn.Identity(), TensorBatches(x.to(device), device), y, test, ["a", "b", "c"])
+    return train_lockstep(runs, data, settings, device, checkpoint=checkpoint, options=LockstepOptions(stop_at=stop_at))
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one_on_the_device(tmp_path):

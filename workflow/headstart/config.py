@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from .classes import ClassesError, checked_entries
 from .errors import HeadstartError
-from .wordnet import is_wnid, noun_synset_error
+from .vocabulary import (
+    BASELINES,
+    FASHION_MNIST_LABELS,
+    METHOD_SUFFIXES,
+    PRIOR_SUFFIX,
+    SOURCE_CLASSES,
+    WEIGHT_SOURCES,
+    VocabularyError,
+    fashion_mnist_label,
+    similarity_measure,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -46,36 +56,24 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
 
 
 def _check_classes(config: dict[str, Any]) -> None:
-    """Each class a WordNet noun or a label; ids unique; classes without a synset only where no WordNet
-    measure and no per-synset archive needs one."""
+    """Each class a WordNet noun or a label; ids unique; at least two classes; classes without a synset only
+    where no WordNet measure and no per-synset archive needs one; the report's example class among them."""
     dataset = config["dataset"]
-    spec = dataset.get("classes")
-    if spec is None:
-        if dataset["source"] != "imagefolder":
-            raise ConfigError("dataset.classes: required (only an ImageFolder may leave it out, to take every folder)")
-        root = Path(dataset["imagefolder"]["root"])
-        if not root.is_dir():
-            raise ConfigError(f"dataset.imagefolder.root: {root} is not a directory")
-        entries = folder_classes(root)
-    elif isinstance(spec, str):
-        # a missing file is Snakemake's "missing input" error
-        lines = Path(spec).read_text().splitlines() if Path(spec).is_file() else []
-        entries = [{"synset": line.split()[0]} for line in lines if line.strip()]
-    else:
-        entries = spec
-    for entry in entries:
-        if entry.get("synset") and (problem := noun_synset_error(entry["synset"])):
-            raise ConfigError(f"dataset.classes: {problem}")
-        if not entry.get("synset") and not entry.get("label"):
-            raise ConfigError("dataset.classes: an entry has neither a label nor a synset")
-    unmapped = [entry["label"] for entry in entries if not entry.get("synset")]
-    ids: dict[str, str] = {}
-    for label in unmapped:
-        if (other := ids.setdefault(safe_class_id(label), label)) != label:
-            raise ConfigError(
-                f"dataset.classes: the labels {other!r} and {label!r} give the same class id {safe_class_id(label)!r} "
-                "(ids keep letters, digits, '.', '_' and '-'): rename one"
-            )
+    try:
+        classes = checked_entries(dataset)
+    except ClassesError as err:
+        raise ConfigError(str(err)) from None
+    if len(classes) < 2:
+        where = f" (folders of {dataset['imagefolder']['root']})" if dataset.get("classes") is None else ""
+        raise ConfigError(f"dataset.classes: {len(classes)} class{where}; a classifier needs at least 2")
+    wanted = (config.get("report") or {}).get("example_class")
+    if wanted is not None and not any(wanted in (class_id, name) for class_id, name, _ in classes):
+        raise ConfigError(
+            f"report.example_class: {wanted!r} is not a target class; give a class id or label, one of "
+            + ", ".join(f"{class_id} ({name})" for class_id, name, _ in classes[:10])
+            + (" ..." if len(classes) > 10 else "")
+        )
+    unmapped = [name for _, name, mapped in classes if not mapped]
     if not unmapped:
         return
     named = ", ".join(unmapped[:8]) + (f" and {len(unmapped) - 8} more" if len(unmapped) > 8 else "")
@@ -89,21 +87,34 @@ def _check_classes(config: dict[str, Any]) -> None:
         raise ConfigError(f"dataset.classes: ImageNet-21k archives are per synset; give a synset to {named}")
 
 
-def folder_classes(root: Path | str) -> list[dict[str, str]]:
-    """Every class folder of an ImageFolder, in name order, as config entries: a folder named by a wnid is
-    that synset, any other folder is its own label (unmapped)."""
-    folders = sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [{"synset": name} if is_wnid(name) else {"label": name} for name in folders]
+def run_ks(config: dict[str, Any], method: str, shots: int) -> list[str]:
+    """The K labels of a method's runs at a shot level ('0' for a baseline; a prior is centred on its
+    measure's best-K head; below the largest shot level only K = best, unless k_fixed_at_largest_shot_only
+    is false)."""
+    finetune = config["finetune"]
+    if method in BASELINES:
+        return ["0"]
+    if method.endswith(PRIOR_SUFFIX):
+        return ["best"]
+    every_level = not finetune.get("k_fixed_at_largest_shot_only", True)
+    return [str(k) for k in finetune["k"] if k == "best" or every_level or int(shots) == max(finetune["shots"])]
 
 
-def safe_class_id(label: str) -> str:
-    """A label as a class id, safe in paths: runs of characters other than letters, digits, '.', '_' and
-    '-' become '_' ('Ankle boot' -> 'Ankle_boot', 'T-shirt/top' -> 'T-shirt_top')."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_.") or "_"
+def job_runs(config: dict[str, Any], shots: int) -> list[tuple[str, str]]:
+    """The (method, K) runs that one fine-tuning job of a shot level trains in lockstep."""
+    return [(method, k) for method in config["finetune"]["methods"] for k in run_ks(config, method, shots)]
+
+
+def decoded_shots(split: dict[str, Any]) -> int:
+    """The training images per class that are decoded and extracted for every experiment on the dataset:
+    split.max_shots, at most the whole training pool (by default all of it)."""
+    pool = split["train_per_class"] - split["val_per_class"]
+    return min(split.get("max_shots") or pool, pool)
 
 
 def _check_export(config: dict[str, Any]) -> None:
-    """export's choices name runs that exist."""
+    """export's choices name runs that exist: the shot level, the seed, and a run of that method and K
+    at that shot level."""
     export, finetune = config.get("export") or {}, config["finetune"]
     if export.get("shots") is not None and export["shots"] not in finetune["shots"]:
         raise ConfigError(f"export.shots: {export['shots']} is not a shot level of finetune.shots {finetune['shots']}")
@@ -111,14 +122,25 @@ def _check_export(config: dict[str, Any]) -> None:
         raise ConfigError(f"export.method: {export['method']!r} is not one of finetune.methods")
     if export.get("seed") is not None and export["seed"] not in finetune["seeds"]:
         raise ConfigError(f"export.seed: {export['seed']} is not one of finetune.seeds {finetune['seeds']}")
-    if export.get("k") is not None and str(export["k"]) not in [str(k) for k in finetune["k"]] + ["0", "best"]:
-        raise ConfigError(f"export.k: {export['k']} is not a K of finetune.k {finetune['k']} (0 for a baseline)")
+    shots = export.get("shots") or max(finetune["shots"])
+    method, k = export.get("method"), export.get("k")
+    runs = job_runs(config, shots)
+    if not any((method is None or m == method) and (k is None or run_k == str(k)) for m, run_k in runs):
+        fitting = [run_k for m, run_k in runs if method is None or m == method]
+        raise ConfigError(
+            f"export: no run at {shots} images per class is "
+            + " with ".join(filter(None, [f"method {method}" if method else "", f"K {k}" if k is not None else ""]))
+            + f" (its K there: {', '.join(dict.fromkeys(fitting))})"
+        )
 
 
 def _check_consistency(config: dict[str, Any]) -> None:
     dataset = config["dataset"]
     if dataset["source"] == "fashion_mnist" and isinstance(dataset.get("classes"), list):
-        numbers = [fashion_mnist_label(entry.get("label")) for entry in dataset["classes"]]
+        try:
+            numbers = [fashion_mnist_label(entry.get("label")) for entry in dataset["classes"]]
+        except VocabularyError as err:
+            raise ConfigError(str(err)) from None
         if len(set(numbers)) != len(numbers):
             twice = next(FASHION_MNIST_LABELS[n] for n in numbers if numbers.count(n) > 1)
             raise ConfigError(f"dataset.classes: the Fashion-MNIST label {twice!r} is listed twice")
@@ -147,6 +169,17 @@ def _check_consistency(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"finetune.shots: {largest} images per class do not fit in split.train_per_class "
             f"({split['train_per_class']}) minus split.val_per_class ({split['val_per_class']})"
+        )
+    if largest > decoded_shots(split):
+        raise ConfigError(
+            f"finetune.shots: {largest} images per class is above split.max_shots ({split['max_shots']}), the "
+            "training images decoded for every experiment on this dataset (raise split.max_shots)"
+        )
+    off_grid = [k for k in finetune["k"] if k != "best" and k not in config["heads"]["k_grid"]]
+    if off_grid:
+        raise ConfigError(
+            f"finetune.k: {off_grid[0]} is not in heads.k_grid {config['heads']['k_grid']} (the similarity heads "
+            "are written for every K of the grid; add it there)"
         )
     measures = config["similarity"]["measures"]
     unknown = [m for m in finetune["methods"] if m not in BASELINES and similarity_measure(m) not in measures]
@@ -186,86 +219,7 @@ def _check_consistency(config: dict[str, Any]) -> None:
         raise ConfigError("finetune.eval_every: larger than finetune.iterations")
 
 
-BASELINES = ("random", "imprint", "probe", "cotuning")
-# the type of a target class mapped to no WordNet synset (its relation to the source classes is unknown)
-UNMAPPED = "unmapped"
-# where a model's weights come from (models.<name>.weights): exactly one per model
-WEIGHT_SOURCES = ("package_file", "path", "url", "torchvision", "timm_pretrained")
-# a similarity method with this suffix starts from the measure's head times a temperature fitted on
-# the shot level's training images (headstart.heads.calibrated_head)
-CALIBRATED_SUFFIX = "_calibrated"
-# a similarity method with this suffix starts from the linear probe whose L2 penalty is centred on the
-# measure's best-K head (headstart.heads.linear_sweep with a prior)
-PRIOR_SUFFIX = "_prior"
-METHOD_SUFFIXES = (CALIBRATED_SUFFIX, PRIOR_SUFFIX)
-# Co-Tuning's weight of the source-head loss when finetune.cotuning_trade_off is not set: TLlib's example
-# (examples/task_adaptation/image_classification/co_tuning.py, --trade-off)
-COTUNING_TRADE_OFF = 2.3
-VISUAL_MEASURES = ("inference", "softmax")  # from the source network's outputs on the target images
-
-# Fashion-MNIST's labels, in the order of the label numbers of its idx files
-FASHION_MNIST_LABELS = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
-# the files an ImageFolder source reads as images
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-# the source classifier's classes (every supported model is an ImageNet-1k classifier)
-SOURCE_CLASSES = 1000
-
-
-def similarity_measure(method: str) -> str:
-    """The similarity measure a method's head comes from: the method itself, or the measure of a
-    ``<measure>_calibrated`` or ``<measure>_prior`` method (for a baseline: the baseline's own name)."""
-    for suffix in METHOD_SUFFIXES:
-        method = method.removesuffix(suffix)
-    return method
-
-
-def fashion_mnist_label(name: str | None) -> int:
-    """The idx label number of a Fashion-MNIST class named ``name`` (case-insensitive)."""
-    folded = [label.casefold() for label in FASHION_MNIST_LABELS]
-    if name is None or name.casefold() not in folded:
-        raise ConfigError(
-            f"dataset.classes: {name!r} is not a Fashion-MNIST label; each entry needs a label, "
-            f"one of: {', '.join(FASHION_MNIST_LABELS)}"
-        )
-    return folded.index(name.casefold())
-
-
 def load_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(Path(path).read_text())
     validate_config(config)
     return config
-
-
-# The idx files and their canonical MD5s (torchvision's FashionMNIST.resources), and its first mirror.
-FASHION_MNIST_FILES = {
-    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-}
-FASHION_MNIST_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-
-
-def fashion_mnist_local(local_dir: str | None) -> dict[str, Path] | None:
-    """The four idx files in ``local_dir``, or None when any is missing there (then they are downloaded)."""
-    if local_dir and all((Path(local_dir) / n).is_file() for n in FASHION_MNIST_FILES):
-        return {n: Path(local_dir) / n for n in FASHION_MNIST_FILES}
-    return None
-
-
-def local_archive(wnid: str, tar_dir: str | None) -> Path | None:
-    """``<tar_dir>/<wnid>.tar`` when it exists; else None (the archive is downloaded from url_template)."""
-    if tar_dir and (local := Path(tar_dir) / f"{wnid}.tar").is_file():
-        return local
-    return None

@@ -25,90 +25,24 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .config import (
+from .classes import TargetClass, dataset_classes
+from .download import DownloadError, auth_header_from_env, download
+from .errors import HeadstartError
+from .images import to_rgb
+from .vocabulary import (
     FASHION_MNIST_FILES,
     FASHION_MNIST_MIRROR,
     IMAGE_SUFFIXES,
     fashion_mnist_label,
     fashion_mnist_local,
-    folder_classes,
     local_archive,
-    safe_class_id,
 )
-from .download import DownloadError, auth_header_from_env, download
-from .errors import HeadstartError
-from .wordnet import is_wnid, synset_by_name, synset_from_wnid, wnid_of
 
 logger = logging.getLogger(__name__)
 
 
 class DatasetError(HeadstartError, RuntimeError):
     """The data cannot satisfy the config; the message names the class and the counts."""
-
-
-@dataclass(frozen=True)
-class TargetClass:
-    id: str  # unique and safe in paths: a mapped class's wnid, else its label made safe (class_id in every table)
-    name: str  # the dataset's own label, or the synset's first lemma
-    synset: str | None  # NLTK name, e.g. coat.n.01; None for a class mapped to no WordNet synset (type unmapped)
-    folder: str | None = None  # an ImageFolder class's folder under root: its label, else its wnid (its id)
-
-    def __post_init__(self):
-        if self.folder is None:
-            object.__setattr__(self, "folder", self.id)
-
-    @property
-    def wnid(self) -> str | None:
-        return self.id if self.synset else None
-
-
-def dataset_classes(dataset: dict, base_dir: Path = Path(".")) -> list[TargetClass]:
-    """The config's target classes, in order: ``dataset.classes``, or, for an ImageFolder without it, every
-    class folder under its root."""
-    spec = dataset.get("classes")
-    if spec is None:
-        if dataset["source"] != "imagefolder":
-            raise DatasetError("dataset.classes: only an ImageFolder may leave the classes out (its folders)")
-        root = dataset["imagefolder"]["root"]
-        if not Path(root).is_dir():
-            raise DatasetError(f"dataset.imagefolder.root: {root} is not a directory")
-        spec = folder_classes(root)
-    return resolve_classes(spec, base_dir)
-
-
-def resolve_classes(spec: str | list[dict[str, str]], base_dir: Path = Path(".")) -> list[TargetClass]:
-    """Config classes (a list of {label, synset?} or a file of wnids) -> TargetClass list, in order. A
-    synset (a wnid or a name such as coat.n.01) maps a class to WordNet; a class without one is unmapped
-    and needs a label."""
-    if isinstance(spec, str):
-        entries = [{"synset": line.split()[0]} for line in (base_dir / spec).read_text().splitlines() if line.strip()]
-    else:
-        entries = spec
-    classes = []
-    for entry in entries:
-        ref, label = entry.get("synset"), entry.get("label")
-        if ref is None:
-            if not label:
-                raise DatasetError("dataset.classes: an entry has neither a label nor a synset")
-            classes.append(TargetClass(id=safe_class_id(label), name=label, synset=None, folder=label))
-            continue
-        try:
-            synset = synset_from_wnid(ref) if is_wnid(ref) else synset_by_name(ref)
-        except ValueError as err:
-            raise DatasetError(f"dataset.classes: {err}") from None
-        wnid = wnid_of(synset)
-        name = label or synset.lemma_names()[0].replace("_", " ")
-        classes.append(TargetClass(id=wnid, name=name, synset=synset.name(), folder=label or wnid))
-    seen: dict[str, TargetClass] = {}
-    for cls in classes:
-        if (other := seen.setdefault(cls.id, cls)) is not cls:
-            if cls.synset:
-                raise DatasetError(f"two target classes map to the same synset {cls.id}")
-            raise DatasetError(
-                f"dataset.classes: the labels {other.name!r} and {cls.name!r} give the same class id {cls.id!r} "
-                "(ids keep letters, digits, '.', '_' and '-'): rename one"
-            )
-    return classes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,22 +62,6 @@ class IngestLog:
 
 # an image with a side below this many pixels holds no picture to learn from: skipped, and reported
 MIN_SIDE = 8
-# modes whose values go beyond 8 bits: PIL's convert("RGB") clips them at 255 (a 16-bit photo becomes a mask)
-HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-
-
-def to_rgb(image: Image.Image) -> tuple[Image.Image, str]:
-    """``image`` as 8-bit RGB, and how it was converted. High-bit-depth greyscale (16-bit, 32-bit integer
-    or float) is scaled linearly from its own range [min, max] to [0, 255] (a constant image to 0); every
-    other mode goes through PIL's ``convert("RGB")`` (CMYK and palette mapped to RGB, an alpha channel
-    dropped, greyscale repeated in three channels)."""
-    if image.mode in HIGH_BIT_DEPTH_MODES:
-        values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
-        grey = Image.fromarray(np.rint(scaled).astype(np.uint8), mode="L")
-        return grey.convert("RGB"), f"mode {image.mode} scaled from [{low:g}, {high:g}] to 8 bits"
-    return image.convert("RGB"), f"mode {image.mode}"
 
 
 def checked_image(data: bytes, name: str, dest: Path, log: IngestLog) -> Path | None:

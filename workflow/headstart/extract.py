@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .devices import autocast_for, to_device
 from .models import ModelParts
 from .tables import TensorStream
 
@@ -21,19 +21,6 @@ from .tables import TensorStream
 class Extracted:
     logits: np.ndarray  # (n, M) float32
     features: np.ndarray  # (n, D) float32
-
-
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, exact fp32 on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A batch on ``device``; images (4-D) channels_last, the memory format the convolutions run in."""
-    batch = batch.to(device, non_blocking=True)
-    return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
 
 
 def extract(

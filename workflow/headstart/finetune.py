@@ -19,7 +19,7 @@ import os
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .classifiers import classifier_from_head
 from .errors import HeadstartError
-from .export import best_selected, runs_to_keep, write_selected
+from .selection import SelectedState, best_selected, run_name, runs_to_keep, split_run_name, write_selected
 from .split import in_shot_level, labelled
 from .tables import read_arrays, read_rows, read_tensor_metadata, write_parquet
-from .train import EvalSet, Run, SelectedState, TensorBatches, TrainSettings, classifier_from_head, train_lockstep
+from .train import EvalSet, LockstepData, LockstepOptions, Run, TensorBatches, TrainSettings, train_lockstep
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,57 @@ class Mode:
         return "features" if self.train == "head" else "trunk"
 
 
-def settings_from(options: dict[str, Any], seed: int, checkpoint_every: int) -> TrainSettings:
-    optimizer = options["optimizer"]
-    return TrainSettings(
+@dataclass(frozen=True)
+class JobFiles:
+    """What one fine-tuning job reads and writes."""
+
+    heads: Sequence[Path]  # one initial head per run
+    features_train: Path
+    features_test: Path
+    features_val: Path
+    pixels_train: Path
+    weights: Path  # the source network (headstart.models.load_parts)
+    curves: Path  # every run's curve (output)
+    selected: Path | None = None  # the job's candidate for export (output of the export's shot level)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.curves.with_suffix(".checkpoint.pt")
+
+    @property
+    def lock(self) -> Path:
+        return self.curves.with_suffix(".lock")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How one fine-tuning job trains, parsed once from the config (:func:`job_settings`)."""
+
+    mode: Mode
+    train: TrainSettings
+    entry: dict[str, Any]  # the source model's config entry
+    preprocess: dict[str, Any]
+    device: torch.device
+    # everything else that decides the result (the job's params, its code's hash included): a checkpoint or
+    # export candidate made under another key is ignored
+    cache_key: str = ""
+    export_method: str | None = None  # with JobFiles.selected: the runs export may choose among
+    export_k: str | None = None
+
+
+def job_settings(
+    options: dict[str, Any],
+    seed: int,
+    checkpoint_every: int,
+    entry: dict[str, Any],
+    preprocess: dict[str, Any],
+    device: torch.device,
+    cache_key: str = "",
+    export: dict[str, Any] | None = None,
+) -> JobSettings:
+    """The settings of the job of ``seed`` from ``finetune`` config ``options`` and the export's choice."""
+    optimizer, export = options["optimizer"], export or {}
+    train = TrainSettings(
         iterations=options["iterations"],
         eval_every=options["eval_every"],
         checkpoint_every=checkpoint_every,
@@ -64,6 +113,17 @@ def settings_from(options: dict[str, Any], seed: int, checkpoint_every: int) -> 
         betas=tuple(optimizer["betas"]),
         eps=optimizer["eps"],
         seed=seed,
+    )
+    k = export.get("k")
+    return JobSettings(
+        Mode(options["train"], bool(options["augment"])),
+        train,
+        entry,
+        preprocess,
+        device,
+        cache_key,
+        export.get("method"),
+        None if k is None else str(k),
     )
 
 
@@ -95,7 +155,7 @@ def curves_table(curves: dict[str, pd.DataFrame], shots: int, seed: int) -> pd.D
     selected and best test macro F logged."""
     frames = []
     for name, curve in curves.items():
-        method, k = name.split("/k")
+        method, k = split_run_name(name)
         frames.append(curve.assign(method=method, k=k, shots=shots, seed=seed))
         scores = curve.groupby("iteration")[["macro_f1", "val_macro_f1"]].first()
         chosen = scores["val_macro_f1"].idxmax()  # the first maximum: the earliest on ties
@@ -157,119 +217,117 @@ def build_runs(heads: Sequence[Path], trainable: nn.Module | None, dropout: floa
             for parameter in part.parameters():
                 parameter.requires_grad_(True)
         model = classifier_from_head(part, tensors, meta, dropout)
-        runs.append(Run(f"{meta['method']}/k{meta['k']}", model))
+        runs.append(Run(run_name(meta["method"], meta["k"]), model))
     names = [run.name for run in runs]
     if len(set(names)) != len(names):
         raise FinetuneError(f"two heads of the same run among {names}")
     return runs
 
 
-def finetune_job(
-    heads: Sequence[Path],
-    features_train: Path,
-    features_test: Path,
-    features_val: Path,
-    pixels_train: Path,
-    manifest: pd.DataFrame,
-    classes: pd.DataFrame,
-    shots: int,
-    seed: int,
-    options: dict[str, Any],
-    entry: dict[str, Any],
-    weights: Path,
-    preprocess: dict[str, Any],
-    device: torch.device,
-    checkpoint_every: int,
-    curves_out: Path,
-    checkpoint: Path,
-    selected_out: Path | None = None,
-    export_method: str | None = None,
-    export_k: str | int | None = None,
-) -> pd.DataFrame:
-    """Train every head of ``heads`` at ``shots`` images per class with ``seed``; write all curves
-    (columns method, k, shots, seed + the curve's) to ``curves_out`` and return them.
-
-    A killed job resumes from ``checkpoint``; once the curves are written it holds only them.
-    Another live attempt of the same job (an orphan of a killed Snakemake, still running under SLURM)
-    holds ``<curves>.lock``: this one waits for it instead of writing the same files.
-    With ``selected_out``, the job also writes its candidate for export (headstart.export): of the runs of
-    ``export_method`` and ``export_k`` (every run when unset), the best on validation, at its selected
-    evaluation.
-    """
-    mode = Mode(options["train"], bool(options["augment"]))
-    settings = settings_from(options, seed, checkpoint_every)
-    class_ids = classes["class_id"].tolist()
-    test = _eval_set(features_test, mode, manifest, classes, device)
-    val = _eval_set(features_val, mode, manifest, classes, device)
+def _train_inputs(files: JobFiles, settings: JobSettings, manifest, classes, shots: int):
+    """(the frozen part each step runs once for all runs, the training batches, their labels, the source
+    network's parts or None) for the job's training mode."""
+    mode, device = settings.mode, settings.device
     parts = None
     if mode != Mode("head", False):  # every other mode needs the network itself
         from .models import load_parts
 
-        parts, mean, std = load_parts(entry, weights)
+        parts, mean, std = load_parts(settings.entry, files.weights)
     if mode.augment:
         from .pixels import CropBatches, PixelCache
 
-        cache = PixelCache(pixels_train)
+        cache = PixelCache(files.pixels_train)
         rows = labelled(cache.image_ids, manifest, classes)
         subset = np.flatnonzero(in_shot_level(rows, shots))
-        train_inputs = CropBatches(
-            cache, subset, preprocess["crop"], mean, std, device, augment=True, max_batch=options["batch_size"]
-        )
+        crop = settings.preprocess["crop"]
+        batches = CropBatches(cache, subset, crop, mean, std, device, augment=True, max_batch=settings.train.batch_size)
         frozen = parts.trunk if mode.train == "last_stage" else nn.Sequential(parts.trunk, parts.trainable)
     else:
-        rows = labelled(_image_ids(features_train, mode.cached_key, f"train: {mode.train}"), manifest, classes)
+        ids = _image_ids(files.features_train, mode.cached_key, f"train: {mode.train}")
+        rows = labelled(ids, manifest, classes)
         subset = np.flatnonzero(in_shot_level(rows, shots))
-        train_inputs = TensorBatches(read_rows(features_train, mode.cached_key, device, rows=subset), device)
+        batches = TensorBatches(read_rows(files.features_train, mode.cached_key, device, rows=subset), device)
         frozen = nn.Identity()
-    train_labels = rows["label"].to_numpy()[subset]
-    if len(train_labels) == 0:
+    labels = rows["label"].to_numpy()[subset]
+    if len(labels) == 0:
         raise FinetuneError(f"no training images at {shots} images per class")
-    runs = build_runs(heads, parts.trainable if mode.train == "last_stage" else None, options["dropout"])
+    return frozen, batches, labels, parts
+
+
+def _inputs(files: JobFiles, mode: Mode) -> list[Path]:
+    """The files the job's result depends on: heads, evaluation caches, training inputs, and the network's
+    weights where it runs the network."""
+    inputs = [*files.heads, files.features_test, files.features_val]
+    inputs.append(files.pixels_train if mode.augment else files.features_train)
+    return inputs + ([files.weights] if mode != Mode("head", False) else [])
+
+
+def _signature(files: JobFiles, settings: JobSettings, shots: int, keep: Sequence[str]) -> dict:
+    """What a checkpoint must have been made from to be resumed: the same job key (params and code), the
+    same inputs, settings and device type (bf16 on CUDA), and the same runs kept for export."""
+    mode = settings.mode
+    return {
+        "key": settings.cache_key,
+        "shots": shots,
+        "train": mode.train,
+        "augment": mode.augment,
+        "preprocess": settings.preprocess,
+        "device": settings.device.type,
+        "inputs": [_identity(path) for path in _inputs(files, mode)],
+        "keep": list(keep),
+    }
+
+
+def finetune_job(
+    files: JobFiles, manifest: pd.DataFrame, classes: pd.DataFrame, shots: int, settings: JobSettings
+) -> pd.DataFrame:
+    """Train every head of ``files.heads`` at ``shots`` images per class; write all curves (columns method,
+    k, shots, seed + the curve's) to ``files.curves`` and return them.
+
+    A killed job resumes from ``files.checkpoint`` when it was made under the same signature (job key
+    included); once the curves are written it holds only them. Another live attempt of the same job (an
+    orphan of a killed Snakemake, still running under SLURM) holds ``files.lock``: this one waits for it
+    instead of writing the same files. With ``files.selected``, the job also writes its candidate for
+    export (headstart.selection): of the runs of ``settings.export_method`` and ``export_k`` (every run
+    when unset), the best on validation, at its selected evaluation.
+    """
+    mode, device, seed = settings.mode, settings.device, settings.train.seed
+    class_ids = classes["class_id"].tolist()
+    test = _eval_set(files.features_test, mode, manifest, classes, device)
+    val = _eval_set(files.features_val, mode, manifest, classes, device)
+    frozen, train_inputs, train_labels, parts = _train_inputs(files, settings, manifest, classes, shots)
+    runs = build_runs(files.heads, parts.trainable if mode.train == "last_stage" else None, settings.train.dropout)
+    names = [run.name for run in runs]
     log.info(
         "%d runs in lockstep (%s), %d training images, %s mode, augment=%s",
         len(runs),
-        ", ".join(run.name for run in runs),
+        ", ".join(names),
         len(train_labels),
         mode.train,
         mode.augment,
     )
-    # a checkpoint resumes only the same computation: same inputs, settings, device type (bf16 on CUDA)
-    inputs = [*heads, features_test, features_val, pixels_train if mode.augment else features_train]
-    signature = {
-        "shots": shots,
-        "train": mode.train,
-        "augment": mode.augment,
-        "preprocess": preprocess,
-        "device": device.type,
-        "inputs": [_identity(path) for path in inputs],
-    }
-    keep = runs_to_keep([run.name for run in runs], export_method, export_k) if selected_out is not None else []
-    if selected_out is not None and not keep:
-        raise FinetuneError(f"export: no run of this job is method {export_method} with K {export_k}")
+    keep = runs_to_keep(names, settings.export_method, settings.export_k) if files.selected is not None else []
+    if files.selected is not None and not keep:
+        raise FinetuneError(f"export: no run of this job is method {settings.export_method} with K {settings.export_k}")
+    signature = _signature(files, settings, shots, keep)
     kept: dict[str, SelectedState] = {}
-    with attempt_lock(curves_out.with_suffix(".lock")):
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    with attempt_lock(files.lock):
+        files.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         curves = train_lockstep(
             runs,
-            frozen,
-            train_inputs,
-            train_labels,
-            test.inputs,
-            test.labels,
-            class_ids,
-            settings,
+            LockstepData(frozen, train_inputs, train_labels, test, class_ids, val),
+            settings.train,
             device,
-            checkpoint=checkpoint,
+            checkpoint=files.checkpoint,
             signature=signature,
-            progress=f"{shots}-shot seed {seed}",
-            val=val,
             keep=keep,
             kept=kept,
+            options=LockstepOptions(progress=f"{shots}-shot seed {seed}"),
         )
-        if selected_out is not None:
-            name = best_selected(kept, [run.name for run in runs])
+        if files.selected is not None:
+            name = best_selected(kept, keep)
             model = next(run.model for run in runs if run.name == name)
-            write_selected(selected_out, name, kept[name], model, curves[name], shots, seed)
+            write_selected(files.selected, name, kept[name], model, curves[name], shots, seed)
             log.info(
                 "export candidate: %s at iteration %d (validation macro F %.3f)",
                 name,
@@ -279,15 +337,15 @@ def finetune_job(
         table = curves_table(curves, shots, seed)
         write_parquet(
             table,
-            curves_out,
+            files.curves,
             {
                 **signature,
                 "seed": seed,
                 "runs": list(curves),
-                "settings": options,
-                "inputs": [str(path) for path in inputs],
+                "settings": asdict(settings.train),
+                "inputs": [str(path) for path in _inputs(files, mode)],
             },
         )
     # the checkpoint now holds only the finished curves (a few kB): kept, so that a job killed before its
-    # output is accepted rewrites them instead of training again; a later run of other settings ignores it
+    # output is accepted rewrites them instead of training again; a later run of another key ignores it
     return table

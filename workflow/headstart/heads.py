@@ -227,7 +227,7 @@ def calibrated_head(
 
 def head_logits(tensors: dict[str, np.ndarray], meta: dict, features: np.ndarray) -> np.ndarray:
     """The logits an initial head file gives ``features`` at iteration 0, as its classifier computes them
-    (headstart.train.classifier_from_head): linear, cosine (scale times cosines), or Co-Tuning's target head."""
+    (headstart.classifiers.classifier_from_head): linear, cosine (scale times cosines), or Co-Tuning's target head."""
     features = np.asarray(features, dtype=np.float64)
     weight = np.asarray(tensors["weight"], dtype=np.float64)
     if meta.get("classifier") == "cosine":
@@ -324,3 +324,13 @@ def similarity_heads(
         new_weight, new_bias, fallback = similarity_head(similarity, weight, bias, ks, seed)
         heads[k_label] = {"weight": new_weight, "bias": new_bias, "ks": ks.tolist(), "random_rows": fallback}
     return scores, best, heads
+
+
+def init_table(heads: Sequence[tuple[str, str, dict, dict]], features: np.ndarray) -> pd.DataFrame:
+    """Each initial head's iteration-0 statistics (headstart.heads.head_diagnostics) on the given
+    images, one row per (method, K, the head file's tensors and metadata): what the heads carry over."""
+    rows = [
+        {"method": method, "k": k, **head_diagnostics(tensors["weight"], head_logits(tensors, meta, features))}
+        for method, k, tensors, meta in heads
+    ]
+    return pd.DataFrame(rows)

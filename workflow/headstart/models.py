@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.resources
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,11 +183,11 @@ def normalization(model: nn.Module, entry: dict[str, Any]) -> tuple[tuple[float,
 
 
 def eval_transform(resize: int, crop: int, mean: tuple[float, ...], std: tuple[float, ...]):
-    """The paper's evaluation preprocessing for a PIL image of any mode (headstart.data.to_rgb): shorter
+    """The paper's evaluation preprocessing for a PIL image of any mode (headstart.images.to_rgb): shorter
     side to ``resize``, center ``crop``."""
     from torchvision import transforms
 
-    from .data import to_rgb
+    from .images import to_rgb
 
     return transforms.Compose(
         [
@@ -257,13 +256,3 @@ def split_model(model: nn.Module, trainable: list[str], head: str) -> ModelParts
     for parameter in trunk.parameters():
         parameter.requires_grad_(False)
     return ModelParts(trunk=trunk.eval(), trainable=trainable_part.eval(), head=head_module)
-
-
-def pick_device(requested: str) -> torch.device:
-    """'auto' -> CUDA if present, else the CPU with one warning."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' requested but no CUDA device is available")
-    if requested == "auto" and not torch.cuda.is_available():
-        warnings.warn("no CUDA device: running on the CPU (slow for the paper's setup)", stacklevel=2)
-        return torch.device("cpu")
-    return torch.device("cuda" if requested in ("auto", "cuda") else "cpu")

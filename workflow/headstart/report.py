@@ -1,21 +1,19 @@
-"""The paper's figures and tables from the workflow's tables (curves, K grids, similarities)."""
+"""The paper's tables and their statistics from the workflow's tables (curves, K grids, similarities):
+per-seed scores, the selected evaluation, confidence intervals, the answer and convergence tables, and
+one writer for every table (CSV, Markdown, LaTeX). The figures are headstart.figures'; no plotting
+library is imported here."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from .config import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, UNMAPPED, similarity_measure  # noqa: E402
-from .errors import HeadstartError  # noqa: E402
+from .errors import HeadstartError
+from .vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, similarity_measure
 
 LABELS = {
     "random": "Random",
@@ -32,26 +30,6 @@ LABELS = {
     "wordnet_lin": "WordNet Lin",
     "wordnet_jcn": "WordNet JCN",
 }
-# One colour and marker per method in every figure (Fig. 1, 2 and 3 show different subsets).
-STYLE_ORDER = [
-    "random",
-    "inference",
-    "softmax",
-    "wordnet",
-    "wordvec",
-    "imprint",
-    "probe",
-    "cotuning",
-    "wordnet_path",
-    "wordnet_lch",
-    "wordnet_res",
-    "wordnet_lin",
-    "wordnet_jcn",
-]
-_COLOURS = ["#333333", *sns.color_palette("tab10").as_hex()[:10], "#b15928", "#6a3d9a"]
-_SHAPES = "osD^vXP<>phHd"
-# the paper's four methods: drawn prominently where every method is shown
-PAPER_METHODS = ("random", "inference", "wordnet", "wordvec")
 
 
 def label(method: str) -> str:
@@ -62,37 +40,6 @@ def label(method: str) -> str:
     if method.endswith(PRIOR_SUFFIX):
         return f"{label(similarity_measure(method))}, prior"
     return LABELS.get(method, method)
-
-
-def _method_styles() -> tuple[dict[str, str], dict[str, str]]:
-    """Colour and marker per method label, in legend order. A calibrated head keeps its measure's hue,
-    lightened, and a star; a prior head its hue, darkened, and an octagon; both follow their measure:
-    the family reads as one."""
-    palette, markers = {}, {}
-    for method, colour, shape in zip(STYLE_ORDER, _COLOURS, _SHAPES, strict=True):
-        palette[label(method)], markers[label(method)] = colour, shape
-        if method not in BASELINES:
-            calibrated, prior = label(method + CALIBRATED_SUFFIX), label(method + PRIOR_SUFFIX)
-            palette[calibrated], markers[calibrated] = sns.light_palette(colour, n_colors=3).as_hex()[1], "*"
-            palette[prior], markers[prior] = sns.dark_palette(colour, n_colors=4).as_hex()[2], "8"
-    return palette, markers
-
-
-PALETTE, MARKERS = _method_styles()
-
-
-def _styled(labels) -> dict:
-    """seaborn's hue/style arguments for these method labels: each with its fixed colour and marker."""
-    shown = [name for name in PALETTE if name in set(labels)]
-    return {
-        "hue": labels.name,
-        "hue_order": shown,
-        "palette": PALETTE,
-        "style": labels.name,
-        "style_order": shown,
-        "markers": MARKERS,
-        "dashes": False,
-    }
 
 
 class ReportError(HeadstartError, ValueError):
@@ -178,81 +125,6 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]
         return mean, float("nan")
     half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return mean, float(half)
-
-
-def _save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
-    fig.tight_layout()
-    fig.savefig(png, dpi=150)
-    fig.savefig(pdf)
-    plt.close(fig)
-
-
-def _k1_runs(scores: pd.DataFrame, shots: int) -> pd.DataFrame:
-    """Random (K-less) and each similarity method at K=1, at one shot level: the runs of Fig. 1/2."""
-    at = scores[scores["shots"] == shots]
-    return at[((at["method"] == "random") & (at["k"] == "0")) | (~at["method"].isin(BASELINES) & (at["k"] == "1"))]
-
-
-def figure1(curves: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
-    """Macro F-score vs iteration, random and each similarity init at K=1, mean and 95% CI over seeds."""
-    data = _k1_runs(run_scores(curves), shots).assign(Method=lambda d: d["method"].map(label))
-    if data.empty:
-        raise ValueError(f"no K=1 or random runs at {shots} shots in the curves")
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(
-        data=data, x="iteration", y="macro_f1", errorbar=("ci", 95), markersize=4, ax=ax, **_styled(data["Method"])
-    )
-    ax.set(xlabel="iteration", ylabel="macro F-score (test)", title=f"Fig. 1 — {shots} images per class, K = 1")
-    _save(fig, png, pdf)
-    return data
-
-
-def figure2(
-    curves: pd.DataFrame, class_id: str, name: str, shots: int, png: str | Path, pdf: str | Path
-) -> pd.DataFrame:
-    """One target class's F-score vs iteration, for each method's K=1 run (mean over seeds)."""
-    runs = curves[curves["class_id"] == class_id]
-    if runs.empty:
-        raise ValueError(f"class {class_id} is not in the curves (report.example_class)")
-    keys = ["method", "k", "shots", "seed", "iteration"]
-    data = _k1_runs(runs[keys + ["fscore"]], shots).assign(Method=lambda d: d["method"].map(label))
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(
-        data=data, x="iteration", y="fscore", errorbar=("ci", 95), markersize=4, ax=ax, **_styled(data["Method"])
-    )
-    ax.set(
-        xlabel="iteration", ylabel=f"F-score of {name}", title=f"Fig. 2 — {name} ({class_id}), {shots} images per class"
-    )
-    _save(fig, png, pdf)
-    return data
-
-
-def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
-    """F-score right after initialisation vs K: one panel per class type, one line per measure."""
-    data = kgrid[(kgrid["shots"] == shots) & (kgrid["type"] != "all")].assign(Measure=lambda d: d["measure"].map(label))
-    types = [t for t in ("included", "inclusive", "disjoint", "identical", UNMAPPED) if t in set(data["type"])]
-    sns.set_theme(style="whitegrid", context="paper")
-    grid = sns.relplot(
-        data=data,
-        x="k",
-        y="fscore",
-        col="type",
-        col_order=types,
-        kind="line",
-        **_styled(data["Measure"]),
-        height=3.0,
-        aspect=1.0,
-        facet_kws={"sharey": True},
-    )
-    grid.set(xscale="log", xlabel="K (source neighbours)", ylabel="F-score at initialisation (val)")
-    grid.set_titles("{col_name} classes")
-    grid.figure.suptitle(f"Fig. 3 — initialisation only, {shots} images per class", y=1.02)
-    grid.figure.savefig(png, dpi=150, bbox_inches="tight")
-    grid.figure.savefig(pdf, bbox_inches="tight")
-    plt.close(grid.figure)
-    return data
 
 
 def table1(
@@ -367,53 +239,6 @@ def answer_wide(table: pd.DataFrame) -> pd.DataFrame:
     ).set_index("images/class")
 
 
-def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.DataFrame:
-    """Macro F-score (test) vs images per class: left at iteration 0 ('first'), right fine-tuned with the
-    iteration picked on validation ('selected'); mean and 95% CI over seeds. The paper's four methods
-    are drawn prominently, the others lighter."""
-    summary = compared_runs(run_summary(run_scores(curves))).assign(Method=lambda d: d["method"].map(label))
-    long = summary.melt(id_vars=[*RUN_KEYS, "Method"], value_vars=["first", "selected"], var_name="score")
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    titles = {"first": "at initialisation (iteration 0)", "selected": "fine-tuned (iteration picked on validation)"}
-    for ax, (score, title) in zip(axes, titles.items(), strict=True):
-        data = long[long["score"] == score]
-        prominent = data["method"].isin(PAPER_METHODS)
-        for subset, width, alpha in ((data[~prominent], 1.0, 0.45), (data[prominent], 2.2, 1.0)):
-            if subset.empty:
-                continue
-            styled = _styled(subset["Method"])
-            sns.lineplot(
-                data=subset,
-                x="shots",
-                y="value",
-                errorbar=("ci", 95),
-                markersize=5,
-                ax=ax,
-                linewidth=width,
-                alpha=alpha,
-                legend=ax is axes[1],
-                **styled,
-            )
-        ax.set(xscale="log", xlabel="images per class", ylabel="macro F-score (test)", title=title)
-        levels = sorted(data["shots"].unique())
-        ax.set_xticks(levels, [str(n) for n in levels])  # the shot levels themselves, not powers of ten
-        ax.minorticks_off()
-    handles, labels = axes[1].get_legend_handles_labels()
-    if axes[1].get_legend() is not None:
-        axes[1].get_legend().remove()
-    order = [name for name in PALETTE if name in labels]
-    fig.legend(
-        [handles[labels.index(n)] for n in order], order, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False
-    )
-    fig.suptitle("Which initialisation at n images per class (similarity methods at the best K on validation)")
-    fig.tight_layout()
-    fig.savefig(png, dpi=150, bbox_inches="tight")
-    fig.savefig(pdf, bbox_inches="tight")
-    plt.close(fig)
-    return summary
-
-
 def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
     """Claim C6 ("the convergence is accelerated") for every run against the random head at its shot
     level, on the mean macro F-score over seeds at each evaluation.
@@ -457,20 +282,24 @@ def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataF
                 "accelerated": ahead.empty,
             }
         )
-    table = pd.DataFrame(rows).astype({"random_ahead_from": "Int64"})
-    return table.sort_values(["shots", "method", "k"], ascending=[False, True, True]).reset_index(drop=True)
-
-
-def init_table(heads: Sequence[tuple[str, str, dict, dict]], features: np.ndarray) -> pd.DataFrame:
-    """Each initial head's iteration-0 statistics (headstart.heads.head_diagnostics) on the given
-    images, one row per (method, K, the head file's tensors and metadata): what the heads carry over."""
-    from .heads import head_diagnostics, head_logits
-
-    rows = [
-        {"method": label(method), "k": k, **head_diagnostics(tensors["weight"], head_logits(tensors, meta, features))}
-        for method, k, tensors, meta in heads
+    columns = [
+        "shots",
+        "method",
+        "k",
+        "first",
+        "random_first",
+        "best",
+        "random_best",
+        "selected",
+        "random_selected",
+        "converged_at",
+        "random_converged_at",
+        "random_ahead_from",
+        "largest_random_lead",
+        "accelerated",
     ]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=columns).astype({"random_ahead_from": "Int64"})  # no rows: random alone
+    return table.sort_values(["shots", "method", "k"], ascending=[False, True, True]).reset_index(drop=True)
 
 
 def _cell(mean: float, ci: float, signed: bool = False) -> str:

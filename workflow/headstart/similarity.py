@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .config import VISUAL_MEASURES
 from .errors import HeadstartError
+from .vocabulary import VISUAL_MEASURES
 from .wordnet import semcor_information_content, synset_from_wnid
 
 WORDNET_MEASURES = {

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .config import UNMAPPED
+from .vocabulary import UNMAPPED
 from .wordnet import class_type, synset_from_wnid
 
-if TYPE_CHECKING:  # the data stage's imports (PIL, downloads) are not needed to split or label
-    from .data import TargetClass
+if TYPE_CHECKING:
+    from .classes import TargetClass
 
 CLASS_TYPES = ("identical", "included", "inclusive", "disjoint")
 

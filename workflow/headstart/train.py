@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .extract import autocast_for, to_device
+from .classifiers import Classifier, StepMasks
+from .devices import autocast_for, to_device
 from .metrics import classification_scores
+from .selection import SelectedState, select
 
 log = logging.getLogger(__name__)
 
@@ -43,199 +46,12 @@ class TrainSettings:
     seed: int
 
 
-class StepMasks:
-    """The dropout masks of one training step: a function of (seed, iteration), the features' shape and
-    p only, drawn from a generator of their own the first time a step asks for that shape, then shared by
-    every run of the lockstep job (a run trained alone draws the same masks). Drawing one mask per step
-    instead of one per run, and seeding no global generator, made a head-only job of 20 runs 1.6x faster."""
-
-    def __init__(self):
-        self.seed: int | None = None
-        self.masks: dict[tuple, torch.Tensor] = {}
-
-    def start(self, seed: int) -> None:
-        self.seed, self.masks = seed, {}
-
-    def mask(self, features: torch.Tensor, p: float) -> torch.Tensor:
-        key = (tuple(features.shape), features.dtype, p)
-        if key not in self.masks:
-            generator = torch.Generator(device=features.device).manual_seed(self.seed)
-            keep = torch.empty(features.shape, dtype=features.dtype, device=features.device)
-            self.masks[key] = keep.bernoulli_(1 - p, generator=generator).div_(1 - p)
-        return self.masks[key]
-
-
-class StepDropout(nn.Module):
-    """Inverted dropout with the masks of :class:`StepMasks` (set by the training loop); plain dropout
-    outside it."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-        self.masks: StepMasks | None = None
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return features
-        if self.masks is None:
-            return nn.functional.dropout(features, self.p)
-        return features * self.masks.mask(features, self.p)
-
-
-class Classifier(nn.Module):
-    """trainable part -> dropout -> new head; the frozen trunk runs before it, once for all runs.
-
-    The head is linear (``weight``, ``bias``); :class:`CosineClassifier` and :class:`CoTuningClassifier`
-    change the head and the loss, not the training loop."""
-
-    def __init__(self, trainable: nn.Module, weight: np.ndarray, bias: np.ndarray, dropout: float):
-        super().__init__()
-        self.trainable = trainable
-        self.dropout = StepDropout(dropout)
-        self.head = self._make_head(weight, bias)
-
-    def _make_head(self, weight: np.ndarray, bias: np.ndarray) -> nn.Module:
-        head = nn.Linear(weight.shape[1], weight.shape[0])
-        with torch.no_grad():
-            head.weight.copy_(torch.as_tensor(weight))
-            head.bias.copy_(torch.as_tensor(bias))
-        return head
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.trainable(hidden)))
-
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The training loss of one batch (the cross-entropy of the target head)."""
-        return cross_entropy(self(hidden), targets)
-
-    def after_step(self) -> None:
-        """What follows each optimizer step (a cosine head re-normalises its rows)."""
-
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Evaluation logits in fp32, whatever autocast is active: they feed arg-max and F-scores,
-        and bf16 would round logits near 10 in steps of 0.06 (ties go to the lowest index)."""
-        with torch.autocast(hidden.device.type, enabled=False):
-            return self.head(self.trainable(hidden.float()).float())
-
-
-class CosineHead(nn.Module):
-    """Qi et al. (CVPR 2018), as their PyTorch reference: logits = s * <x / |x|, w_c> with unit rows
-    w_c (re-normalised after every step), no bias, and a learned scale s."""
-
-    def __init__(self, weight: np.ndarray, scale: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.as_tensor(weight, dtype=torch.float32).clone())
-        self.scale = nn.Parameter(torch.tensor([float(scale)]))
-        self.renormalize()
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.scale * nn.functional.normalize(features, dim=1) @ self.weight.t()
-
-    @torch.no_grad()
-    def renormalize(self) -> None:
-        self.weight.div_(self.weight.norm(dim=1, keepdim=True).clamp_min(1e-12))
-
-
-class CosineClassifier(Classifier):
-    """A :class:`Classifier` whose head is a :class:`CosineHead` (weight imprinting's classifier)."""
-
-    def __init__(self, trainable: nn.Module, weight: np.ndarray, scale: float, dropout: float):
-        self._scale = scale
-        super().__init__(trainable, weight, np.zeros(len(weight), np.float32), dropout)
-
-    def _make_head(self, weight: np.ndarray, bias: np.ndarray) -> nn.Module:
-        return CosineHead(weight, self._scale)
-
-    def after_step(self) -> None:
-        self.head.renormalize()
-
-
-class CoTuningClassifier(Classifier):
-    """Co-Tuning (You et al., NeurIPS 2020), as thuml's Transfer-Learning-Library trains it: the source
-    head is kept on the same features and trained too; the loss adds, times ``trade_off``, the
-    cross-entropy between the source head's softmax on each image and the relationship row
-    p(source | target) of the image's target label. Evaluation uses the target head only.
-
-    Dropout (this project's protocol for every method) sits before the target head only: the library's
-    source head sees the features as they are."""
-
-    def __init__(
-        self,
-        trainable: nn.Module,
-        weight: np.ndarray,
-        bias: np.ndarray,
-        dropout: float,
-        source_weight: np.ndarray,
-        source_bias: np.ndarray,
-        relationship: np.ndarray,
-        trade_off: float,
-    ):
-        super().__init__(trainable, weight, bias, dropout)
-        self.source_head = self._make_head(source_weight, source_bias)
-        self.register_buffer("relationship", torch.as_tensor(relationship, dtype=torch.float32).clone())
-        self.trade_off = float(trade_off)
-
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        features = self.trainable(hidden)
-        target_loss = cross_entropy(self.head(self.dropout(features)), targets)
-        return target_loss + self.trade_off * cotuning_loss(self.source_head(features), self.relationship[targets])
-
-
-def cotuning_loss(source_logits: torch.Tensor, relationship_rows: torch.Tensor) -> torch.Tensor:
-    """TLlib's CoTuningLoss: mean over the batch of -sum_j p(j | y_t) log softmax(source logits)_j."""
-    return -(relationship_rows * source_logits.float().log_softmax(dim=1)).sum(dim=1).mean()
-
-
-def classifier_from_head(
-    trainable: nn.Module, tensors: dict[str, np.ndarray], meta: dict, dropout: float
-) -> Classifier:
-    """The classifier an initial head file asks for (its metadata's ``classifier``): 'linear' (default),
-    'cosine' (``weight`` rows and a ``scale``) or 'cotuning' (the target head, the source head and the
-    relationship, with the ``trade_off`` weight)."""
-    kind = meta.get("classifier", "linear")
-    if kind == "linear":
-        return Classifier(trainable, tensors["weight"], tensors["bias"], dropout)
-    if kind == "cosine":
-        return CosineClassifier(trainable, tensors["weight"], float(tensors["scale"][0]), dropout)
-    if kind == "cotuning":
-        return CoTuningClassifier(
-            trainable,
-            tensors["weight"],
-            tensors["bias"],
-            dropout,
-            tensors["source_weight"],
-            tensors["source_bias"],
-            tensors["relationship"],
-            meta["trade_off"],
-        )
-    raise ValueError(f"unknown classifier {kind!r} in a head file (linear, cosine or cotuning)")
-
-
 @dataclass
 class Run:
     """One run of a lockstep job: its name (e.g. 'inference/k1') and model."""
 
     name: str
     model: Classifier
-
-
-@dataclass
-class SelectedState:
-    """A run's weights at its selected evaluation (the best validation macro F, the earliest of ties):
-    what an exported classifier is made of."""
-
-    iteration: int
-    val_macro_f1: float
-    state: dict[str, torch.Tensor]  # the run's classifier state_dict, on the CPU
-
-
-def _select(kept: dict[str, SelectedState], run: Run, rows: list[dict]) -> None:
-    """Keep ``run``'s weights if its latest evaluation (``rows``' last) has the best validation macro F so far."""
-    iteration, score = rows[-1]["iteration"], rows[-1]["val_macro_f1"]
-    best = kept.get(run.name)
-    if best is None or score > best.val_macro_f1:
-        state = {key: value.detach().to("cpu", copy=True) for key, value in run.model.state_dict().items()}
-        kept[run.name] = SelectedState(iteration, score, state)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,12 +156,6 @@ def evaluation_rows(
     return curve_rows(iteration, test_scores, class_ids, train_loss, val_scores)
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy by gather: NLLLoss has no deterministic CUDA implementation, gather's
-    backward has one."""
-    return -logits.float().log_softmax(dim=1).gather(1, targets[:, None]).mean()
-
-
 def deterministic(device: torch.device) -> None:
     """Deterministic kernels on CUDA (cuBLAS needs its workspace setting before its first use), and
     no TF32: evaluations are meant to be fp32 (training steps run under bf16 autocast anyway)."""
@@ -394,7 +204,7 @@ def _resume(
         log.warning("ignoring checkpoint %s: it is not a readable checkpoint (%s); starting over", checkpoint, error)
         return None
     if not isinstance(state, dict) or state.get("signature") != signature:
-        log.warning("ignoring checkpoint %s: it belongs to other settings", checkpoint)
+        log.warning("ignoring checkpoint %s: it was made by other code, settings or inputs; starting over", checkpoint)
         return None
     if kept is not None:
         kept.update({name: SelectedState(**selected) for name, selected in state.get("kept", {}).items()})
@@ -428,43 +238,109 @@ def progress_bar(total: int, initial: int, desc: str, log_every_s: float) -> tqd
     )
 
 
+@dataclass
+class LockstepData:
+    """What every run of a lockstep job trains and is scored on: ``frozen`` maps a training batch to the
+    runs' input (the frozen trunk; ``nn.Identity()`` for cached inputs) and runs once per step for all runs;
+    ``val`` is the split that selects the iteration."""
+
+    frozen: nn.Module
+    train_inputs: Any  # TensorBatches (cached inputs) or headstart.pixels.CropBatches (random crops)
+    train_labels: np.ndarray
+    test: EvalSet
+    class_ids: Sequence[str]
+    val: EvalSet | None = None
+
+
+@dataclass(frozen=True)
+class LockstepOptions:
+    """How a lockstep job runs, not what it computes: ``stop_at`` ends it early, as a kill would (tests);
+    ``mixed_precision`` is the training steps' autocast (default: bf16 on CUDA, none on the CPU); the
+    progress bar's name and how often the log shows it."""
+
+    stop_at: int | None = None
+    mixed_precision: Callable[[], AbstractContextManager] | None = None
+    progress: str = "finetune"
+    log_every_s: float = 10.0
+
+
+def _start(
+    runs: Sequence[Run],
+    data: LockstepData,
+    optimizers: dict,
+    checkpoint: Path | None,
+    signature: dict,
+    keep: Sequence[str],
+    kept: dict[str, SelectedState],
+) -> tuple[dict[str, list[dict]], int]:
+    """The curves so far and the step to start from: a checkpoint's of this ``signature``, else each run's
+    evaluation at iteration 0 (its weights kept for export when named in ``keep``)."""
+    resumed = _resume(checkpoint, signature, runs, optimizers, kept)
+    if resumed is not None:
+        return resumed
+    rows = {run.name: evaluation_rows(run.model, 0, data.test, data.val, data.class_ids, float("nan")) for run in runs}
+    for run in runs:
+        if run.name in keep:
+            select(kept, run.name, run.model, rows[run.name])
+    return rows, 0
+
+
+def _step(runs: Sequence[Run], optimizers: dict, hidden: torch.Tensor, targets: torch.Tensor, mixed_precision) -> list:
+    """One optimizer step of every run on the same frozen output; each run's loss, on the device."""
+    losses = []
+    for run in runs:
+        run.model.train()
+        with mixed_precision():
+            loss = run.model.loss(hidden, targets)
+        optimizer = optimizers[run.name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        run.model.after_step()
+        losses.append(loss.detach())
+    return losses
+
+
+def _checkpoint_state(
+    signature: dict, iteration: int, rows: dict, runs: Sequence[Run], optimizers: dict | None, kept: dict
+) -> dict:
+    """What a checkpoint holds: the curves so far, the kept export weights and, unless the job is finished
+    (``optimizers`` None), each run's trainable part, head and optimizer state."""
+    states = (
+        {}
+        if optimizers is None
+        else {
+            run.name: {"model": run.model.state_dict(), "optimizer": optimizers[run.name].state_dict()} for run in runs
+        }
+    )
+    return {"signature": signature, "iteration": iteration, "rows": rows, "runs": states, "kept": _plain(kept)}
+
+
 def train_lockstep(
     runs: Sequence[Run],
-    frozen: nn.Module,
-    train_inputs,
-    train_labels: np.ndarray,
-    test_inputs: TensorBatches,
-    test_labels: np.ndarray,
-    class_ids: Sequence[str],
+    data: LockstepData,
     settings: TrainSettings,
     device: torch.device,
     checkpoint: Path | None = None,
     signature: dict | None = None,
-    stop_at: int | None = None,
-    mixed_precision: Callable[[], AbstractContextManager] | None = None,
-    progress: str = "finetune",
-    val: EvalSet | None = None,
-    log_every_s: float = 10.0,
     keep: Sequence[str] = (),
     kept: dict[str, SelectedState] | None = None,
+    options: LockstepOptions = LockstepOptions(),
 ) -> dict[str, pd.DataFrame]:
-    """Train every run on the same batches; evaluate each on the test inputs (and ``val``, the split
-    that selects the iteration) at iteration 0 and every ``eval_every`` iterations. Returns each run's
+    """Train every run on the same batches; evaluate each on the test split (and the validation split,
+    which selects the iteration) at iteration 0 and every ``eval_every`` iterations. Returns each run's
     curve by name.
 
-    ``frozen`` maps a training batch to the runs' input (the frozen trunk; ``nn.Identity()`` for
-    cached inputs): it runs once per step for all runs. With ``checkpoint``, what training changes
-    (each run's trainable part, head and optimizer state, the step, the curves so far) is saved
-    every ``checkpoint_every`` evaluations, and a job finding a checkpoint of the same
-    ``signature`` resumes from it. ``stop_at`` ends the job early, as a kill would; tests use it.
-    ``mixed_precision`` is the training steps' autocast (default: bf16 on CUDA, none on the CPU).
-    For each run named in ``keep``, ``kept`` receives its weights at its selected evaluation (best on
-    ``val``; they travel in the checkpoint, so a resumed job keeps the same ones).
+    With ``checkpoint``, what training changes (each run's trainable part, head and optimizer state, the
+    step, the curves so far) is saved every ``checkpoint_every`` evaluations, and a job finding a checkpoint
+    of the same ``signature`` resumes from it; once finished, the checkpoint holds the curves alone. For
+    each run named in ``keep``, ``kept`` receives its weights at its selected evaluation (best on
+    validation; they travel in the checkpoint, so a resumed job keeps the same ones).
     """
     kept = {} if kept is None else kept
-    mixed_precision = mixed_precision or (lambda: autocast_for(device))
+    mixed_precision = options.mixed_precision or (lambda: autocast_for(device))
     deterministic(device)
-    frozen = frozen.to(device).eval().to(memory_format=torch.channels_last)
+    frozen = data.frozen.to(device).eval().to(memory_format=torch.channels_last)
     masks = StepMasks()  # dropout masks depend on (seed, t) only: drawn once per step for all runs
     for run in runs:
         run.model.to(device).to(memory_format=torch.channels_last)
@@ -474,77 +350,44 @@ def train_lockstep(
     signature = {
         **(signature or {}),
         "runs": [run.name for run in runs],
-        "val": val is not None,
+        "val": data.val is not None,
         **{k: v for k, v in asdict(settings).items() if k != "checkpoint_every"},
     }
-    test = EvalSet(test_inputs, test_labels)
-    labels = torch.as_tensor(train_labels, dtype=torch.long)
-    resumed = _resume(checkpoint, signature, runs, optimizers, kept)
-    if resumed is None:
-        rows = {run.name: evaluation_rows(run.model, 0, test, val, class_ids, float("nan")) for run in runs}
-        for run in runs:
-            if run.name in keep:
-                _select(kept, run, rows[run.name])
-        start = 0
-    else:
-        rows, start = resumed
+    labels = torch.as_tensor(data.train_labels, dtype=torch.long)
+    rows, start = _start(runs, data, optimizers, checkpoint, signature, keep, kept)
     evaluations = len({row["iteration"] for row in rows[runs[0].name]}) if runs else 0
     loss_sums = {run.name: torch.zeros((), device=device) for run in runs}  # on the device: no sync per step
     loss_count = 0
-    bar = progress_bar(settings.iterations, start, progress, log_every_s)
+    bar = progress_bar(settings.iterations, start, options.progress, options.log_every_s)
     for t in range(start, settings.iterations):
         iteration = t + 1
-        indices = batch_indices(len(train_inputs), settings.batch_size, settings.seed, t)
-        batch = train_inputs.batch(indices, crop_seeds(settings.seed, t, indices))
+        indices = batch_indices(len(data.train_inputs), settings.batch_size, settings.seed, t)
+        batch = data.train_inputs.batch(indices, crop_seeds(settings.seed, t, indices))
         targets = labels[indices].to(device, non_blocking=True)
         with torch.no_grad(), mixed_precision():
             hidden = frozen(batch)  # once for every run
         masks.start(iteration_seed(settings.seed, t))
-        for run in runs:
-            run.model.train()
-            with mixed_precision():
-                loss = run.model.loss(hidden, targets)
-            optimizer = optimizers[run.name]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            run.model.after_step()
-            loss_sums[run.name] += loss.detach()
+        for run, loss in zip(runs, _step(runs, optimizers, hidden, targets, mixed_precision), strict=True):
+            loss_sums[run.name] += loss
         loss_count += 1
         bar.update(1)
         if iteration % settings.eval_every == 0 or iteration == settings.iterations:
             for run in runs:
                 train_loss = loss_sums[run.name].item() / loss_count
-                rows[run.name] += evaluation_rows(run.model, iteration, test, val, class_ids, train_loss)
+                rows[run.name] += evaluation_rows(run.model, iteration, data.test, data.val, data.class_ids, train_loss)
                 loss_sums[run.name].zero_()
                 if run.name in keep:
-                    _select(kept, run, rows[run.name])
+                    select(kept, run.name, run.model, rows[run.name])
             loss_count = 0
             evaluations += 1
             bar.set_postfix({f"val F {run.name}": f"{rows[run.name][-1]['val_macro_f1']:.3f}" for run in runs[:3]})
             last = iteration == settings.iterations
-            if checkpoint is not None and last:
-                # the finished curves alone (no weights): a job killed after this, before its output is
-                # accepted (a time limit just passed), writes them again on its retry without training
-                _save_checkpoint(
-                    checkpoint,
-                    {"signature": signature, "iteration": iteration, "rows": rows, "runs": {}, "kept": _plain(kept)},
-                )
-            elif checkpoint is not None and evaluations % settings.checkpoint_every == 0:
-                _save_checkpoint(
-                    checkpoint,
-                    {
-                        "signature": signature,
-                        "iteration": iteration,
-                        "rows": rows,
-                        "runs": {
-                            run.name: {"model": run.model.state_dict(), "optimizer": optimizers[run.name].state_dict()}
-                            for run in runs
-                        },
-                        "kept": _plain(kept),
-                    },
-                )
-        if stop_at is not None and iteration >= stop_at:
+            if checkpoint is not None and (last or evaluations % settings.checkpoint_every == 0):
+                # finished: the curves alone (no weights), so that a job killed after this, before its output
+                # is accepted (a time limit just passed), writes them again on its retry without training
+                state = _checkpoint_state(signature, iteration, rows, runs, None if last else optimizers, kept)
+                _save_checkpoint(checkpoint, state)
+        if options.stop_at is not None and iteration >= options.stop_at:
             break
     bar.close()
     return {name: pd.DataFrame(run_rows) for name, run_rows in rows.items()}

@@ -217,6 +217,27 @@ def noun_synset_error(ref: str, files: Path | None = None) -> str | None:
     return None
 
 
+def noun_wnid_and_lemma(ref: str, files: Path | None = None) -> tuple[str, str] | None:
+    """(wnid, first lemma) of a WordNet 3.0 noun synset given as a wnid or a name such as coat.n.01, read
+    straight from WordNet's files as :func:`noun_synset_error` does; None without the files or for a
+    reference that is no noun synset (that function says why)."""
+    files = files or wordnet_files_dir()
+    if files is None or noun_synset_error(ref, files) is not None:
+        return None
+    if is_wnid(ref):
+        offset = int(ref[1:])
+    else:
+        lemma, _, sense = ref.lower().rsplit(".", 2)
+        index = _text(files / "index.noun")
+        start = index.find(f"\n{lemma} n ")
+        fields = index[start + 1 : index.index("\n", start + 1)].split()
+        offset = int(fields[-int(fields[2]) :][int(sense) - 1])  # the line ends with its synsets' offsets
+    with open(files / "data.noun", "rb") as handle:
+        handle.seek(offset)
+        fields = handle.readline().decode("utf8", errors="replace").split()
+    return f"n{offset:08d}", fields[4]
+
+
 def wnid_of(synset: Synset) -> str:
     return f"{synset.pos()}{synset.offset():08d}"
 

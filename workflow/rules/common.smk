@@ -5,18 +5,17 @@ import sys
 
 from pathlib import Path
 
-from headstart.config import (
+from headstart.config import ConfigError, decoded_shots, job_runs as config_job_runs, validate_config
+from headstart.vocabulary import (
     BASELINES,
     CALIBRATED_SUFFIX,
     COTUNING_TRADE_OFF,
     PRIOR_SUFFIX,
     FASHION_MNIST_FILES,
     VISUAL_MEASURES,
-    ConfigError,
     fashion_mnist_local,
     local_archive,
     similarity_measure,
-    validate_config,
 )
 from headstart.provenance import code_hash
 
@@ -40,13 +39,15 @@ MEASURES = config["similarity"]["measures"]
 VISUAL = [m for m in MEASURES if m in VISUAL_MEASURES]
 WORDNET = [m for m in MEASURES if m.startswith("wordnet")]
 METHODS = config["finetune"]["methods"]
-# which run to export (headstart.export): by default the best on validation at the largest shot level
+# which run to export (headstart.selection, headstart.export): by default the best on validation at the largest shot level
 EXPORT = {key: value for key, value in config.get("export", {}).items() if value is not None}
 EXPORT_SHOTS = EXPORT.get("shots", LARGEST_SHOT)
 SPLITS = ["train", "val", "test"]
 DATA = f"results/{DATASET}"
 RUN = f"results/{DATASET}/{MODEL}"
 PIXELS = f"{DATA}/pixels/resize{config['preprocess']['resize']}_crop{config['preprocess']['crop']}"
+# the training images per class decoded and extracted: the dataset's, the same for every experiment on it
+DECODED_SHOTS = decoded_shots(config["split"])
 MODELS = f"results/models/{MODEL}"  # the source model's head and class list, shared by every dataset
 EXPERIMENT = config["experiment"]
 EXP = f"{RUN}/{EXPERIMENT}"  # one fine-tuning setup's runs, curves, figures and tables; all before is shared
@@ -95,31 +96,14 @@ def sim_file(measure, shots):
     return f"{RUN}/sim/{measure}.parquet"
 
 
-def run_ks(method, shots):
-    """The K labels of a method's runs at a shot level ('0' for methods without K; a prior is centred
-    on its measure's best-K head)."""
-    if method in BASELINES:
-        return ["0"]
-    if method in PRIORS:
-        return ["best"]
-    ks = []
-    for k in config["finetune"]["k"]:
-        fixed_here = not config["finetune"].get("k_fixed_at_largest_shot_only", True) or int(shots) == LARGEST_SHOT
-        if k == "best" or fixed_here:
-            ks.append(str(k))
-    return ks
-
-
-def head_ks():
-    """The K labels for which similarity heads are written (those fine-tuning runs start from, and the
-    best-K head a prior is centred on)."""
-    ks = [str(k) for k in config["finetune"]["k"]]
-    return ks + ["best"] if PRIORS and "best" not in ks else ks
+# The K labels for which similarity heads are written: every K of the grid and the best K per class type,
+# whatever an experiment fine-tunes, so that the heads (shared by every experiment) never depend on one.
+HEAD_KS = [str(k) for k in config["heads"]["k_grid"]] + ["best"]
 
 
 def job_runs(shots):
     """The (method, K) runs that one fine-tuning job of a shot level trains in lockstep."""
-    return [(method, k) for method in METHODS for k in run_ks(method, shots)]
+    return config_job_runs(config, shots)
 
 
 def head_file(method, k, shots, seed):
@@ -128,8 +112,8 @@ def head_file(method, k, shots, seed):
     belongs to a shot level."""
     if method == "random":
         return f"{RUN}/heads/random/k0/seed{seed}.safetensors"
-    if method == "cotuning":
-        return f"{RUN}/heads/cotuning/k0/shots{shots}_seed{seed}.safetensors"
+    if method == "cotuning":  # it holds the experiment's trade-off (finetune.cotuning_trade_off)
+        return f"{EXP}/heads/cotuning/k0/shots{shots}_seed{seed}.safetensors"
     return f"{RUN}/heads/{method}/k{k}/shots{shots}.safetensors"
 
 
@@ -196,7 +180,8 @@ def dataset_inputs(wildcards):
     if isinstance(config["dataset"].get("classes"), str):
         files.append(config["dataset"]["classes"])
     if source == "imagefolder":  # an image of a class added, removed or replaced reruns the stage (no other)
-        from headstart.data import dataset_classes, imagefolder_files
+        from headstart.classes import dataset_classes
+        from headstart.data import imagefolder_files
 
         root = config["dataset"]["imagefolder"]["root"]
         for target in dataset_classes(config["dataset"]):
@@ -207,7 +192,7 @@ def dataset_inputs(wildcards):
 def download_targets():
     """The files the dataset stage needs from the network (none when they are local): fetched by the
     download rules, on the submitting host."""
-    from headstart.data import dataset_classes  # only here: headstart.data imports pandas, PIL
+    from headstart.classes import dataset_classes  # only here: it imports NLTK (1.5 s)
 
     dataset = config["dataset"]
     if dataset["source"] == "fashion_mnist":

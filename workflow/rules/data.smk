@@ -47,7 +47,7 @@ rule dataset:
     params:
         code=library_code("dataset"),  # reruns the job when the library code it runs changes
         dataset=config["dataset"],
-        split=config["split"],
+        split=tracked(config["split"], {"max_shots"}),  # the decode stage's alone
         seed=config["seed"],
     log:
         log_file("dataset", DATASET),
@@ -67,7 +67,7 @@ rule split:
         classes=f"{DATA}/classes.parquet",
     params:
         code=library_code("split"),  # reruns the job when the library code it runs changes
-        split=config["split"],
+        split=tracked(config["split"], {"max_shots"}),  # the decode stage's alone
         seed=config["seed"],
     log:
         log_file("split", DATASET),
@@ -87,7 +87,8 @@ rule decode:
     params:
         code=library_code("decode"),  # reruns the job when the library code it runs changes
         preprocess=config["preprocess"],
-        largest_shot=lambda wildcards: LARGEST_SHOT if wildcards.split == "train" else 0,
+        # the dataset's training images, not an experiment's: every experiment shares this cache
+        largest_shot=lambda wildcards: DECODED_SHOTS if wildcards.split == "train" else 0,
     retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly
     log:
         log_file("decode", PIXELS.removeprefix("results/"), "{split}"),

@@ -1,6 +1,14 @@
 # Fine-tuning: one job per (shot level, seed) trains every (method, K) run of that level in lockstep:
 # the runs share each step's batch and one forward of the frozen trunk. A killed job resumes from its
-# checkpoint (retries: 2, below).
+# checkpoint (retries: 2, below), made under the job's params and code (headstart.provenance.params_key):
+# a checkpoint of other code or settings is ignored, never resumed.
+
+FINETUNE_PARAMS = dict(
+    code=library_code("finetune"),  # reruns the job when the library code it runs changes
+    finetune=tracked(config["finetune"], FINETUNE_UNTRACKED),
+    entry=config["models"][MODEL],
+    preprocess=config["preprocess"],
+)
 
 
 rule finetune:
@@ -20,11 +28,7 @@ rule finetune:
     output:
         curves=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.parquet",
     params:
-        code=library_code("finetune"),  # reruns the job when the library code it runs changes
-        finetune=tracked(config["finetune"], FINETUNE_UNTRACKED),
-        entry=config["models"][MODEL],
-        preprocess=config["preprocess"],
-        export=tracked(EXPORT, {"seed"}),
+        **FINETUNE_PARAMS,
     threads: finetune_threads()
     retries: 2  # a killed job (preemption, time limit, OOM) resumes from its checkpoint
     log:
@@ -45,6 +49,9 @@ use rule finetune as finetune_export with:
     output:
         curves=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.parquet",
         selected=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.selected.safetensors",
+    params:
+        **FINETUNE_PARAMS,
+        export=tracked(EXPORT, {"seed"}),  # which runs it may keep: only these jobs rerun when it changes
 
 
 rule export:

@@ -16,13 +16,13 @@ rule heads_similarity:
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        **{f"k{k}": f"{RUN}/heads/{{measure}}/k{k}/shots{{shots}}.safetensors" for k in head_ks()},
+        **{f"k{k}": f"{RUN}/heads/{{measure}}/k{k}/shots{{shots}}.safetensors" for k in HEAD_KS},
         kgrid=f"{RUN}/kgrid/{{measure}}/shots{{shots}}.parquet",
         best_k=f"{RUN}/kgrid/{{measure}}/shots{{shots}}_best_k.json",
     params:
         code=library_code("heads_similarity"),  # reruns the job when the library code it runs changes
         k_grid=config["heads"]["k_grid"],
-        head_ks=head_ks(),
+        head_ks=HEAD_KS,
         seed=config["seed"],
     log:
         log_file("heads_similarity", DATASET, MODEL, "{measure}_shots{shots}"),
@@ -88,14 +88,14 @@ rule heads_cotuning:
         relationship=f"{RUN}/sim/softmax_shots{{shots}}.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        head=f"{RUN}/heads/cotuning/k0/shots{{shots}}_seed{{seed}}.safetensors",
+        head=f"{EXP}/heads/cotuning/k0/shots{{shots}}_seed{{seed}}.safetensors",
     params:
         code=library_code("heads_cotuning"),  # reruns the job when the library code it runs changes
         trade_off=config["finetune"].get("cotuning_trade_off", COTUNING_TRADE_OFF),
     log:
-        log_file("heads_cotuning", DATASET, MODEL, "shots{shots}_seed{seed}"),
+        log_file("heads_cotuning", DATASET, MODEL, EXPERIMENT, "shots{shots}_seed{seed}"),
     benchmark:
-        benchmark_file("heads_cotuning", DATASET, MODEL, "shots{shots}_seed{seed}")
+        benchmark_file("heads_cotuning", DATASET, MODEL, EXPERIMENT, "shots{shots}_seed{seed}")
     conda:
         "../../envs/torch.yaml"
     script:

@@ -3,7 +3,8 @@
 from dataclasses import asdict
 from pathlib import Path
 
-from headstart.data import build_inventory, dataset_classes
+from headstart.classes import dataset_classes
+from headstart.data import build_inventory
 from headstart.logs import setup_logging
 from headstart.tables import write_parquet
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from headstart.data import TargetClass
+from headstart.classes import TargetClass
 from headstart.logs import setup_logging
 from headstart.split import imagenet1k_wnids, make_classes, make_manifest
 from headstart.tables import read_metadata, write_parquet

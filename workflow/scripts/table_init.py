@@ -1,8 +1,9 @@
 """Snakemake glue: each fine-tuning run's initial head at the largest shot level, as it starts
 (row norms, logit spread, softmax entropy, row cosines on the test images)."""
 
+from headstart.heads import init_table
 from headstart.logs import setup_logging
-from headstart.report import init_table, write_table
+from headstart.report import label, write_table
 from headstart.tables import read_arrays
 
 setup_logging(snakemake.log[0])
@@ -10,8 +11,9 @@ features, _ = read_arrays(snakemake.input.features_test, ["features"])
 heads = []
 for (method, k), path in zip(snakemake.params.runs, snakemake.input.heads, strict=True):
     heads.append((method, k, *read_arrays(path)))
+table = init_table(heads, features["features"])
 write_table(
-    init_table(heads, features["features"]),
+    table.assign(method=table["method"].map(label)),
     snakemake.output.csv,
     snakemake.output.md,
     snakemake.output.tex,

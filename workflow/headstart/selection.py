@@ -1,0 +1,104 @@
+"""Which run's weights are kept, and which are exported: a run's weights at its selected evaluation (the
+best validation macro F, the earliest of ties), the best of a job's runs on validation, the best of the
+jobs' candidates on validation. Never on test. Fine-tuning writes the candidates; the export reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .classifiers import Classifier, classifier_kind
+from .errors import HeadstartError
+from .tables import write_tensors
+
+# classifier state that evaluation does not use: Co-Tuning's source head and relationship
+TRAINING_ONLY = ("source_head.", "relationship")
+
+
+class SelectionError(HeadstartError, ValueError):
+    """No run to choose from; the message says which choice."""
+
+
+def run_name(method: str, k: str | int) -> str:
+    """A run's name in a job's curves and checkpoints: '<method>/k<K>' (K 0 for a baseline)."""
+    return f"{method}/k{k}"
+
+
+def split_run_name(name: str) -> tuple[str, str]:
+    """(method, K) of a run's name (:func:`run_name`)."""
+    method, k = name.rsplit("/k", 1)
+    return method, k
+
+
+@dataclass
+class SelectedState:
+    """A run's weights at its selected evaluation (the best validation macro F, the earliest of ties):
+    what an exported classifier is made of."""
+
+    iteration: int
+    val_macro_f1: float
+    state: dict[str, torch.Tensor]  # the run's classifier state_dict, on the CPU
+
+
+def select(kept: dict[str, SelectedState], name: str, model: nn.Module, rows: list[dict]) -> None:
+    """Keep run ``name``'s weights (``model``'s) if its latest evaluation (``rows``' last) has the best
+    validation macro F so far (the earliest of ties)."""
+    iteration, score = rows[-1]["iteration"], rows[-1]["val_macro_f1"]
+    best = kept.get(name)
+    if best is None or score > best.val_macro_f1:
+        state = {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
+        kept[name] = SelectedState(iteration, score, state)
+
+
+def runs_to_keep(run_names: Sequence[str], method: str | None, k: str | int | None) -> list[str]:
+    """The runs ('<method>/k<K>') of a job that export may choose among: those of ``method`` and ``k``
+    when set, every run otherwise."""
+    kept = []
+    for name in run_names:
+        run_method, run_k = split_run_name(name)
+        if (method is None or run_method == method) and (k is None or run_k == str(k)):
+            kept.append(name)
+    return kept
+
+
+def best_selected(kept: dict[str, SelectedState], run_order: Sequence[str]) -> str | None:
+    """Of the runs named in ``run_order`` (those export may choose), the kept one with the best validation
+    macro F at its selected evaluation (the first in ``run_order`` on ties); None when none was kept."""
+    names = [name for name in run_order if name in kept]
+    if not names:
+        return None
+    return max(names, key=lambda name: (kept[name].val_macro_f1, -names.index(name)))
+
+
+def write_selected(
+    path: Path, name: str, selected: SelectedState, model: Classifier, curve: pd.DataFrame, shots: int, seed: int
+) -> None:
+    """One job's candidate for export: the run's evaluation weights at its selected iteration, its
+    classifier's kind (``model``, the run's), and its scores there (test macro F and accuracy from
+    ``curve``, the run's curve)."""
+    at = curve[curve["iteration"] == selected.iteration].iloc[0]
+    method, k = split_run_name(name)
+    state = {key: value for key, value in selected.state.items() if not key.startswith(TRAINING_ONLY)}
+    write_tensors(
+        state,
+        path,
+        {
+            "method": method,
+            "k": k,
+            "shots": shots,
+            "seed": seed,
+            "iteration": selected.iteration,
+            "classifier": classifier_kind(model),
+            "scores": {
+                "val_macro_f1": float(at["val_macro_f1"]),
+                "val_accuracy": float(at["val_accuracy"]),
+                "test_macro_f1": float(at["macro_f1"]),
+                "test_accuracy": float(at["accuracy"]),
+            },
+        },
+    )

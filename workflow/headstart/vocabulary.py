@@ -1,0 +1,92 @@
+"""The names the config and every stage share: method kinds and suffixes, measure kinds, the datasets'
+fixed facts. Constants and one-line lookups only, so that editing the config check (headstart.config)
+reruns no job (headstart.provenance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import HeadstartError
+
+
+class VocabularyError(HeadstartError, ValueError):
+    """A name the workflow does not know; the message names the config key."""
+
+
+BASELINES = ("random", "imprint", "probe", "cotuning")
+# the type of a target class mapped to no WordNet synset (its relation to the source classes is unknown)
+UNMAPPED = "unmapped"
+# where a model's weights come from (models.<name>.weights): exactly one per model
+WEIGHT_SOURCES = ("package_file", "path", "url", "torchvision", "timm_pretrained")
+# a similarity method with this suffix starts from the measure's head times a temperature fitted on
+# the shot level's training images (headstart.heads.calibrated_head)
+CALIBRATED_SUFFIX = "_calibrated"
+# a similarity method with this suffix starts from the linear probe whose L2 penalty is centred on the
+# measure's best-K head (headstart.heads.linear_sweep with a prior)
+PRIOR_SUFFIX = "_prior"
+METHOD_SUFFIXES = (CALIBRATED_SUFFIX, PRIOR_SUFFIX)
+# Co-Tuning's weight of the source-head loss when finetune.cotuning_trade_off is not set: TLlib's example
+# (examples/task_adaptation/image_classification/co_tuning.py, --trade-off)
+COTUNING_TRADE_OFF = 2.3
+VISUAL_MEASURES = ("inference", "softmax")  # from the source network's outputs on the target images
+
+# Fashion-MNIST's labels, in the order of the label numbers of its idx files
+FASHION_MNIST_LABELS = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+# the files an ImageFolder source reads as images
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# the source classifier's classes (every supported model is an ImageNet-1k classifier)
+SOURCE_CLASSES = 1000
+
+
+def similarity_measure(method: str) -> str:
+    """The similarity measure a method's head comes from: the method itself, or the measure of a
+    ``<measure>_calibrated`` or ``<measure>_prior`` method (for a baseline: the baseline's own name)."""
+    for suffix in METHOD_SUFFIXES:
+        method = method.removesuffix(suffix)
+    return method
+
+
+def fashion_mnist_label(name: str | None) -> int:
+    """The idx label number of a Fashion-MNIST class named ``name`` (case-insensitive)."""
+    folded = [label.casefold() for label in FASHION_MNIST_LABELS]
+    if name is None or name.casefold() not in folded:
+        raise VocabularyError(
+            f"dataset.classes: {name!r} is not a Fashion-MNIST label; each entry needs a label, "
+            f"one of: {', '.join(FASHION_MNIST_LABELS)}"
+        )
+    return folded.index(name.casefold())
+
+
+# The idx files and their canonical MD5s (torchvision's FashionMNIST.resources), and its first mirror.
+FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+FASHION_MNIST_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+
+def fashion_mnist_local(local_dir: str | None) -> dict[str, Path] | None:
+    """The four idx files in ``local_dir``, or None when any is missing there (then they are downloaded)."""
+    if local_dir and all((Path(local_dir) / n).is_file() for n in FASHION_MNIST_FILES):
+        return {n: Path(local_dir) / n for n in FASHION_MNIST_FILES}
+    return None
+
+
+def local_archive(wnid: str, tar_dir: str | None) -> Path | None:
+    """``<tar_dir>/<wnid>.tar`` when it exists; else None (the archive is downloaded from url_template)."""
+    if tar_dir and (local := Path(tar_dir) / f"{wnid}.tar").is_file():
+        return local
+    return None
