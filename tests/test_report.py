@@ -21,6 +21,7 @@ from headstart.report import (
     read_best_k,
     run_scores,
     run_summary,
+    t_interval,
     table1,
     table2,
     table2_wide,
@@ -248,6 +249,30 @@ def test_a_calibrated_method_has_its_own_style_next_to_its_measure():
     assert MARKERS["Word vectors, calibrated"] == "*" and PALETTE["Word vectors"] != PALETTE["Word vectors, calibrated"]
 
 
+def test_the_winner_is_ranked_on_validation_even_when_test_says_otherwise():
+    """Issue 27.1: a method better on test but worse on validation does not win; the table says so."""
+    curves = synthetic_curves()
+    random, inference = curves["method"] == "random", curves["method"] == "inference"
+    # validation: a constant 0.20 for random, 0.65 for inference (both select iteration 0, the earliest)
+    curves.loc[random, "val_macro_f1"], curves.loc[inference, "val_macro_f1"] = 0.20, 0.65
+    curves.loc[random, ["macro_f1", "fscore"]] += 0.5  # test at iteration 0: random 0.60, 0.70; inference 0.50, 0.60
+    table = answer_table(curves).set_index("shots")
+    assert table.at[5, "best_method"] == "inference" and table.at[5, "test_best_method"] == "random"
+    assert table.at[5, "selected"] == pytest.approx(0.55) and table.at[5, "runner_up_selected"] == pytest.approx(0.65)
+    assert not table.at[5, "tie"]  # validation: inference ahead by 0.45 at both seeds, a CI of width 0
+    assert answer_wide(table.reset_index()).loc[5, "best on test (not used to choose)"] == "Random"
+
+
+def test_figures_draw_the_tables_interval():
+    """Issue 27.2: the band is the Student-t interval the tables print, not a bootstrap of three seeds."""
+    values = [0.60, 0.70, 0.65]
+    mean, half = mean_ci(values)
+    assert t_interval(values) == pytest.approx((mean - half, mean + half))
+    assert half == pytest.approx(stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3))
+    assert half > (max(values) - min(values)) / 2  # wider than the seeds' range, as t with 2 d.o.f. is
+    assert t_interval([0.5]) == (0.5, 0.5)
+
+
 def test_selection_takes_the_earliest_of_tied_validation_maxima():
     scores = run_scores(synthetic_curves())
     summary = run_summary(scores).set_index(["method", "k", "shots", "seed"])
@@ -263,7 +288,12 @@ def test_selection_takes_the_earliest_of_tied_validation_maxima():
 def test_answer_table_by_hand(tmp_path):
     table = answer_table(synthetic_curves()).set_index("shots")
     five = table.loc[5]
+    # ranked on validation: inference 0.60 and 0.70 at its selected evaluations, random 0.60 and 0.60
     assert five["best_method"] == "inference" and five["runner_up"] == "random"
+    assert five["val_selected"] == pytest.approx(0.65) and five["runner_up_val_selected"] == pytest.approx(0.60)
+    # the paired validation margin (0.00, 0.10): 0.05 ± 12.7 * 0.071 / 1.41, a CI that includes 0: a tie
+    val_half = stats.t.ppf(0.975, 1) * np.std([0.0, 0.1], ddof=1) / np.sqrt(2)
+    assert five["val_margin_over_runner_up_ci95"] == pytest.approx(val_half) and five["tie"]
     assert five["selected"] == pytest.approx(0.65) and five["runner_up_selected"] == pytest.approx(0.60)
     # paired per seed: inference - random = 0.70 - 0.50 and 0.60 - 0.70
     half = stats.t.ppf(0.975, 1) * np.std([0.2, -0.1], ddof=1) / np.sqrt(2)
@@ -273,8 +303,12 @@ def test_answer_table_by_hand(tmp_path):
     one = table.loc[1]  # random alone (one seed): no runner-up, no CI
     assert one["best_method"] == "random" and pd.isna(one["runner_up"]) and np.isnan(one["selected_ci95"])
     wide = answer_wide(table.reset_index())
-    assert wide.loc[5, "best init (selected on validation)"] == "Inference (visual)"
-    assert wide.loc[5, "margin over runner-up"] == f"+0.05 ± {half:.2f}" and wide.loc[1, "runner-up"] == ""
+    assert wide.loc[5, "best init (on validation)"] == "tie: Inference (visual) / Random"
+    assert wide.loc[1, "best init (on validation)"] == "Random"
+    assert wide.loc[5, "test margin over runner-up"] == f"+0.05 ± {half:.2f}"
+    assert (
+        wide.loc[1, "runner-up (validation; test)"] == "" and wide.loc[5, "best on test (not used to choose)"] == "same"
+    )
     figure_answer(synthetic_curves(), tmp_path / "a.png", tmp_path / "a.pdf")
     assert (tmp_path / "a.png").stat().st_size > 5000 and (tmp_path / "a.pdf").stat().st_size > 1000
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .report import RUN_KEYS, compared_runs, label, run_scores, run_summary  # noqa: E402
+from .report import RUN_KEYS, compared_runs, label, run_scores, run_summary, t_interval  # noqa: E402
 from .vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, UNMAPPED  # noqa: E402
 
 # One colour and marker per method in every figure (Fig. 1, 2 and 3 show different subsets).
@@ -95,7 +95,7 @@ def figure1(curves: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) 
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     sns.lineplot(
-        data=data, x="iteration", y="macro_f1", errorbar=("ci", 95), markersize=4, ax=ax, **_styled(data["Method"])
+        data=data, x="iteration", y="macro_f1", errorbar=t_interval, markersize=4, ax=ax, **_styled(data["Method"])
     )
     ax.set(xlabel="iteration", ylabel="macro F-score (test)", title=f"Fig. 1 — {shots} images per class, K = 1")
     _save(fig, png, pdf)
@@ -114,7 +114,7 @@ def figure2(
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     sns.lineplot(
-        data=data, x="iteration", y="fscore", errorbar=("ci", 95), markersize=4, ax=ax, **_styled(data["Method"])
+        data=data, x="iteration", y="fscore", errorbar=t_interval, markersize=4, ax=ax, **_styled(data["Method"])
     )
     ax.set(
         xlabel="iteration", ylabel=f"F-score of {name}", title=f"Fig. 2 — {name} ({class_id}), {shots} images per class"
@@ -169,7 +169,7 @@ def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.
                 data=subset,
                 x="shots",
                 y="value",
-                errorbar=("ci", 95),
+                errorbar=t_interval,
                 markersize=5,
                 ax=ax,
                 linewidth=width,

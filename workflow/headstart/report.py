@@ -100,13 +100,13 @@ def run_summary(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per run (method, k, shots, seed): the test macro F at iteration 0 ('first'), the test
     curve's maximum ('best', the paper's "best registered performance", chosen on test), and the test
     score at the evaluation with the best validation macro F ('selected', the earliest on ties), with
-    that evaluation's iteration."""
+    that evaluation's iteration and its validation macro F ('val_selected', what methods are ranked by)."""
     ordered = scores.sort_values([*RUN_KEYS, "iteration"])
     runs = ordered.groupby(RUN_KEYS, sort=False)
     chosen = ordered.loc[runs["val_macro_f1"].idxmax()]  # idxmax: the first maximum, so the earliest iteration
     summary = runs.agg(first=("macro_f1", "first"), best=("macro_f1", "max")).reset_index()
-    picked = chosen[[*RUN_KEYS, "macro_f1", "iteration"]].rename(
-        columns={"macro_f1": "selected", "iteration": "selected_iteration"}
+    picked = chosen[[*RUN_KEYS, "macro_f1", "iteration", "val_macro_f1"]].rename(
+        columns={"macro_f1": "selected", "iteration": "selected_iteration", "val_macro_f1": "val_selected"}
     )
     return summary.merge(picked, on=RUN_KEYS)
 
@@ -118,13 +118,21 @@ def compared_runs(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its Student-t confidence interval (NaN for a single value)."""
+    """Mean and the half-width of its Student-t confidence interval (NaN for a single value): the one
+    interval of every table and figure (headstart.figures draws :func:`t_interval`)."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     if len(values) < 2:
         return mean, float("nan")
     half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return mean, float(half)
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """The 95% Student-t interval of the mean of ``values`` (over seeds) as (low, high): :func:`mean_ci`
+    in the form seaborn's ``errorbar`` takes; the mean alone for a single value."""
+    mean, half = mean_ci(values)
+    return (mean, mean) if np.isnan(half) else (mean - half, mean + half)
 
 
 def table1(
@@ -176,32 +184,43 @@ def table2(curves: pd.DataFrame, best_k: dict[str, dict[str, dict[str, int]]]) -
 
 
 def answer_table(curves: pd.DataFrame) -> pd.DataFrame:
-    """Which initialisation at n images per class: per shot level, the method with the best mean
-    'selected' score (iteration picked on validation), the runner-up and random, and the winner's
-    margins over both with the 95% CI of the per-seed differences (every method of a seed trains on
-    the same batches, so the differences are paired)."""
+    """Which initialisation at n images per class, decided on validation: per shot level, the method with
+    the best mean validation macro F at its selected evaluation ('val_selected'), the runner-up on
+    validation, and random; their test scores there ('selected'), and the winner's test margins over both
+    with the 95% CI of the per-seed differences (every method of a seed trains on the same batches, so the
+    differences are paired). ``tie``: the winner's paired validation margin over the runner-up has a CI
+    that includes 0 (or is 0), so validation does not tell them apart; ``test_best_method`` is the method
+    with the best mean test score, for the reader to compare (never used to choose)."""
     summary = compared_runs(run_summary(run_scores(curves)))
     rows = []
     for shots, level in summary.groupby("shots"):
         per_seed = level.pivot_table(index="seed", columns="method", values="selected")
-        ranking = per_seed.mean().sort_values(ascending=False, kind="stable")
+        val_per_seed = level.pivot_table(index="seed", columns="method", values="val_selected")
+        ranking = val_per_seed.mean().sort_values(ascending=False, kind="stable")
         winner, runner_up = ranking.index[0], ranking.index[1] if len(ranking) > 1 else None
+        val_margin, val_margin_ci = _paired_margin(val_per_seed, winner, runner_up)
         over_runner_up = _paired_margin(per_seed, winner, runner_up)
         over_random = _paired_margin(per_seed, winner, "random")
-
+        test_means = per_seed.mean()
         rows.append(
             {
                 "shots": int(shots),
                 "best_method": winner,
-                "selected": ranking.iloc[0],
+                "val_selected": ranking.iloc[0],
+                "selected": test_means[winner],
                 "selected_ci95": mean_ci(per_seed[winner].dropna().to_numpy())[1],
                 "runner_up": runner_up,
-                "runner_up_selected": ranking.iloc[1] if runner_up else float("nan"),
+                "runner_up_val_selected": ranking.iloc[1] if runner_up else float("nan"),
+                "runner_up_selected": test_means[runner_up] if runner_up else float("nan"),
+                "val_margin_over_runner_up": val_margin,
+                "val_margin_over_runner_up_ci95": val_margin_ci,
+                "tie": bool(runner_up) and (val_margin == 0 or abs(val_margin) <= val_margin_ci),
                 "margin_over_runner_up": over_runner_up[0],
                 "margin_over_runner_up_ci95": over_runner_up[1],
-                "random_selected": ranking.get("random", float("nan")),
+                "random_selected": test_means.get("random", float("nan")),
                 "margin_over_random": over_random[0],
                 "margin_over_random_ci95": over_random[1],
+                "test_best_method": test_means.sort_values(ascending=False, kind="stable").index[0],
                 "seeds": len(per_seed),
             }
         )
@@ -216,24 +235,36 @@ def _paired_margin(per_seed: pd.DataFrame, method: str, other: str | None) -> tu
 
 
 def answer_wide(table: pd.DataFrame) -> pd.DataFrame:
-    """The answer table as a person reads it: one row per shot level."""
+    """The answer table as a person reads it: one row per shot level; a winner validation cannot tell from
+    the runner-up is shown as a tie with it; the test's own best, where it differs, beside."""
+    best = [
+        f"tie: {label(m)} / {label(r)}" if tie else label(m)
+        for m, r, tie in zip(table["best_method"], table["runner_up"], table["tie"], strict=True)
+    ]
     return pd.DataFrame(
         {
             "images/class": table["shots"],
-            "best init (selected on validation)": table["best_method"].map(label),
-            "macro F": [_cell(m, c) for m, c in zip(table["selected"], table["selected_ci95"], strict=True)],
-            "runner-up": [
-                f"{label(m)} ({v:.2f})" if isinstance(m, str) else ""
-                for m, v in zip(table["runner_up"], table["runner_up_selected"], strict=True)
+            "best init (on validation)": best,
+            "validation macro F": [f"{v:.3f}" for v in table["val_selected"]],
+            "test macro F": [_cell(m, c) for m, c in zip(table["selected"], table["selected_ci95"], strict=True)],
+            "runner-up (validation; test)": [
+                f"{label(m)} ({v:.3f}; {t:.2f})" if isinstance(m, str) else ""
+                for m, v, t in zip(
+                    table["runner_up"], table["runner_up_val_selected"], table["runner_up_selected"], strict=True
+                )
             ],
-            "margin over runner-up": [
+            "test margin over runner-up": [
                 _cell(m, c, signed=True)
                 for m, c in zip(table["margin_over_runner_up"], table["margin_over_runner_up_ci95"], strict=True)
             ],
-            "random": [f"{v:.2f}" for v in table["random_selected"]],
-            "margin over random": [
+            "random (test)": [f"{v:.2f}" for v in table["random_selected"]],
+            "test margin over random": [
                 _cell(m, c, signed=True)
                 for m, c in zip(table["margin_over_random"], table["margin_over_random_ci95"], strict=True)
+            ],
+            "best on test (not used to choose)": [
+                "same" if t == m else label(t)
+                for m, t in zip(table["best_method"], table["test_best_method"], strict=True)
             ],
         }
     ).set_index("images/class")

@@ -13,7 +13,8 @@ write_table(
     snakemake.output.md,
     snakemake.output.tex,
     wide=answer_wide(table),
-    caption="Which initialisation at n images per class: the best mean test macro F-score at the evaluation "
-    'picked on validation ("selected"), its margin over the runner-up and over random (mean ± 95% CI of the '
-    "per-seed differences).",
+    caption="Which initialisation at n images per class: the best mean validation macro F-score, each run at "
+    "its evaluation picked on validation ('tie': the 95% Student-t CI of the paired validation margin over the "
+    "runner-up includes 0); the test macro F-score there, the test margins over the runner-up and over random "
+    "(mean ± 95% Student-t CI of the per-seed differences), and the method best on test, never used to choose.",
 )
