@@ -167,3 +167,134 @@ def test_only_the_runs_export_names_are_kept_and_the_best_on_validation_wins():
     kept = {name: SelectedState(10, score, {}) for name, score in zip(names, [0.5, 0.7, 0.7, 0.6], strict=True)}
     assert best_selected(kept, names) == "inference/k1"  # the first of ties in run order
     assert best_selected({}, names) is None
+
+
+def tampered(export, tmp_path, name, change):
+    """A copy of ``export`` whose card (a dict -> the new card, or a text) or weights ``change`` rewrote."""
+    import json
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(export, copy)
+    card = json.loads((copy / "card.json").read_text())
+    result = change(card, copy)
+    if result is not None:
+        (copy / "card.json").write_text(result if isinstance(result, str) else json.dumps(result))
+    return copy
+
+
+def _classes(card, n):
+    extra = [{"id": f"x{i}", "label": f"x{i}"} for i in range(max(0, n - len(card["classes"])))]
+    return {**card, "classes": (card["classes"] + extra)[:n]}
+
+
+def _without(key):
+    return lambda card, _: {k: v for k, v in card.items() if k != key}
+
+
+def _preprocess(**values):
+    return lambda card, _: {**card, "preprocess": {**card["preprocess"], **values}}
+
+
+def _weights(change):
+    def rewrite(card, folder):
+        from headstart.tables import read_tensors, write_tensors
+
+        state, meta = read_tensors(folder / "model.safetensors")
+        write_tensors(change(state), folder / "model.safetensors", meta)
+
+    return rewrite
+
+
+def _truncate(card, folder):
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+HOSTILE = {
+    "two classes fewer": (lambda card, _: _classes(card, 1), r"classes: .* is too short|lists \d+ classes"),
+    "one class fewer": (lambda card, _: _classes(card, 2), r"lists 2 classes, its head in .* has 3"),
+    "one class more": (lambda card, _: _classes(card, 4), r"lists 4 classes, its head in .* has 3"),
+    "std 0": (_preprocess(std=[0.0, 0.2, 0.2]), r"preprocess.std.0: 0.0 is less than or equal to the minimum of 0"),
+    "negative std": (_preprocess(std=[-0.2, 0.2, 0.2]), r"preprocess.std.0: -0.2 is less than or equal"),
+    "a 2-value mean": (_preprocess(mean=[0.5, 0.5]), r"preprocess.mean: \[0.5, 0.5\] is too short"),
+    "crop over resize": (_preprocess(crop=999), r"preprocess.crop \(999\) is larger than preprocess.resize"),
+    "no preprocess": (_without("preprocess"), r"card.json: the card: 'preprocess' is a required property"),
+    "no classes": (_without("classes"), r"'classes' is a required property"),
+    "no train": (_without("train"), r"'train' is a required property"),
+    "no arch": (_without("arch"), r"'arch' is a required property"),
+    "train changed": (lambda card, _: {**card, "train": "last_stage"}, r"does not fit the network card.json describes"),
+    "classifier changed": (lambda card, _: {**card, "classifier": "cosine"}, r"does not fit the network"),
+    "invalid JSON": (lambda card, _: "{not json", r"card.json is not JSON"),
+    "a list": (lambda card, _: "[1, 2]", r"card.json: the card: \[1, 2\] is not of type 'object'"),
+    "a tensor added": (
+        _weights(lambda s: {**s, "extra": s["classifier.head.bias"].clone()}),
+        r"does not fit the network",
+    ),
+    "a tensor removed": (
+        _weights(lambda s: {k: v for k, v in s.items() if not k.endswith("running_var")}),
+        r"does not fit the network",
+    ),
+    "truncated weights": (_truncate, r"model.safetensors is not a readable safetensors file"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_tampered_or_broken_export_is_one_line_naming_the_file(widgets, tmp_path, name):
+    """Issue 28: each is one line naming the file and what is wrong, from the library and the command."""
+    from headstart.export import ExportError
+
+    repo, folder = widgets
+    change, message = HOSTILE[name]
+    export = tampered(repo / "results/widgets/efficientnet_lite0/head/export", tmp_path, "export", change)
+    with pytest.raises(ExportError, match=message):
+        load_classifier(export)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "headstart.predict",
+            str(export),
+            str(folder / "widget_a"),
+            "-o",
+            str(tmp_path / "p.csv"),
+        ],
+        env={"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("headstart: ")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_the_predict_command_checks_its_arguments_before_the_work(widgets, tmp_path):
+    from headstart.export import ExportError
+    from headstart.predict import predict_folder
+
+    repo, folder = widgets
+    export = repo / "results/widgets/efficientnet_lite0/head/export"
+    card = (export / "card.json").read_text()
+    with pytest.raises(ExportError, match=r"-o .*: is a folder"):
+        predict_folder(export, folder, tmp_path)
+    with pytest.raises(ExportError, match=r"--top -1: give at least 1 label"):
+        predict_folder(export, folder, tmp_path / "p.csv", top=-1)
+    with pytest.raises(ExportError, match=r"is the export's own card.json"):
+        predict_folder(export, folder, export / "card.json")
+    assert (export / "card.json").read_text() == card
+    one = predict_folder(export, folder / "widget_a" / "0.png", tmp_path / "one.csv")  # a single image
+    assert one["image"].tolist() == [str(folder / "widget_a" / "0.png")]
+    # unsupported formats and links to nothing are listed as skipped, with why
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.open(folder / "widget_a" / "0.png").save(mixed / "a.png")
+    Image.open(folder / "widget_a" / "1.png").save(mixed / "b.gif")
+    Image.open(folder / "widget_a" / "2.png").save(mixed / "c.tiff")
+    (mixed / "d.jpg").symlink_to(tmp_path / "gone.jpg")
+    (mixed / "notes.txt").write_text("not an image")
+    table = predict_folder(export, mixed, tmp_path / "mixed.csv").set_index("image")
+    assert table.at[str(mixed / "a.png"), "label_1"] == "widget_a"
+    assert table.at[str(mixed / "b.gif"), "error"].startswith("skipped: GIF is not read")
+    assert table.at[str(mixed / "c.tiff"), "error"].startswith("skipped: TIFF is not read")
+    assert table.at[str(mixed / "d.jpg"), "error"] == "skipped: a link to nothing"
+    assert str(mixed / "notes.txt") not in table.index  # not an image file: not listed

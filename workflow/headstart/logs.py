@@ -39,7 +39,7 @@ def setup_logging(
 
     def log_uncaught(kind, error, traceback):  # the rule's log must say why the job failed
         if isinstance(error, HeadstartError):  # says what to do: one line, no traceback
-            logger.critical("headstart: %s", error)
+            logger.critical("%s", error)  # the logger's name is the line's "headstart:" already
         else:
             logger.critical("%s: %s", kind.__name__, error, exc_info=(kind, error, traceback))
 

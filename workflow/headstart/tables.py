@@ -60,6 +60,10 @@ def write_tensors(tensors: dict[str, Any], path: Path | str, metadata: dict[str,
             for k, v in tensors.items()
         }
         save_file(converted, str(partial), metadata=text)
+    # safetensors creates its file 0600: give it the mode any other file gets, so others can read a shared tree
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o666 & ~umask)
     os.replace(partial, path)
 
 
