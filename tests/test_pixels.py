@@ -87,3 +87,32 @@ def test_read_rows_reads_only_the_rows_asked_for(tmp_path):
     assert torch.equal(read_rows(tmp_path / "r.safetensors", "x", rows=rows, chunk_rows=2), tensor[rows])
     assert read_rows(tmp_path / "r.safetensors", "x", rows=[]).shape == (0, 3)
     assert load_file(tmp_path / "r.safetensors")["empty"].shape == (0, 5)  # an empty tensor keeps its row shape
+
+
+def test_a_photo_taken_sideways_is_used_upright_in_training_and_prediction(tmp_path):
+    """Issue 28: the EXIF orientation is applied by the one function decoding (training) and the evaluation
+    transform (extraction, prediction) both use."""
+    from PIL import Image
+
+    from headstart.images import to_rgb
+    from headstart.models import eval_transform
+
+    upright = np.zeros((40, 20, 3), np.uint8)  # 40 high, 20 wide: a red top half, a blue bottom half
+    upright[:20, :, 0], upright[20:, :, 2] = 255, 255
+    # stored as a camera does: the sensor's landscape pixels, and orientation 6 (rotate 90 degrees clockwise to view)
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    with Image.open(tmp_path / "phone.jpg") as image:
+        assert image.size == (40, 20)  # as stored: landscape
+        rgb, _ = to_rgb(image)
+    assert rgb.size == (20, 40)  # as shown: portrait, red on top
+    top, bottom = np.asarray(rgb)[5, 10], np.asarray(rgb)[35, 10]
+    assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
+    decode_images([str(tmp_path / "phone.jpg")], ["p"], tmp_path / "pixels.safetensors", 20, 20, centre_crop=False)
+    decoded = PixelCache(tmp_path / "pixels.safetensors").image(0)
+    assert decoded.shape == (40, 20, 3) and decoded[5, 10, 0] > 200 and decoded[35, 10, 2] > 200
+    transformed = eval_transform(20, 20, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(Image.open(tmp_path / "phone.jpg"))
+    assert transformed.shape == (3, 20, 20)  # the centre of the upright image: rows 10-29 of 40
+    assert transformed[0, 0, 10] > 0.8 and transformed[2, -1, 10] > 0.8  # red above, blue below

