@@ -216,3 +216,12 @@ def test_shared_stages_depend_on_the_dataset_not_on_an_experiment(default):
     config["finetune"]["k"] = [4, "best"]
     with pytest.raises(ConfigError, match=r"^finetune.k: 4 is not in heads.k_grid"):
         validate_config(config)
+
+
+def test_the_check_passes_where_wordnets_files_are_not_on_the_machine(default, monkeypatch):
+    """Without WordNet's files (NLTK fetches them later) a class given by synset name has no id yet: the
+    example class is then not checked, rather than the default config refused."""
+    import headstart.wordnet
+
+    monkeypatch.setattr(headstart.wordnet, "wordnet_files_dir", lambda: None)
+    validate_config(copy.deepcopy(default))

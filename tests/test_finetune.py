@@ -329,3 +329,21 @@ def test_the_export_candidate_follows_the_export_settings(job_inputs, tmp_path):
     assert read_tensor_metadata(out.selected)["method"] == other
     with pytest.raises(FinetuneError, match="no run of this job is method probe"):
         finetune_job(out, manifest, classes, 3, settings(options, export={"method": "probe"}))
+
+
+def test_a_job_that_keeps_nothing_resumes_the_finished_checkpoint_of_one_that_kept(job_inputs, tmp_path, caplog):
+    """The export moved to another shot level: this level's jobs keep nothing now, and their curves are the
+    same, so their finished checkpoints are theirs (nothing retrains)."""
+    root, manifest, classes, heads = job_inputs
+    options = {**OPTIONS, "train": "head", "augment": False}
+    kept = finetune_job(
+        files(root, heads, tmp_path / "c.parquet", selected=tmp_path / "c.selected.safetensors"),
+        manifest,
+        classes,
+        3,
+        settings(options),
+    )
+    with caplog.at_level("INFO", logger="headstart"):
+        plain = finetune_job(files(root, heads, tmp_path / "c.parquet"), manifest, classes, 3, settings(options))
+    assert "nothing to train" in caplog.text
+    pd.testing.assert_frame_equal(plain, kept)

@@ -1,5 +1,7 @@
 """Source networks: real weights, the three-part split, extraction, clear errors."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -176,3 +178,47 @@ def test_jobs_read_the_network_from_the_saved_weights_file_alone(tmp_path, lite0
     (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(ModelError, match="cannot read weights file"):
         load_parts(LITE0, tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize(
+    "weights,message",
+    [
+        (
+            {"torchvision": "ResNet18_Weights.IMAGENET1K_V1"},
+            r"model resnet18: cannot fetch torchvision's .*weights.path",
+        ),
+        ({"timm_pretrained": True}, r"model resnet18: cannot fetch timm's pretrained weights .*weights.path"),
+    ],
+)
+def test_weights_that_cannot_be_fetched_are_one_line_naming_the_entry_to_set(tmp_path, weights, message):
+    """Issue 28: offline, a torchvision or timm weights source says what could not be fetched and which
+    path/url entry to set, in one line (no network here: a proxy nothing answers, and the hub offline)."""
+    import os
+    import subprocess
+    import sys
+
+    library = "torchvision" if "torchvision" in weights else "timm"
+    code = (
+        "from headstart.models import ModelError, load_source_model\n"
+        "try:\n"
+        f"    load_source_model({{'library': {library!r}, 'arch': 'resnet18', 'weights': {weights!r}}})\n"
+        "except ModelError as err:\n"
+        "    print(err)\n"
+    )
+    offline = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={
+            **os.environ,
+            **offline,
+            "PYTHONPATH": str(ROOT / "workflow"),
+            "TORCH_HOME": str(tmp_path),
+            "HF_HOME": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = (result.stdout + result.stderr).strip().splitlines()  # (torch announces its download first)
+    assert result.returncode == 0 and len(lines) <= 2 and "Traceback" not in result.stderr, lines
+    assert re.search(message, lines[-1]), lines

@@ -110,8 +110,8 @@ def check_unique(classes: list[tuple[str, str, bool]]) -> None:
 def checked_entries(dataset: dict) -> list[tuple[str, str, bool]]:
     """(id, name, mapped) of every configured class, as :func:`resolve_classes` gives them, checked against
     WordNet's own files (milliseconds, not NLTK's 1.5 s start: the config check runs on every Snakemake
-    start); a synset is only checked for being a noun where those files are absent (its id is then the
-    given reference)."""
+    start); where those files are absent a synset is only checked for being a noun, and a class given by
+    a synset name has the id None (unknown until NLTK resolves it in the dataset stage)."""
     classes = []
     for entry in class_entries(dataset):
         ref, label = entry.get("synset"), entry.get("label")
@@ -122,7 +122,7 @@ def checked_entries(dataset: dict) -> list[tuple[str, str, bool]]:
             continue
         if problem := noun_synset_error(ref):
             raise ClassesError(f"dataset.classes: {problem}")
-        wnid, lemma = noun_wnid_and_lemma(ref) or (ref, ref)
-        classes.append((wnid, label or lemma.replace("_", " "), True))
-    check_unique(classes)
+        wnid, lemma = noun_wnid_and_lemma(ref) or (ref if is_wnid(ref) else None, None)
+        classes.append((wnid, label or (lemma or ref).replace("_", " "), True))
+    check_unique([entry for entry in classes if entry[0] is not None])
     return classes

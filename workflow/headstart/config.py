@@ -67,7 +67,8 @@ def _check_classes(config: dict[str, Any]) -> None:
         where = f" (folders of {dataset['imagefolder']['root']})" if dataset.get("classes") is None else ""
         raise ConfigError(f"dataset.classes: {len(classes)} class{where}; a classifier needs at least 2")
     wanted = (config.get("report") or {}).get("example_class")
-    if wanted is not None and not any(wanted in (class_id, name) for class_id, name, _ in classes):
+    known = all(class_id is not None for class_id, _, _ in classes)  # (ids need WordNet's files: see checked_entries)
+    if wanted is not None and known and not any(wanted in (class_id, name) for class_id, name, _ in classes):
         raise ConfigError(
             f"report.example_class: {wanted!r} is not a target class; give a class id or label, one of "
             + ", ".join(f"{class_id} ({name})" for class_id, name, _ in classes[:10])

@@ -262,9 +262,21 @@ def _inputs(files: JobFiles, mode: Mode) -> list[Path]:
     return inputs + ([files.weights] if mode != Mode("head", False) else [])
 
 
-def _signature(files: JobFiles, settings: JobSettings, shots: int, keep: Sequence[str]) -> dict:
+def job_key(params: dict) -> str:
+    """A hash of a job's params (its code's hash among them) without the export's choice, which decides
+    which runs' weights are kept, not any curve (the checkpoint records the kept runs apart): the key a
+    checkpoint is made under, so that one of other code or settings is never resumed."""
+    import hashlib
+    import json
+
+    text = json.dumps({k: v for k, v in params.items() if k != "export"}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _signature(files: JobFiles, settings: JobSettings, shots: int) -> dict:
     """What a checkpoint must have been made from to be resumed: the same job key (params and code), the
-    same inputs, settings and device type (bf16 on CUDA), and the same runs kept for export."""
+    same inputs, settings and device type (bf16 on CUDA); the runs kept for export are checked apart
+    (headstart.train)."""
     mode = settings.mode
     return {
         "key": settings.cache_key,
@@ -274,7 +286,6 @@ def _signature(files: JobFiles, settings: JobSettings, shots: int, keep: Sequenc
         "preprocess": settings.preprocess,
         "device": settings.device.type,
         "inputs": [_identity(path) for path in _inputs(files, mode)],
-        "keep": list(keep),
     }
 
 
@@ -309,7 +320,7 @@ def finetune_job(
     keep = runs_to_keep(names, settings.export_method, settings.export_k) if files.selected is not None else []
     if files.selected is not None and not keep:
         raise FinetuneError(f"export: no run of this job is method {settings.export_method} with K {settings.export_k}")
-    signature = _signature(files, settings, shots, keep)
+    signature = _signature(files, settings, shots)
     kept: dict[str, SelectedState] = {}
     with attempt_lock(files.lock):
         files.checkpoint.parent.mkdir(parents=True, exist_ok=True)

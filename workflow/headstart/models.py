@@ -64,8 +64,11 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"weights file {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ModelError(f"cannot read weights file {path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - torch raises many types for what is not a checkpoint
+        raise ModelError(
+            f"cannot read weights file {path}: it is not a PyTorch checkpoint of tensors ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -128,12 +131,26 @@ def load_source_model(entry: dict[str, Any]) -> nn.Module:
             enum = torchvision.models.get_weight(weights["torchvision"])
         except (ValueError, AttributeError, KeyError):
             raise ModelError(f"unknown torchvision weights {weights['torchvision']!r}") from None
-        state = enum.get_state_dict(progress=True, check_hash=True)  # downloads to $TORCH_HOME once
+        try:
+            state = enum.get_state_dict(progress=True, check_hash=True)  # downloads to $TORCH_HOME once
+        except OSError as err:  # URLError, a refused connection, a proxy: no network here
+            raise ModelError(
+                f"model {arch}: cannot fetch torchvision's {weights['torchvision']} from {enum.url} "
+                f"({' '.join(str(err).split())[:160]}); download it where there is a network and set "
+                "weights.path to the file, or weights.url to a copy you can reach (and torchvision: null)"
+            ) from None
         load_weights(model, state, False, weights["torchvision"])
     elif weights.get("timm_pretrained"):
         import timm
 
-        model = timm.create_model(arch, pretrained=True)
+        try:
+            model = timm.create_model(arch, pretrained=True)
+        except Exception as err:  # noqa: BLE001 - huggingface_hub's LocalEntryNotFoundError, OSError, ...
+            raise ModelError(
+                f"model {arch}: cannot fetch timm's pretrained weights ({type(err).__name__}: "
+                f"{' '.join(str(err).split())[:160]}); set weights.path to a downloaded file, or weights.url "
+                "to a copy you can reach (and timm_pretrained: null)"
+            ) from None
     else:
         raise ModelError(f"model {arch}: no weights given")
     return model.eval()

@@ -87,15 +87,6 @@ def code_hash(script: Path, library: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def params_key(params: dict) -> str:
-    """A hash of a job's params (its code hash among them): the key a job's resumable state (a checkpoint, a
-    kept export candidate) is made under, so that state made by other code or settings is never resumed."""
-    import json
-
-    text = json.dumps(params, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def rule_scripts(rules_dir: Path) -> dict[str, str]:
     """Each rule of the workflow's ``*.smk`` files -> the script it runs (its name without ``.py``); a rule
     made by ``use rule A as B`` runs A's script."""

@@ -193,9 +193,12 @@ def _resume(
     runs: Sequence[Run],
     optimizers: dict,
     kept: dict[str, SelectedState] | None = None,
+    keep: Sequence[str] = (),
 ) -> tuple[dict, int] | None:
     """The curves so far and the step of a checkpoint of this ``signature``, its state loaded into the
-    runs and optimizers (and its selected states into ``kept``); None without one."""
+    runs and optimizers (and, for a job that keeps the runs ``keep`` for export, the same runs' selected
+    states into ``kept``); None without one. A job that keeps nothing resumes whatever runs the
+    checkpoint's job kept: the runs and their curves are the same."""
     if checkpoint is None or not checkpoint.exists():
         return None
     try:  # tensors and plain types only: a checkpoint planted in results/ must not run code
@@ -206,7 +209,12 @@ def _resume(
     if not isinstance(state, dict) or state.get("signature") != signature:
         log.warning("ignoring checkpoint %s: it was made by other code, settings or inputs; starting over", checkpoint)
         return None
-    if kept is not None:
+    if keep and state.get("keep") != list(keep):
+        log.warning(
+            "ignoring checkpoint %s: it kept other runs for export (%s); starting over", checkpoint, state.get("keep")
+        )
+        return None
+    if keep and kept is not None:
         kept.update({name: SelectedState(**selected) for name, selected in state.get("kept", {}).items()})
     if not state["runs"]:  # the finished curves (see train_lockstep): nothing left to train
         log.info("%s holds the finished curves (iteration %d): nothing to train", checkpoint, state["iteration"])
@@ -275,7 +283,7 @@ def _start(
 ) -> tuple[dict[str, list[dict]], int]:
     """The curves so far and the step to start from: a checkpoint's of this ``signature``, else each run's
     evaluation at iteration 0 (its weights kept for export when named in ``keep``)."""
-    resumed = _resume(checkpoint, signature, runs, optimizers, kept)
+    resumed = _resume(checkpoint, signature, runs, optimizers, kept, keep)
     if resumed is not None:
         return resumed
     rows = {run.name: evaluation_rows(run.model, 0, data.test, data.val, data.class_ids, float("nan")) for run in runs}
@@ -302,7 +310,13 @@ def _step(runs: Sequence[Run], optimizers: dict, hidden: torch.Tensor, targets: 
 
 
 def _checkpoint_state(
-    signature: dict, iteration: int, rows: dict, runs: Sequence[Run], optimizers: dict | None, kept: dict
+    signature: dict,
+    iteration: int,
+    rows: dict,
+    runs: Sequence[Run],
+    optimizers: dict | None,
+    keep: Sequence[str],
+    kept: dict,
 ) -> dict:
     """What a checkpoint holds: the curves so far, the kept export weights and, unless the job is finished
     (``optimizers`` None), each run's trainable part, head and optimizer state."""
@@ -313,7 +327,14 @@ def _checkpoint_state(
             run.name: {"model": run.model.state_dict(), "optimizer": optimizers[run.name].state_dict()} for run in runs
         }
     )
-    return {"signature": signature, "iteration": iteration, "rows": rows, "runs": states, "kept": _plain(kept)}
+    return {
+        "signature": signature,
+        "iteration": iteration,
+        "rows": rows,
+        "runs": states,
+        "keep": list(keep),
+        "kept": _plain(kept),
+    }
 
 
 def train_lockstep(
@@ -385,7 +406,7 @@ def train_lockstep(
             if checkpoint is not None and (last or evaluations % settings.checkpoint_every == 0):
                 # finished: the curves alone (no weights), so that a job killed after this, before its output
                 # is accepted (a time limit just passed), writes them again on its retry without training
-                state = _checkpoint_state(signature, iteration, rows, runs, None if last else optimizers, kept)
+                state = _checkpoint_state(signature, iteration, rows, runs, None if last else optimizers, keep, kept)
                 _save_checkpoint(checkpoint, state)
         if options.stop_at is not None and iteration >= options.stop_at:
             break

@@ -168,8 +168,11 @@ def is_wnid(ref: str) -> bool:
 
 
 def wordnet_files_dir() -> Path | None:
-    """The directory holding WordNet 3.0's own files (data.noun, index.noun), if any."""
-    for directory in (DEBIAN_WORDNET, cache_dir() / "nltk_data" / "corpora" / "wordnet"):
+    """The directory holding WordNet 3.0's own files (data.noun, index.noun), if any: Debian's, the cache's,
+    or an NLTK data folder's (NLTK_DATA, ~/nltk_data), found without importing NLTK."""
+    nltk_roots = [Path(p) for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p] + [Path.home() / "nltk_data"]
+    candidates = [DEBIAN_WORDNET, cache_dir() / "nltk_data", *nltk_roots]
+    for directory in [candidates[0], *(root / "corpora" / "wordnet" for root in candidates[1:])]:
         if (directory / "data.noun").is_file() and (directory / "index.noun").is_file():
             return directory
     return None

@@ -1,6 +1,6 @@
 # Fine-tuning: one job per (shot level, seed) trains every (method, K) run of that level in lockstep:
 # the runs share each step's batch and one forward of the frozen trunk. A killed job resumes from its
-# checkpoint (retries: 2, below), made under the job's params and code (headstart.provenance.params_key):
+# checkpoint (retries: 2, below), made under the job's params and code (headstart.finetune.job_key):
 # a checkpoint of other code or settings is ignored, never resumed.
 
 FINETUNE_PARAMS = dict(

@@ -6,9 +6,8 @@ import pandas as pd
 import torch
 
 from headstart.devices import pick_device
-from headstart.finetune import JobFiles, finetune_job, job_settings
+from headstart.finetune import JobFiles, finetune_job, job_key, job_settings
 from headstart.logs import setup_logging
-from headstart.provenance import params_key
 
 log = setup_logging(snakemake.log[0], keep_attempts=True)  # a retried job
 params, run_options = snakemake.params, snakemake.config["finetune"]  # run options: not params, they rerun nothing
@@ -34,7 +33,7 @@ finetune_job(
         params.entry,
         params.preprocess,
         pick_device(run_options["device"]),
-        cache_key=params_key(dict(params.items())),
+        cache_key=job_key(dict(params.items())),
         export=params.get("export"),
     ),
 )
