@@ -223,12 +223,11 @@ HOSTILE = {
     "no classes": (_without("classes"), r"'classes' is a required property"),
     "no train": (_without("train"), r"'train' is a required property"),
     "no arch": (_without("arch"), r"'arch' is a required property"),
-    "train changed": (lambda card, _: {**card, "train": "last_stage"}, r"does not fit the network card.json describes"),
     "classifier changed": (lambda card, _: {**card, "classifier": "cosine"}, r"does not fit the network"),
     "invalid JSON": (lambda card, _: "{not json", r"card.json is not JSON"),
     "a list": (lambda card, _: "[1, 2]", r"card.json: the card: \[1, 2\] is not of type 'object'"),
     "a tensor added": (
-        _weights(lambda s: {**s, "extra": s["classifier.head.bias"].clone()}),
+        _weights(lambda s: {**s, "extra": next(iter(s.values())).clone()}),
         r"does not fit the network",
     ),
     "a tensor removed": (
@@ -298,3 +297,90 @@ def test_the_predict_command_checks_its_arguments_before_the_work(widgets, tmp_p
     assert table.at[str(mixed / "c.tiff"), "error"].startswith("skipped: TIFF is not read")
     assert table.at[str(mixed / "d.jpg"), "error"] == "skipped: a link to nothing"
     assert str(mixed / "notes.txt") not in table.index  # not an image file: not listed
+
+
+@pytest.fixture(scope="module")
+def lite0_weights(tmp_path_factory):
+    from headstart.models import save_source_weights
+
+    from conftest import ROOT
+
+    entry = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
+    path = tmp_path_factory.mktemp("weights") / "weights.safetensors"
+    save_source_weights(entry, path, "efficientnet_lite0")
+    return entry, path
+
+
+def candidate(path, classifier: str, train: str = "head"):
+    """A fine-tuning job's export candidate (headstart.selection.write_selected's format) with a random head."""
+    from headstart.tables import write_tensors
+
+    rng = np.random.default_rng(0)
+    tensors = {"head.weight": rng.normal(0, 0.05, (3, 1280)).astype(np.float32)}
+    if classifier == "linear":
+        tensors["head.bias"] = rng.normal(0, 0.1, 3).astype(np.float32)
+    else:
+        tensors["head.scale"] = np.array([7.0], np.float32)
+    scores = {"val_macro_f1": 0.5, "val_accuracy": 0.5, "test_macro_f1": 0.5, "test_accuracy": 0.5}
+    meta = {"method": "m", "k": "0", "shots": 4, "seed": 0, "iteration": 10, "classifier": classifier, "scores": scores}
+    write_tensors(tensors, path, meta)
+    return path
+
+
+CLASSES = pd.DataFrame({"class_id": ["a", "b", "c"], "name": ["Ant", "Bee", "Cat"], "synset": [None, None, None]})
+PRE = {"resize": 73, "crop": 64}
+
+
+def test_a_linear_timm_export_loads_with_timm_alone(lite0_weights, tmp_path):
+    """Issue 28: config.json + model.safetensors in timm's own names; timm.create_model('local-dir:...') gives
+    the logits headstart.load_classifier gives, and timm's data config is the card's preprocessing."""
+    import json
+
+    import timm
+
+    from headstart.export import export_classifier
+
+    entry, weights = lite0_weights
+    out = tmp_path / "export"
+    card = export_classifier(
+        candidate(tmp_path / "c.safetensors", "linear"), entry, "lite0", weights, CLASSES, PRE, "head", out
+    )
+    assert card["weights_format"] == "timm" and "timm alone" in card["load_with"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "tf_efficientnet_lite0" and config["num_classes"] == 3
+    assert config["label_names"] == ["Ant", "Bee", "Cat"]
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    data = timm.data.resolve_data_config({}, model=model)
+    assert data["input_size"] == (3, 64, 64) and data["crop_pct"] == pytest.approx(64 / 73)
+    assert tuple(data["mean"]) == tuple(card["preprocess"]["mean"]) and tuple(data["std"]) == tuple(
+        card["preprocess"]["std"]
+    )
+    images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(model(images), load_classifier(out)(images), rtol=0, atol=1e-5)
+    # and the head is the candidate's: the first logits are the frozen features times its rows
+    from headstart.tables import read_tensors
+
+    state, _ = read_tensors(out / "model.safetensors")
+    head, _ = read_tensors(tmp_path / "c.safetensors")
+    torch.testing.assert_close(state["classifier.weight"], head["head.weight"])
+
+
+def test_a_cosine_head_stays_in_headstarts_format_and_says_so(lite0_weights, tmp_path):
+    from headstart.export import ExportError, export_classifier
+
+    entry, weights = lite0_weights
+    out = tmp_path / "export"
+    (out).mkdir()
+    (out / "config.json").write_text("{}")  # a stale timm config of an earlier export: removed
+    card = export_classifier(
+        candidate(tmp_path / "c.safetensors", "cosine"), entry, "lite0", weights, CLASSES, PRE, "head", out
+    )
+    assert card["weights_format"] == "headstart" and "headstart.load_classifier" in card["load_with"]
+    assert not (out / "config.json").exists()
+    logits = load_classifier(out)(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 3) and logits.abs().max() <= 7.0 + 1e-4  # scale times cosines
+    # headstart's format names the network's parts by the card's training mode: another mode does not fit
+    changed = tampered(out, tmp_path, "changed", lambda card, _: {**card, "train": "last_stage"})
+    with pytest.raises(ExportError, match="does not fit the network card.json describes"):
+        load_classifier(changed)

@@ -28,6 +28,7 @@ from .tables import read_tensor_metadata, read_tensors, write_tensors
 
 CARD = "card.json"
 WEIGHTS = "model.safetensors"
+TIMM_CONFIG = "config.json"  # timm's own description of the network and its preprocessing
 
 
 class ExportError(HeadstartError, ValueError):
@@ -72,6 +73,51 @@ def assemble(card: dict[str, Any], parts, head_shape: tuple[int, int]) -> Export
     return ExportedClassifier(frozen, classifier).eval()
 
 
+def timm_native(card: dict[str, Any]) -> bool:
+    """Whether an export is timm's own format (config.json + model.safetensors in timm's names, loadable
+    with timm alone): a timm network with a linear head. A cosine head (imprinting) or a torchvision
+    network is headstart's format, read by headstart.load_classifier."""
+    return card["library"] == "timm" and card["classifier"] == "linear"
+
+
+def timm_network(card: dict[str, Any], state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """The card's timm network with one output per class, as timm builds it; with ``state`` (the exported
+    module's tensors in headstart's names, :func:`assemble`'s structure) holding those weights."""
+    import timm
+
+    from .models import split_model
+
+    model = timm.create_model(card["arch"], pretrained=False, num_classes=len(card["classes"]))
+    if state is not None:
+        parts = split_model(model, card["trainable"], card["head"])  # the model's own modules, shared
+        module = assemble(card, parts, tuple(state["classifier.head.weight"].shape))
+        module.load_state_dict(state, strict=True)
+        with torch.no_grad():  # the fine-tuned head into timm's classifier (assemble made its own Linear)
+            parts.head.weight.copy_(module.classifier.head.weight)
+            parts.head.bias.copy_(module.classifier.head.bias)
+    return model.eval()
+
+
+def _write_timm(card: dict[str, Any], state: dict[str, torch.Tensor], out_dir: Path) -> None:
+    """``out_dir``/model.safetensors in timm's names and ``out_dir``/config.json (timm's save_config_for_hf:
+    architecture, num_classes, label_names, and the preprocessing as pretrained_cfg)."""
+    from timm.models._hub import save_config_for_hf  # (timm exports save_for_hf, which also pickles)
+
+    model = timm_network(card, state)
+    write_tensors(model.state_dict(), out_dir / WEIGHTS, {"format": "timm", "card": CARD})
+    pre = card["preprocess"]
+    data_config = {
+        "input_size": (3, pre["crop"], pre["crop"]),
+        "crop_pct": pre["crop"] / pre["resize"],  # shorter side to resize, then the centre crop
+        "crop_mode": "center",
+        "interpolation": "bilinear",
+        "mean": tuple(pre["mean"]),
+        "std": tuple(pre["std"]),
+    }
+    labels = [cls["label"] for cls in card["classes"]]
+    save_config_for_hf(model, str(out_dir / TIMM_CONFIG), model_config={"label_names": labels}, data_config=data_config)
+
+
 def export_classifier(
     candidate: Path,
     entry: dict[str, Any],
@@ -104,13 +150,24 @@ def export_classifier(
         **{key: meta[key] for key in ("method", "k", "shots", "seed", "iteration", "scores")},
         "selected_on": "validation macro F (the run, then its iteration)",
     }
+    card["weights_format"] = "timm" if timm_native(card) else "headstart"
+    card["load_with"] = (
+        "timm alone: timm.create_model('local-dir:<this folder>', pretrained=True), preprocessing from "
+        "timm.data.resolve_data_config; or headstart.load_classifier(<this folder>)"
+        if timm_native(card)
+        else "headstart.load_classifier(<this folder>) (a cosine head or a torchvision network is not timm's format)"
+    )
     module = assemble(card, parts, tuple(state["head.weight"].shape))
     try:
         module.classifier.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise ExportError(f"{candidate} does not fit {entry['arch']}: {err}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_tensors(module.state_dict(), out_dir / WEIGHTS, {"card": CARD})
+    (out_dir / TIMM_CONFIG).unlink(missing_ok=True)
+    if timm_native(card):
+        _write_timm(card, module.state_dict(), out_dir)
+    else:
+        write_tensors(module.state_dict(), out_dir / WEIGHTS, {"format": "headstart", "card": CARD})
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
     return card
 

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from .errors import HeadstartError
-from .export import CARD, WEIGHTS, ExportedClassifier, ExportError, assemble
+from .export import CARD, WEIGHTS, ExportedClassifier, ExportError, assemble, timm_network
 from .tables import read_tensors
 from .vocabulary import IMAGE_SUFFIXES
 
@@ -34,6 +34,7 @@ CARD_SCHEMA = {
         "head": {"type": "string", "minLength": 1},
         "train": {"enum": ["head", "last_stage"]},
         "classifier": {"enum": ["linear", "cosine"]},
+        "weights_format": {"enum": ["timm", "headstart"]},
         "classes": {
             "type": "array",
             "minItems": 2,
@@ -97,17 +98,26 @@ def load_classifier(export_dir: Path | str) -> ExportedClassifier:
         state, _ = read_tensors(weights)
     except (SafetensorError, OSError) as err:
         raise ExportError(f"{weights} is not a readable safetensors file: {err}") from None
-    head = state.get("classifier.head.weight")
+    timm_format = card.get("weights_format", "headstart") == "timm"
+    head_key = f"{card['head']}.weight" if timm_format else "classifier.head.weight"
+    head = state.get(head_key)
     if head is None or head.dim() != 2:
-        raise ExportError(f"{weights} has no 2-D classifier.head.weight: not the weights of {CARD}")
+        raise ExportError(f"{weights} has no 2-D {head_key}: not the weights of {CARD}")
     if head.shape[0] != len(card["classes"]):
         raise ExportError(
             f"{Path(export_dir) / CARD} lists {len(card['classes'])} classes, its head in {weights} has {head.shape[0]}"
         )
-    parts = split_model(_build_architecture(card["library"], card["arch"]), card["trainable"], card["head"])
-    module = assemble(card, parts, tuple(head.shape))
     try:
-        module.load_state_dict(state, strict=True)
+        if timm_format:  # timm's own network and names: load them, then view the network as headstart's parts
+            network = timm_network(card)
+            network.load_state_dict(state, strict=True)
+            parts = split_model(network, card["trainable"], card["head"])
+            module = assemble(card, parts, tuple(head.shape))
+            module.classifier.head.load_state_dict(parts.head.state_dict())
+        else:
+            parts = split_model(_build_architecture(card["library"], card["arch"]), card["trainable"], card["head"])
+            module = assemble(card, parts, tuple(head.shape))
+            module.load_state_dict(state, strict=True)
     except RuntimeError as err:
         problem = " ".join(str(err).split())[:300]
         raise ExportError(f"{weights} does not fit the network {CARD} describes ({card['arch']}): {problem}") from None
