@@ -17,6 +17,12 @@ min_version("9.0")
 # (after the script's own environment's packages); PYTHONPATH would not do, as Snakemake clears it
 # for conda jobs.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
+# A headstart installed into the job's environment (`pip install .`) would come before that path in a job:
+# PYTHONPATH puts this checkout's library first wherever it is honoured (every job but conda ones, whose
+# environments never hold headstart).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [os.path.join(workflow.basedir, "workflow"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 
 configfile: "config.yaml"

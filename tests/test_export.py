@@ -384,3 +384,52 @@ def test_a_cosine_head_stays_in_headstarts_format_and_says_so(lite0_weights, tmp
     changed = tampered(out, tmp_path, "changed", lambda card, _: {**card, "train": "last_stage"})
     with pytest.raises(ExportError, match="does not fit the network card.json describes"):
         load_classifier(changed)
+
+
+def test_pip_install_gives_the_headstart_command_from_any_folder(widgets, tmp_path):
+    """Issue 28: `pip install .` (not editable) installs the library and the `headstart` command; it runs
+    outside the checkout. (--no-deps into a folder of its own: the .venv already holds the dependencies.)"""
+    import os
+    import shutil
+
+    from conftest import ROOT
+
+    repo, folder = widgets
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", "results", ".snakemake", ".git", "*.egg-info"))
+    prefix = tmp_path / "prefix"
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--prefix",
+            str(prefix),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    site = next(prefix.glob("lib/python3*/site-packages"))
+    assert (site / "headstart" / "predict.py").is_file() and not (site / "headstart" / "__editable__").exists()
+    env = {**os.environ, "PYTHONPATH": str(site), "PATH": f"{prefix / 'bin'}:{os.environ['PATH']}"}
+    env.pop("PYTHONHOME", None)
+    export = repo / "results/widgets/efficientnet_lite0/head/export"
+    out = tmp_path / "elsewhere" / "predictions.csv"
+    result = subprocess.run(
+        [str(prefix / "bin/headstart"), "predict", str(export), str(folder / "widget_a"), "-o", str(out)],
+        cwd=tmp_path,  # not the checkout
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out)
+    assert len(table) == 11 and (table["label_1"] == "widget_a").mean() > 0.5
+    usage = subprocess.run([str(prefix / "bin/headstart")], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert usage.returncode == 2 and "headstart predict" in usage.stderr

@@ -226,11 +226,9 @@ def predict_folder(
     return table
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """python -m headstart.predict EXPORT_DIR IMAGES_DIR [-o predictions.csv] [--top 5]"""
-    parser = argparse.ArgumentParser(
-        prog="python -m headstart.predict", description="Classify a folder of images with an exported classifier."
-    )
+def main(argv: Sequence[str] | None = None, prog: str = "python -m headstart.predict") -> int:
+    """python -m headstart.predict EXPORT_DIR IMAGES [-o predictions.csv] [--top 5] (or headstart predict ...)"""
+    parser = argparse.ArgumentParser(prog=prog, description="Classify images with an exported classifier.")
     parser.add_argument("export_dir", help="an export folder (card.json, model.safetensors)")
     parser.add_argument("images", help="an image, or a folder of images (searched recursively)")
     parser.add_argument("-o", "--out", default="predictions.csv", help="the CSV to write (default predictions.csv)")

@@ -1,0 +1,29 @@
+"""The ``headstart`` command, installed by ``pip install .``:
+
+    headstart predict EXPORT IMAGES [-o predictions.csv] [--top 5]
+
+classifies an image, or every image under a folder, with an exported classifier (headstart.predict).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+COMMANDS = {"predict": "classify images with an exported classifier (an export folder: card.json, model.safetensors)"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        usage = "usage:\n" + "\n".join(f"  headstart {name} ...   {what}" for name, what in COMMANDS.items())
+        print(usage, file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
+    from .predict import main as predict
+
+    return predict(argv[1:], prog="headstart predict")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
