@@ -328,3 +328,16 @@ def test_docs_blocks_are_replaced_from_the_generated_table(tmp_path):
     assert markdown_table(table.read_text()).startswith("| a")
     with pytest.raises(DocsError, match="no block '<!-- generated: answer:last_stage -->'"):
         splice(page.read_text(), "answer:last_stage", "x")
+
+
+def test_random_alone_gives_every_table(tmp_path):
+    """Issue 28: finetune.methods [random] alone: no convergence rows (nothing to compare), not a KeyError."""
+    curves = synthetic_curves()
+    alone = curves[curves["method"] == "random"]
+    table = convergence_table(alone)
+    assert table.empty and "random_ahead_from" in table.columns
+    answer = answer_table(alone).set_index("shots")
+    assert (answer["best_method"] == "random").all() and answer["runner_up"].isna().all()
+    assert not answer["tie"].any()
+    answer_wide(answer.reset_index())
+    figure_answer(alone, tmp_path / "a.png", tmp_path / "a.pdf")
