@@ -89,11 +89,10 @@ def test_every_documented_snakemake_command_dry_runs(tmp_path):
     repo = copy_repository(tmp_path / "repo")
     checked = 0
     for line in SNAKEMAKE_LINES:
-        if "presets/paper.yaml" in line:
-            continue
+        if "presets/paper.yaml" in line or ("conda" in line and not shutil.which("conda")):
+            continue  # (conda's: for a user who has conda, as the page says)
         args = shlex.split(line)[1:]
         result = snakemake(repo, *args, "--dry-run", check=False)
         assert result.returncode == 0, f"{line}\n{(result.stdout + result.stderr)[-3000:]}"
         checked += 1
     assert checked >= 5
-    assert shutil.which("snakemake", path=str(ROOT / ".venv/bin")) or True

@@ -471,7 +471,8 @@ def test_two_experiments_never_rerun_each_others_stages(tiny, tmp_path):
     assert not SHARED_STAGES & set(jobs)  # the decoded images and features are the dataset's
     # its own shot level's similarity and heads, nothing of the first experiment's levels
     assert set(re.findall(r"shots=(\d+)", result.stdout + result.stderr)) == {"5"}
-    assert jobs["similarity_visual"] == 1 and jobs["heads_similarity"] == 1 and jobs["finetune_export"] == 1
+    # inference's heads as a method, WordNet's and word vectors' for its Fig. 3 (at its largest level, 5)
+    assert jobs["similarity_visual"] == 1 and jobs["heads_similarity"] == 3 and jobs["finetune_export"] == 1
     assert (repo / RUN / "other/export/card.json").is_file()
     assert planned_jobs(snakemake(repo, "-n", *TINY)) == {}  # back to the first: nothing to do
     assert planned_jobs(snakemake(repo, "-n", *second)) == {}  # and to the second again
@@ -490,7 +491,7 @@ def test_a_code_change_that_alters_results_changes_the_curves(tiny, tmp_path):
     changed = original.replace("lr=settings.lr,", "lr=settings.lr * 100,")
     assert changed != original
     train.write_text(changed)
-    jobs = planned_jobs(snakemake(repo, "--cores", "2", *TINY, curves))
+    jobs = planned_jobs(snakemake(repo, "--cores", "2", curves, *TINY))
     assert jobs == {"finetune": 2, "finetune_export": 2, "curves": 1}
     log = (repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots2_seed0.log").read_text()
     assert "ignoring checkpoint" in log and "nothing to train" not in log
@@ -498,7 +499,7 @@ def test_a_code_change_that_alters_results_changes_the_curves(tiny, tmp_path):
     trained = lambda c: c[c["iteration"] > 0].reset_index(drop=True)  # noqa: E731
     assert not trained(after)["macro_f1"].equals(trained(before)["macro_f1"])
     train.write_text(original)
-    snakemake(repo, "--cores", "2", *TINY, curves)
+    snakemake(repo, "--cores", "2", curves, *TINY)
     pd.testing.assert_frame_equal(pd.read_parquet(repo / curves), before)
 
 
