@@ -15,7 +15,8 @@ from PIL import Image
 from sklearn.metrics import f1_score
 
 from headstart.predict import load_classifier, read_card
-from headstart.selection import SelectedState, best_selected, runs_to_keep
+from headstart.selection import SelectedState, best_selected
+from headstart.vocabulary import runs_to_keep
 
 from conftest import copy_repository, snakemake
 

@@ -19,6 +19,8 @@ from .vocabulary import (
     WEIGHT_SOURCES,
     VocabularyError,
     fashion_mnist_label,
+    run_name,
+    runs_to_keep,
     similarity_measure,
 )
 
@@ -126,7 +128,7 @@ def _check_export(config: dict[str, Any]) -> None:
     shots = export.get("shots") or max(finetune["shots"])
     method, k = export.get("method"), export.get("k")
     runs = job_runs(config, shots)
-    if not any((method is None or m == method) and (k is None or run_k == str(k)) for m, run_k in runs):
+    if not runs_to_keep([run_name(m, run_k) for m, run_k in runs], method, k):
         fitting = [run_k for m, run_k in runs if method is None or m == method]
         raise ConfigError(
             f"export: no run at {shots} images per class is "
@@ -146,6 +148,16 @@ def _check_consistency(config: dict[str, Any]) -> None:
             twice = next(FASHION_MNIST_LABELS[n] for n in numbers if numbers.count(n) > 1)
             raise ConfigError(f"dataset.classes: the Fashion-MNIST label {twice!r} is listed twice")
     _check_classes(config)
+    _check_models(config)
+    _check_shots_and_k(config)
+    _check_methods(config)
+    _check_export(config)
+    if config["finetune"]["eval_every"] > config["finetune"]["iterations"]:
+        raise ConfigError("finetune.eval_every: larger than finetune.iterations")
+
+
+def _check_models(config: dict[str, Any]) -> None:
+    """K within the source classes; one weights source per model; the model among them."""
     too_large = [
         k for k in [*config["heads"]["k_grid"], *config["finetune"]["k"]] if k != "best" and k > SOURCE_CLASSES
     ]
@@ -163,6 +175,10 @@ def _check_consistency(config: dict[str, Any]) -> None:
             )
     if config["model"] not in config["models"]:
         raise ConfigError(f"model: {config['model']!r} is not a key of models ({', '.join(config['models'])})")
+
+
+def _check_shots_and_k(config: dict[str, Any]) -> None:
+    """Every shot level within the decoded training images; every fine-tuned K on the heads' grid."""
     split, finetune = config["split"], config["finetune"]
     largest = max(finetune["shots"])
     room = split["train_per_class"] - split["val_per_class"]
@@ -182,7 +198,11 @@ def _check_consistency(config: dict[str, Any]) -> None:
             f"finetune.k: {off_grid[0]} is not in heads.k_grid {config['heads']['k_grid']} (the similarity heads "
             "are written for every K of the grid; add it there)"
         )
-    measures = config["similarity"]["measures"]
+
+
+def _check_methods(config: dict[str, Any]) -> None:
+    """Every method a baseline or a measure's; what each training mode needs; a run at every shot level."""
+    finetune, measures = config["finetune"], config["similarity"]["measures"]
     unknown = [m for m in finetune["methods"] if m not in BASELINES and similarity_measure(m) not in measures]
     if unknown:
         raise ConfigError(
@@ -215,9 +235,6 @@ def _check_consistency(config: dict[str, Any]) -> None:
             "(k_fixed_at_largest_shot_only), and there is neither: the smaller shot levels would train nothing "
             "(add best to finetune.k or a baseline to finetune.methods, or set k_fixed_at_largest_shot_only: false)"
         )
-    _check_export(config)
-    if finetune["eval_every"] > finetune["iterations"]:
-        raise ConfigError("finetune.eval_every: larger than finetune.iterations")
 
 
 def load_config(path: Path) -> dict[str, Any]:

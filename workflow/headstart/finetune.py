@@ -30,10 +30,11 @@ from torch import nn
 
 from .classifiers import classifier_from_head
 from .errors import HeadstartError
-from .selection import SelectedState, best_selected, run_name, runs_to_keep, split_run_name, write_selected
+from .selection import SelectedState, best_selected, write_selected
 from .split import in_shot_level, labelled
 from .tables import read_arrays, read_rows, read_tensor_metadata, write_parquet
 from .train import EvalSet, LockstepData, LockstepOptions, Run, TensorBatches, TrainSettings, train_lockstep
+from .vocabulary import run_name, runs_to_keep, split_run_name
 
 log = logging.getLogger(__name__)
 

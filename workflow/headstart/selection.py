@@ -15,6 +15,7 @@ from torch import nn
 from .classifiers import Classifier, classifier_kind
 from .errors import HeadstartError
 from .tables import write_tensors
+from .vocabulary import split_run_name
 
 # classifier state that evaluation does not use: Co-Tuning's source head and relationship
 TRAINING_ONLY = ("source_head.", "relationship")
@@ -22,17 +23,6 @@ TRAINING_ONLY = ("source_head.", "relationship")
 
 class SelectionError(HeadstartError, ValueError):
     """No run to choose from; the message says which choice."""
-
-
-def run_name(method: str, k: str | int) -> str:
-    """A run's name in a job's curves and checkpoints: '<method>/k<K>' (K 0 for a baseline)."""
-    return f"{method}/k{k}"
-
-
-def split_run_name(name: str) -> tuple[str, str]:
-    """(method, K) of a run's name (:func:`run_name`)."""
-    method, k = name.rsplit("/k", 1)
-    return method, k
 
 
 @dataclass
@@ -53,17 +43,6 @@ def select(kept: dict[str, SelectedState], name: str, model: nn.Module, rows: li
     if best is None or score > best.val_macro_f1:
         state = {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
         kept[name] = SelectedState(iteration, score, state)
-
-
-def runs_to_keep(run_names: Sequence[str], method: str | None, k: str | int | None) -> list[str]:
-    """The runs ('<method>/k<K>') of a job that export may choose among: those of ``method`` and ``k``
-    when set, every run otherwise."""
-    kept = []
-    for name in run_names:
-        run_method, run_k = split_run_name(name)
-        if (method is None or run_method == method) and (k is None or run_k == str(k)):
-            kept.append(name)
-    return kept
 
 
 def best_selected(kept: dict[str, SelectedState], run_order: Sequence[str]) -> str | None:

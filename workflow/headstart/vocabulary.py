@@ -4,6 +4,7 @@ reruns no job (headstart.provenance)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import HeadstartError
@@ -90,3 +91,25 @@ def local_archive(wnid: str, tar_dir: str | None) -> Path | None:
     if tar_dir and (local := Path(tar_dir) / f"{wnid}.tar").is_file():
         return local
     return None
+
+
+def run_name(method: str, k: str | int) -> str:
+    """A run's name in a job's curves and checkpoints: '<method>/k<K>' (K 0 for a baseline)."""
+    return f"{method}/k{k}"
+
+
+def split_run_name(name: str) -> tuple[str, str]:
+    """(method, K) of a run's name (:func:`run_name`)."""
+    method, k = name.rsplit("/k", 1)
+    return method, k
+
+
+def runs_to_keep(run_names: Sequence[str], method: str | None, k: str | int | None) -> list[str]:
+    """The runs ('<method>/k<K>') of a job that export may choose among: those of ``method`` and ``k``
+    when set, every run otherwise."""
+    kept = []
+    for name in run_names:
+        run_method, run_k = split_run_name(name)
+        if (method is None or run_method == method) and (k is None or run_k == str(k)):
+            kept.append(name)
+    return kept
