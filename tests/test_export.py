@@ -18,7 +18,7 @@ from headstart.predict import load_classifier, read_card
 from headstart.selection import SelectedState, best_selected
 from headstart.vocabulary import runs_to_keep
 
-from conftest import copy_repository, snakemake
+from conftest import copy_repository, planned_jobs, snakemake
 
 COLOURS = {"widget_a": (200, 40, 40), "Widget B": (40, 200, 40), "gizmo-c": (40, 40, 200)}  # folder -> mean colour
 IDS = {"widget_a": "widget_a", "Widget B": "Widget_B", "gizmo-c": "gizmo-c"}
@@ -48,8 +48,8 @@ def widgets(tmp_path_factory):
             "classes": None,  # every folder (config.yaml's Fashion-MNIST classes would otherwise stay, merged)
         },
         "split": {"train_per_class": 6, "val_per_class": 2, "test_per_class": 5},
-        "similarity": {"measures": ["inference", "softmax", "wordvec"]},
-        "finetune": {"methods": ["random", "inference", "softmax", "wordvec", "imprint"], "shots": [4, 1]},
+        "similarity": {"measures": ["inference", "softmax", "wordvec", "sentence"]},
+        "finetune": {"methods": ["random", "inference", "softmax", "wordvec", "sentence", "imprint"], "shots": [4, 1]},
         "report": {"example_class": None},
     }
     (repo / "widgets.yaml").write_text(yaml.safe_dump(override))
@@ -68,7 +68,10 @@ def test_classes_named_by_their_folders_run_end_to_end_without_wordnet(widgets):
     assert wordvec.index.tolist() == classes["class_id"].tolist() and wordvec.shape == (3, 1000)
     assert (wordvec.abs().sum(axis=1) > 0).all()  # each label has words GloVe knows ("widget", "gizmo", "b", "c")
     curves = pd.read_parquet(repo / "results/widgets/efficientnet_lite0/head/curves.parquet")
-    assert set(curves["method"]) == {"random", "inference", "softmax", "wordvec", "imprint"}
+    assert set(curves["method"]) == {"random", "inference", "softmax", "wordvec", "sentence", "imprint"}
+    sentence = pd.read_parquet(repo / "results/widgets/efficientnet_lite0/sim/sentence.parquet")
+    assert sentence.index.tolist() == classes["class_id"].tolist() and sentence.shape == (3, 1000)
+    assert sentence.max(axis=1).between(0.2, 1.0).all()  # each label alone, embedded: near some source class
     assert (repo / "results/widgets/efficientnet_lite0/head/figures/fig3.png").is_file()
 
 
@@ -104,9 +107,17 @@ def test_the_exported_classifier_predicts_as_the_job_evaluated(widgets):
     mine = per_eval[(per_eval["method"] == card["method"]) & (per_eval["k"] == card["k"])]
     mine = mine[mine["seed"] == card["seed"]].sort_values("iteration")
     assert card["iteration"] == int(mine.loc[mine["val_macro_f1"].idxmax(), "iteration"])
-    model = load_classifier(export)
+    macro = _test_macro_f1(repo, export)
+    assert macro == pytest.approx(card["scores"]["test_macro_f1"], abs=1e-9)
+    assert macro == pytest.approx(mine.set_index("iteration").at[card["iteration"], "macro_f1"], abs=1e-9)
+
+
+def _test_macro_f1(repo, export) -> float:
+    """The exported classifier's macro F on the test split, from the images on disk through the card's
+    preprocessing (scikit-learn's F-score)."""
     from headstart.predict import image_transform
 
+    card, model = read_card(export), load_classifier(export)
     transform = image_transform(card)
     manifest = pd.read_parquet(repo / "results/widgets/manifest.parquet")
     test = manifest[manifest["split"] == "test"]
@@ -115,9 +126,7 @@ def test_the_exported_classifier_predicts_as_the_job_evaluated(widgets):
         predicted = model(images).argmax(dim=1).numpy()
     ids = [c["id"] for c in card["classes"]]
     truth = test["class_id"].map(ids.index).to_numpy()
-    macro = f1_score(truth, predicted, average="macro", labels=range(len(ids)), zero_division=0)
-    assert macro == pytest.approx(card["scores"]["test_macro_f1"], abs=1e-9)
-    assert macro == pytest.approx(mine.set_index("iteration").at[card["iteration"], "macro_f1"], abs=1e-9)
+    return f1_score(truth, predicted, average="macro", labels=range(len(ids)), zero_division=0)
 
 
 def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
@@ -434,3 +443,36 @@ def test_pip_install_gives_the_headstart_command_from_any_folder(widgets, tmp_pa
     assert len(table) == 11 and (table["label_1"] == "widget_a").mean() > 0.5
     usage = subprocess.run([str(prefix / "bin/headstart")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert usage.returncode == 2 and "headstart predict" in usage.stderr
+
+
+def test_zero_images_exports_the_untrained_head_best_on_validation(widgets):
+    """export.shots 0: no image of the classes trains anything; the classifier is the untrained head (of
+    random, word vectors and sentences) best on validation at iteration 0, and predicts as evaluated there."""
+    repo, _ = widgets
+    (repo / "zero.yaml").write_text(yaml.safe_dump({"export": {"shots": 0}}))
+    args = ("all", "--configfile", "tests/data/tiny.yaml", "widgets.yaml", "zero.yaml")
+    jobs = planned_jobs(snakemake(repo, "-n", *args))
+    # the jobs of 4 shots no longer keep weights (their params change): they rerun from their finished checkpoints
+    assert jobs["export_untrained"] == 2 and jobs["export"] == 1 and jobs["finetune"] == 2
+    assert not {"finetune_export", "heads_similarity", "heads_linear", "extract"} & set(jobs)
+    snakemake(repo, "--cores", "2", *args)
+    log = repo / "results/logs/finetune/widgets/efficientnet_lite0/head/shots4_seed0.log"
+    assert "holds the finished curves" in log.read_text()
+    export = repo / "results/widgets/efficientnet_lite0/head/export"
+    card = read_card(export)
+    assert (card["shots"], card["iteration"], card["k"]) == (0, 0, "best" if card["method"] != "random" else "0")
+    curves = pd.read_parquet(repo / "results/widgets/efficientnet_lite0/head/curves.parquet")
+    start = curves[(curves["shots"] == 4) & (curves["iteration"] == 0)]
+    start = start[start["method"].isin(["random", "wordvec", "sentence"]) & start["k"].isin(["best", "0"])]
+    scores = start.groupby(["method", "seed"])[["val_macro_f1", "macro_f1"]].first()
+    assert card["scores"]["val_macro_f1"] == pytest.approx(scores["val_macro_f1"].max())
+    assert card["scores"]["test_macro_f1"] == pytest.approx(scores.loc[(card["method"], card["seed"]), "macro_f1"])
+    assert _test_macro_f1(repo, export) == pytest.approx(card["scores"]["test_macro_f1"], abs=1e-9)
+    answer = pd.read_csv(repo / "results/widgets/efficientnet_lite0/head/tables/answer.csv")
+    assert answer["shots"].tolist() == [4, 1, 0]  # the untrained heads answer at 0 images too
+    (repo / "zero.yaml").write_text(yaml.safe_dump({"export": {"shots": 0, "method": "inference"}}))
+    result = snakemake(repo, "-n", *args, check=False)
+    assert result.returncode != 0 and (
+        "headstart: invalid config: export.shots: 0 images per class needs a method whose head needs no image"
+        in result.stderr
+    )

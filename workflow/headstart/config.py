@@ -19,6 +19,7 @@ from .vocabulary import (
     WEIGHT_SOURCES,
     VocabularyError,
     fashion_mnist_label,
+    needs_no_images,
     run_name,
     runs_to_keep,
     similarity_measure,
@@ -115,26 +116,46 @@ def decoded_shots(split: dict[str, Any]) -> int:
     return min(split.get("max_shots") or pool, pool)
 
 
-def _check_export(config: dict[str, Any]) -> None:
-    """export's choices name runs that exist: the shot level, the seed, and a run of that method and K
-    at that shot level."""
+def export_runs(config: dict[str, Any], shots: int) -> list[str]:
+    """The runs ('<method>/k<K>') export may choose among at ``shots`` images per class, as export's keys
+    allow: at 0, the untrained heads that need no image (the largest shot level's runs of those methods)."""
     export, finetune = config.get("export") or {}, config["finetune"]
-    if export.get("shots") is not None and export["shots"] not in finetune["shots"]:
-        raise ConfigError(f"export.shots: {export['shots']} is not a shot level of finetune.shots {finetune['shots']}")
+    if shots == 0:
+        runs = [(m, k) for m, k in job_runs(config, max(finetune["shots"])) if needs_no_images(m)]
+    else:
+        runs = job_runs(config, shots)
+    return runs_to_keep([run_name(m, k) for m, k in runs], export.get("method"), export.get("k"))
+
+
+def _check_export(config: dict[str, Any]) -> None:
+    """export's choices name runs that exist: the shot level (0: an untrained head that needs no image),
+    the seed, and a run of that method and K at that shot level."""
+    export, finetune = config.get("export") or {}, config["finetune"]
+    if export.get("shots") not in (None, 0) and export["shots"] not in finetune["shots"]:
+        raise ConfigError(
+            f"export.shots: {export['shots']} is not a shot level of finetune.shots {finetune['shots']} (nor 0)"
+        )
     if export.get("method") is not None and export["method"] not in finetune["methods"]:
         raise ConfigError(f"export.method: {export['method']!r} is not one of finetune.methods")
     if export.get("seed") is not None and export["seed"] not in finetune["seeds"]:
         raise ConfigError(f"export.seed: {export['seed']} is not one of finetune.seeds {finetune['seeds']}")
-    shots = export.get("shots") or max(finetune["shots"])
+    shots = max(finetune["shots"]) if export.get("shots") is None else export["shots"]
     method, k = export.get("method"), export.get("k")
-    runs = job_runs(config, shots)
-    if not runs_to_keep([run_name(m, run_k) for m, run_k in runs], method, k):
-        fitting = [run_k for m, run_k in runs if method is None or m == method]
+    if export_runs(config, shots):
+        return
+    if shots == 0:
         raise ConfigError(
-            f"export: no run at {shots} images per class is "
-            + " with ".join(filter(None, [f"method {method}" if method else "", f"K {k}" if k is not None else ""]))
-            + f" (its K there: {', '.join(dict.fromkeys(fitting))})"
+            "export.shots: 0 images per class needs a method whose head needs no image (random, or a WordNet, "
+            "word-vector or sentence measure) among finetune.methods"
+            + (f"; {method} needs images" if method and not needs_no_images(method) else "")
+            + (f" with K {k}" if k is not None else "")
         )
+    fitting = [run_k for m, run_k in job_runs(config, shots) if method is None or m == method]
+    raise ConfigError(
+        f"export: no run at {shots} images per class is "
+        + " with ".join(filter(None, [f"method {method}" if method else "", f"K {k}" if k is not None else ""]))
+        + f" (its K there: {', '.join(dict.fromkeys(fitting))})"
+    )
 
 
 def _check_consistency(config: dict[str, Any]) -> None:

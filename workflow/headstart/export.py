@@ -58,6 +58,65 @@ def choose_candidate(paths: Sequence[Path], seed: int | None = None) -> Path:
     return max(metas, key=lambda item: (item[1]["scores"]["val_macro_f1"], -item[1]["seed"]))[0]
 
 
+def write_untrained_candidate(
+    curve: pd.DataFrame,
+    heads: Sequence[Path],
+    entry: dict[str, Any],
+    weights: Path,
+    train: str,
+    seed: int,
+    out: Path,
+) -> str:
+    """Export's candidate at 0 images per class for one seed, in the format of a fine-tuning job's
+    (headstart.selection.write_selected): of the runs whose initial head files are ``heads`` (heads that
+    need no image), the one with the best validation macro F at iteration 0 of ``curve`` (the largest shot
+    level's job of ``seed``: before its first step each run is its initial head), the first of ties; its
+    head untrained, with the source network's own trainable part. Returns the run's name."""
+    from .classifiers import classifier_from_head
+    from .models import load_parts
+    from .tables import read_arrays
+    from .vocabulary import run_name, split_run_name
+
+    start = curve[curve["iteration"] == 0]
+    files, scores = {}, {}
+    for path in heads:
+        meta = read_tensor_metadata(path)
+        name = run_name(meta["method"], meta["k"])
+        rows = start[(start["method"] == meta["method"]) & (start["k"] == str(meta["k"]))]
+        if rows.empty:
+            raise ExportError(f"no iteration-0 evaluation of {name} in the curves of seed {seed}")
+        files[name], scores[name] = Path(path), rows.iloc[0]
+    names = list(files)
+    best = max(names, key=lambda name: (scores[name]["val_macro_f1"], -names.index(name)))
+    arrays, meta = read_arrays(files[best])
+    parts, _, _ = load_parts(entry, weights)
+    trainable = parts.trainable if train == "last_stage" else nn.Identity()
+    model = classifier_from_head(trainable, arrays, meta, 0.0)
+    if type(model) is not Classifier:
+        raise ExportError(f"{files[best]}: a {meta.get('classifier')} head is not an untrained classifier to export")
+    method, k = split_run_name(best)
+    at = scores[best]
+    write_tensors(
+        model.state_dict(),
+        out,
+        {
+            "method": method,
+            "k": k,
+            "shots": 0,
+            "seed": seed,
+            "iteration": 0,
+            "classifier": "linear",
+            "scores": {
+                "val_macro_f1": float(at["val_macro_f1"]),
+                "val_accuracy": float(at["val_accuracy"]),
+                "test_macro_f1": float(at["macro_f1"]),
+                "test_accuracy": float(at["accuracy"]),
+            },
+        },
+    )
+    return best
+
+
 def assemble(card: dict[str, Any], parts, head_shape: tuple[int, int]) -> ExportedClassifier:
     """The exported module's structure for ``card`` around the source network's ``parts``: in head mode
     the whole network up to the features is frozen; in last-stage mode the trainable part belongs to the

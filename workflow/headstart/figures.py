@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .report import RUN_KEYS, compared_runs, label, run_scores, run_summary, t_interval  # noqa: E402
+from .report import RUN_KEYS, answer_runs, label, run_scores, t_interval  # noqa: E402
 from .vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, UNMAPPED  # noqa: E402
 
 # One colour and marker per method in every figure (Fig. 1, 2 and 3 show different subsets).
@@ -22,6 +22,7 @@ STYLE_ORDER = [
     "softmax",
     "wordnet",
     "wordvec",
+    "sentence",
     "imprint",
     "probe",
     "cotuning",
@@ -33,10 +34,10 @@ STYLE_ORDER = [
 ]
 
 
-_COLOURS = ["#333333", *sns.color_palette("tab10").as_hex()[:10], "#b15928", "#6a3d9a"]
+_COLOURS = ["#333333", *sns.color_palette("tab10").as_hex()[:10], "#b15928", "#6a3d9a", "#01665e"]
 
 
-_SHAPES = "osD^vXP<>phHd"
+_SHAPES = "osD^vXP<>phHdo"  # (filled markers only: seaborn cannot mix them with line markers)
 
 
 # the paper's four methods: drawn prominently where every method is shown
@@ -151,9 +152,10 @@ def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -
 
 def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.DataFrame:
     """Macro F-score (test) vs images per class: left at iteration 0 ('first'), right fine-tuned with the
-    iteration picked on validation ('selected'); mean and 95% CI over seeds. The paper's four methods
-    are drawn prominently, the others lighter."""
-    summary = compared_runs(run_summary(run_scores(curves))).assign(Method=lambda d: d["method"].map(label))
+    iteration picked on validation ('selected'); mean and 95% CI over seeds. At 0 images per class, the
+    untrained heads that need no image (headstart.report.zero_image_runs), on a linear stretch of the axis
+    (symlog). The paper's four methods are drawn prominently, the others lighter."""
+    summary = answer_runs(curves).assign(Method=lambda d: d["method"].map(label))
     long = summary.melt(id_vars=[*RUN_KEYS, "Method"], value_vars=["first", "selected"], var_name="score")
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -177,7 +179,8 @@ def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.
                 legend=ax is axes[1],
                 **styled,
             )
-        ax.set(xscale="log", xlabel="images per class", ylabel="macro F-score (test)", title=title)
+        ax.set_xscale("symlog", linthresh=1)  # 0 images per class on a linear stretch, then log
+        ax.set(xlabel="images per class", ylabel="macro F-score (test)", title=title)
         levels = sorted(data["shots"].unique())
         ax.set_xticks(levels, [str(n) for n in levels])  # the shot levels themselves, not powers of ten
         ax.minorticks_off()

@@ -13,13 +13,14 @@ import pandas as pd
 from scipy import stats
 
 from .errors import HeadstartError
-from .vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, similarity_measure
+from .vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, needs_no_images, similarity_measure
 
 LABELS = {
     "random": "Random",
     "inference": "Inference (visual)",
     "wordnet": "WordNet (Wu–Palmer)",
     "wordvec": "Word vectors",
+    "sentence": "Sentence embeddings",
     "softmax": "Softmax (Co-Tuning's relationship)",
     "imprint": "Imprinting",
     "probe": "Linear probe",
@@ -117,6 +118,30 @@ def compared_runs(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[(summary["k"] == "best") | summary["method"].isin(BASELINES)]
 
 
+def zero_image_runs(scores: pd.DataFrame) -> pd.DataFrame:
+    """:func:`run_summary` rows at 0 images per class ('shots' 0) for the compared runs of the methods
+    whose head needs no target image (random, the semantic measures): their untrained head, i.e. their
+    evaluation at iteration 0, where every score of the run is that head's (the same at every shot level:
+    taken at the largest)."""
+    start = scores[(scores["iteration"] == 0) & (scores["shots"] == scores["shots"].max())]
+    start = compared_runs(start[start["method"].map(needs_no_images)])
+    return start.assign(
+        shots=0,
+        first=start["macro_f1"],
+        best=start["macro_f1"],
+        selected=start["macro_f1"],
+        selected_iteration=0,
+        val_selected=start["val_macro_f1"],
+    )[[*RUN_KEYS, "first", "best", "selected", "selected_iteration", "val_selected"]]
+
+
+def answer_runs(curves: pd.DataFrame) -> pd.DataFrame:
+    """The runs the answer compares (:func:`compared_runs`) at every shot level, and at 0 images per class
+    the untrained heads that need no image (:func:`zero_image_runs`)."""
+    scores = run_scores(curves)
+    return pd.concat([compared_runs(run_summary(scores)), zero_image_runs(scores)], ignore_index=True)
+
+
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     """Mean and the half-width of its Student-t confidence interval (NaN for a single value): the one
     interval of every table and figure (headstart.figures draws :func:`t_interval`)."""
@@ -190,8 +215,9 @@ def answer_table(curves: pd.DataFrame) -> pd.DataFrame:
     with the 95% CI of the per-seed differences (every method of a seed trains on the same batches, so the
     differences are paired). ``tie``: the winner's paired validation margin over the runner-up has a CI
     that includes 0 (or is 0), so validation does not tell them apart; ``test_best_method`` is the method
-    with the best mean test score, for the reader to compare (never used to choose)."""
-    summary = compared_runs(run_summary(run_scores(curves)))
+    with the best mean test score, for the reader to compare (never used to choose). Shot level 0: the
+    methods that need no target image, untrained (:func:`zero_image_runs`)."""
+    summary = answer_runs(curves)
     rows = []
     for shots, level in summary.groupby("shots"):
         per_seed = level.pivot_table(index="seed", columns="method", values="selected")
@@ -243,7 +269,7 @@ def answer_wide(table: pd.DataFrame) -> pd.DataFrame:
     ]
     return pd.DataFrame(
         {
-            "images/class": table["shots"],
+            "images/class": [str(n) if n else "0 (class names only)" for n in table["shots"]],
             "best init (on validation)": best,
             "validation macro F": [f"{v:.3f}" for v in table["val_selected"]],
             "test macro F": [_cell(m, c) for m, c in zip(table["selected"], table["selected_ci95"], strict=True)],

