@@ -4,7 +4,7 @@ import re
 import pytest
 import yaml
 
-from headstart.config import ConfigError, load_config, validate_config
+from headstart.config import ConfigError, export_runs, load_config, validate_config
 
 from conftest import ROOT
 
@@ -176,6 +176,20 @@ def test_every_late_failure_is_a_config_error_before_the_first_job(default, tmp_
         validate_config(config)
     config["export"] = {"method": "inference", "k": "best", "shots": 10}
     validate_config(config)
+    config["export"] = {"shots": 0, "method": "inference_prior"}  # fitted on images: no untrained head at 0
+    with pytest.raises(ConfigError, match=r"^export.shots: 0 images per class needs .*; inference_prior needs images$"):
+        validate_config(config)
+    for fitting in ({"shots": 0}, {"shots": 0, "method": "sentence", "k": 1}, {"shots": 0, "method": "random"}):
+        config["export"] = fitting
+        validate_config(config)
+    assert export_runs(config, 0) == ["random/k0"]
+    config["export"] = {"shots": 0}
+    assert export_runs(config, 0) == [
+        "random/k0", "wordnet/k1", "wordnet/kbest", "wordvec/k1", "wordvec/kbest", "sentence/k1", "sentence/kbest"
+    ]  # fmt: skip
+    config["export"] = {"shots": 3}
+    with pytest.raises(ConfigError, match=r"^export.shots: 3 is not a shot level of finetune.shots .* \(nor 0\)$"):
+        validate_config(config)
     config = copy.deepcopy(default)
     config["report"]["example_class"] = "Dog"
     with pytest.raises(ConfigError, match=r"^report.example_class: 'Dog' is not a target class; .*n03057021 \(Coat\)"):

@@ -71,7 +71,10 @@ def test_module_boundaries_follow_what_each_job_runs():
     assert rules["data.py"] == {"dataset", "download_archive", "download_fashion_mnist"}  # ingestion only
     assert not {"extract", "finetune", "split", "decode"} & rules["data.py"]
     assert rules["predict.py"] == set() and rules["config.py"] == set()  # the command, the config check
-    assert rules["export.py"] == {"export"}  # fine-tuning writes candidates without the export's code
+    assert rules["export.py"] == {
+        "export",
+        "export_untrained",
+    }  # fine-tuning writes candidates without the export's code
     assert rules["selection.py"] == {"finetune", "finetune_export"}
     assert not {"fig1", "fig2", "fig3", "fig_answer", "table2", "table_answer"} & rules["heads.py"]
     assert rules["figures.py"] == {"fig1", "fig2", "fig3", "fig_answer"}  # no plotting library in table jobs

@@ -263,6 +263,28 @@ def test_the_winner_is_ranked_on_validation_even_when_test_says_otherwise():
     assert answer_wide(table.reset_index()).loc[5, "best on test (not used to choose)"] == "Random"
 
 
+def test_the_zero_image_row_holds_the_untrained_heads_that_need_no_image(tmp_path):
+    """Issue 27.6: at 0 images per class, the runs whose head needs no image (random, a semantic measure at
+    K = best), at iteration 0 of the largest shot level; visual measures and fixed-K runs are left out."""
+    curves = synthetic_curves()
+    wordnet = curves[curves["method"] == "inference"].assign(method="wordnet")  # the same numbers, semantic
+    table = answer_table(pd.concat([curves, wordnet], ignore_index=True)).set_index("shots")
+    assert table.index.tolist() == [5, 1, 0]
+    zero = table.loc[0]
+    # iteration 0 at 5 shots: wordnet/kbest val 0.40, 0.70 (test 0.50, 0.60); random val 0.10, 0.20 (test 0.10, 0.20)
+    assert zero["best_method"] == "wordnet" and zero["runner_up"] == "random"
+    assert zero["val_selected"] == pytest.approx(0.55) and zero["selected"] == pytest.approx(0.55)
+    assert zero["random_selected"] == pytest.approx(0.15) and zero["margin_over_random"] == pytest.approx(0.40)
+    half = stats.t.ppf(0.975, 1) * np.std([0.3, 0.5], ddof=1) / np.sqrt(2)  # paired val margins 0.30, 0.50
+    assert zero["val_margin_over_runner_up_ci95"] == pytest.approx(half) and zero["tie"]
+    wide = answer_wide(table.reset_index())
+    assert wide.index[-1] == "0 (class names only)" and wide.iloc[-1]["random (test)"] == "0.15"
+    alone = answer_table(synthetic_curves()).set_index("shots").loc[0]  # inference is visual: random alone
+    assert alone["best_method"] == "random" and pd.isna(alone["runner_up"])
+    figure_answer(pd.concat([curves, wordnet], ignore_index=True), tmp_path / "a.png", tmp_path / "a.pdf")
+    assert (tmp_path / "a.png").stat().st_size > 5000
+
+
 def test_figures_draw_the_tables_interval():
     """Issue 27.2: the band is the Student-t interval the tables print, not a bootstrap of three seeds."""
     values = [0.60, 0.70, 0.65]

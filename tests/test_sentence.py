@@ -24,7 +24,9 @@ def encoder_folder(tmp_path_factory):
 
 
 def test_class_text_by_hand():
-    assert class_text("Coat", ["coat"], "an outer garment that has sleeves") == "Coat: an outer garment that has sleeves"
+    assert (
+        class_text("Coat", ["coat"], "an outer garment that has sleeves") == "Coat: an outer garment that has sleeves"
+    )
     assert class_text("Trouser", ["trouser", "pant"], "a garment") == "Trouser (pant): a garment"
     assert class_text("widget_a") == "widget_a"  # an unmapped class: its label alone
 
@@ -67,7 +69,12 @@ def test_packaged_encoder_matches_bert_mean_pooling_and_ranks_by_meaning(encoder
 
 def test_sentence_matrix_is_target_by_source_and_self_similarity_is_one(encoder_folder):
     classes = pd.DataFrame(
-        {"class_id": ["n02916350", "x"], "name": ["bullet", "x"], "synset": ["bullet.n.01", None], "lemmas": [["bullet"], []]}
+        {
+            "class_id": ["n02916350", "x"],
+            "name": ["bullet", "x"],
+            "synset": ["bullet.n.01", None],
+            "lemmas": [["bullet"], []],
+        }
     )
     sources = pd.DataFrame({"wnid": ["n02916350"], "lemmas": [["bullet", "slug"]]})
     matrix = sentence_matrix(classes, sources, encoder_folder)

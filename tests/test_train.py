@@ -21,6 +21,7 @@ from headstart.train import (
     LockstepData,
     LockstepOptions,
     Run,
+    SGDSettings,
     TensorBatches,
     TrainSettings,
     batch_indices,
@@ -151,6 +152,60 @@ def test_resume_under_another_checkpoint_spacing(tmp_path, caplog):
         resumed = run(tmp_path, checkpoint_every=3)
     assert "from iteration 15" in caplog.text  # evaluations 2 and 4 (iterations 5, 15) were checkpointed
     pd.testing.assert_frame_equal(resumed, run())
+
+
+TLLIB_SGD = SGDSettings(
+    lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, pretrained_lr_scale=0.1, lr_milestones=(0.6,), lr_gamma=0.1
+)
+
+
+def test_the_sgd_schedule_by_hand():
+    # TLlib: x0.1 after epoch 12 of 20; over 100 iterations, from step 60 (0-based) on
+    assert [TLLIB_SGD.factor(t, 100) for t in (0, 59, 60, 99)] == [1.0, 1.0, 0.1, 0.1]
+    two = SGDSettings(0.1, 0.9, True, 0.0, 1.0, (0.25, 0.5), 0.5)
+    assert [two.factor(t, 8) for t in range(8)] == [1, 1, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25]
+
+
+def test_a_methods_own_sgd_trains_as_torch_sgd_with_multisteplr():
+    """A run whose method has its own optimiser (here 'cotuning') takes TLlib's SGD: its steps equal a plain
+    loop with torch's SGD in two parameter groups (pretrained part at 0.1x) and torch's MultiStepLR; another
+    run of the same job keeps the paper's Adam."""
+    own, adam = make_run("cotuning/k0", 0, trainable=True), make_run("random/k0", 0, trainable=True)
+    for run_ in (own, adam):
+        run_.model.dropout.p = 0.0  # the reference loop draws no dropout masks
+    reference = make_run("cotuning/k0", 0, trainable=True).model
+    reference.dropout.p = 0.0
+    train([own, adam], dropout=0.0, method_optimizers={"cotuning": TLLIB_SGD})
+    x, y = blobs(10, 0)
+    optimizer = torch.optim.SGD(
+        [
+            {"params": reference.trainable.parameters(), "lr": 0.001},
+            {"params": reference.head.parameters(), "lr": 0.01},
+        ],
+        lr=0.01,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[24], gamma=0.1)  # 0.6 of 40 iterations
+    reference.train()
+    for t in range(40):
+        indices = batch_indices(len(x), 8, 7, t)
+        loss = nn.functional.cross_entropy(reference(x[indices]), torch.as_tensor(y[indices]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(own.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(adam.model.head.weight, own.model.head.weight)
+
+
+def test_resume_of_a_run_with_its_own_sgd_gives_the_same_curve(tmp_path):
+    kw = {"method_optimizers": {"random": TLLIB_SGD}, "trainable": True}
+    uninterrupted = run(**kw)
+    run(tmp_path, stop_at=27, **kw)  # killed after the learning rate dropped (step 24); last checkpoint: 20
+    pd.testing.assert_frame_equal(run(tmp_path, **kw), uninterrupted)
 
 
 def test_checkpoint_of_other_settings_is_ignored(tmp_path):

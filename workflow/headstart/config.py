@@ -12,6 +12,7 @@ from .classes import ClassesError, checked_entries
 from .errors import HeadstartError
 from .vocabulary import (
     BASELINES,
+    COTUNING_METHODS,
     FASHION_MNIST_LABELS,
     METHOD_SUFFIXES,
     PRIOR_SUFFIX,
@@ -231,9 +232,10 @@ def _check_methods(config: dict[str, Any]) -> None:
             f"similarity.measures ({', '.join(measures)}), with or without a suffix "
             f"({', '.join(METHOD_SUFFIXES)})"
         )
-    if "cotuning" in finetune["methods"] and finetune["train"] != "last_stage":
+    cotuning = [m for m in finetune["methods"] if m in COTUNING_METHODS]
+    if cotuning and finetune["train"] != "last_stage":
         raise ConfigError(
-            "finetune.methods: cotuning needs finetune.train: last_stage; with only the head trainable its "
+            f"finetune.methods: {cotuning[0]} needs finetune.train: last_stage; with only the head trainable its "
             "source head shares no parameter with the target head, so it would train exactly as random"
         )
     if finetune["train"] == "last_stage":

@@ -55,6 +55,9 @@ def _method_styles() -> tuple[dict[str, str], dict[str, str]]:
             calibrated, prior = label(method + CALIBRATED_SUFFIX), label(method + PRIOR_SUFFIX)
             palette[calibrated], markers[calibrated] = sns.light_palette(colour, n_colors=3).as_hex()[1], "*"
             palette[prior], markers[prior] = sns.dark_palette(colour, n_colors=4).as_hex()[2], "8"
+    # Co-Tuning with the paper's Adam: Co-Tuning's hue, lightened, and a star
+    palette[label("cotuning_adam")] = sns.light_palette(palette[label("cotuning")], n_colors=3).as_hex()[1]
+    markers[label("cotuning_adam")] = "*"
     return palette, markers
 
 

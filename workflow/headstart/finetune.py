@@ -33,7 +33,16 @@ from .errors import HeadstartError
 from .selection import SelectedState, best_selected, write_selected
 from .split import in_shot_level, labelled
 from .tables import read_arrays, read_rows, read_tensor_metadata, write_parquet
-from .train import EvalSet, LockstepData, LockstepOptions, Run, TensorBatches, TrainSettings, train_lockstep
+from .train import (
+    EvalSet,
+    LockstepData,
+    LockstepOptions,
+    Run,
+    SGDSettings,
+    TensorBatches,
+    TrainSettings,
+    train_lockstep,
+)
 from .vocabulary import run_name, runs_to_keep, split_run_name
 
 log = logging.getLogger(__name__)
@@ -92,6 +101,22 @@ class JobSettings:
     export_k: str | None = None
 
 
+def method_optimizers(options: dict[str, Any]) -> dict[str, SGDSettings]:
+    """finetune.method_optimizers, parsed: method -> its own SGD."""
+    return {
+        method: SGDSettings(
+            lr=sgd["lr"],
+            momentum=sgd["momentum"],
+            nesterov=sgd["nesterov"],
+            weight_decay=sgd["weight_decay"],
+            pretrained_lr_scale=sgd["pretrained_lr_scale"],
+            lr_milestones=tuple(sgd["lr_milestones"]),
+            lr_gamma=sgd["lr_gamma"],
+        )
+        for method, sgd in options.items()
+    }
+
+
 def job_settings(
     options: dict[str, Any],
     seed: int,
@@ -114,6 +139,7 @@ def job_settings(
         betas=tuple(optimizer["betas"]),
         eps=optimizer["eps"],
         seed=seed,
+        method_optimizers=method_optimizers(options.get("method_optimizers") or {}),
     )
     k = export.get("k")
     return JobSettings(

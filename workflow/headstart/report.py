@@ -25,6 +25,7 @@ LABELS = {
     "imprint": "Imprinting",
     "probe": "Linear probe",
     "cotuning": "Co-Tuning",
+    "cotuning_adam": "Co-Tuning, Adam",
     "wordnet_path": "WordNet path",
     "wordnet_lch": "WordNet LCH",
     "wordnet_res": "WordNet Resnik",
@@ -269,7 +270,7 @@ def answer_wide(table: pd.DataFrame) -> pd.DataFrame:
     ]
     return pd.DataFrame(
         {
-            "images/class": [str(n) if n else "0 (class names only)" for n in table["shots"]],
+            "images/class": [n if n else "0 (class names only)" for n in table["shots"]],
             "best init (on validation)": best,
             "validation macro F": [f"{v:.3f}" for v in table["val_selected"]],
             "test macro F": [_cell(m, c) for m, c in zip(table["selected"], table["selected_ci95"], strict=True)],
@@ -357,6 +358,39 @@ def convergence_table(curves: pd.DataFrame, tolerance: float = 0.01) -> pd.DataF
     ]
     table = pd.DataFrame(rows, columns=columns).astype({"random_ahead_from": "Int64"})  # no rows: random alone
     return table.sort_values(["shots", "method", "k"], ascending=[False, True, True]).reset_index(drop=True)
+
+
+def linear_strengths(sweeps: Sequence[pd.DataFrame], chosen: Sequence[float]) -> pd.DataFrame:
+    """The inverse L2 strength C each linear head (the probe, the priors) chose on validation, per shot
+    level, from the ``heads_linear`` jobs' sweeps (``sweep``: one row per C, with method and shots;
+    ``chosen``: its head's chosen C) with the grid it was chosen from."""
+    rows = [
+        {
+            "method": sweep["method"].iloc[0],
+            "shots": int(sweep["shots"].iloc[0]),
+            "chosen_c": float(c),
+            "val_macro_f1": float(sweep.loc[np.isclose(sweep["c"], c, rtol=1e-9), "val_macro_f1"].iloc[0]),
+            "c_min": float(sweep["c"].min()),
+            "c_max": float(sweep["c"].max()),
+            "points": len(sweep),
+        }
+        for sweep, c in zip(sweeps, chosen, strict=True)
+    ]
+    return pd.DataFrame(rows).sort_values(["method", "shots"], ascending=[True, False]).reset_index(drop=True)
+
+
+def linear_strengths_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per linear head, one column per shot level (most images first), and the swept grid."""
+    wide = table.pivot(index="method", columns="shots", values="chosen_c")
+    wide = wide[sorted(wide.columns, reverse=True)].map(lambda c: f"{c:g}")
+    wide.columns = [f"{n} images" for n in wide.columns]
+    grid = table.groupby("method").first()
+    wide["C swept"] = [
+        f"{grid.at[m, 'points']} values, {grid.at[m, 'c_min']:g} to {grid.at[m, 'c_max']:g}" for m in wide.index
+    ]
+    wide.index = [f"`{m}`" for m in wide.index]
+    wide.index.name = "C chosen on validation"
+    return wide
 
 
 def _cell(mean: float, ci: float, signed: bool = False) -> str:

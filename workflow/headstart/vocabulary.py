@@ -14,7 +14,9 @@ class VocabularyError(HeadstartError, ValueError):
     """A name the workflow does not know; the message names the config key."""
 
 
-BASELINES = ("random", "imprint", "probe", "cotuning")
+BASELINES = ("random", "imprint", "probe", "cotuning", "cotuning_adam")
+# Co-Tuning trained with its own optimiser (finetune.method_optimizers: TLlib's SGD), and with the paper's Adam
+COTUNING_METHODS = ("cotuning", "cotuning_adam")
 # the type of a target class mapped to no WordNet synset (its relation to the source classes is unknown)
 UNMAPPED = "unmapped"
 # where a model's weights come from (models.<name>.weights): exactly one per model
@@ -39,6 +41,7 @@ def sentence_encoder_folder(encoder: str) -> str:
     """Where the sentence similarity reads its encoder: a packaged one unpacked under results/models/,
     else the user's sentence-transformers folder itself."""
     return f"results/models/sentence/{encoder}" if encoder in PACKAGED_ENCODERS else encoder
+
 
 # Fashion-MNIST's labels, in the order of the label numbers of its idx files
 FASHION_MNIST_LABELS = (

@@ -15,6 +15,7 @@ from headstart.config import (
 from headstart.vocabulary import (
     BASELINES,
     CALIBRATED_SUFFIX,
+    COTUNING_METHODS,
     COTUNING_TRADE_OFF,
     PRIOR_SUFFIX,
     FASHION_MNIST_FILES,
@@ -106,6 +107,7 @@ wildcard_constraints:
     linear="|".join(map(re.escape, LINEAR)),
     visual="|".join(VISUAL_MEASURES),
     baseline="|".join(BASELINES),
+    cotuning="|".join(COTUNING_METHODS),
     encoder="|".join(map(re.escape, PACKAGED_ENCODERS)),
 
 
@@ -132,8 +134,8 @@ def head_file(method, k, shots, seed):
     belongs to a shot level."""
     if method == "random":
         return f"{RUN}/heads/random/k0/seed{seed}.safetensors"
-    if method == "cotuning":  # it holds the experiment's trade-off (finetune.cotuning_trade_off)
-        return f"{EXP}/heads/cotuning/k0/shots{shots}_seed{seed}.safetensors"
+    if method in COTUNING_METHODS:  # it holds the experiment's trade-off (finetune.cotuning_trade_off)
+        return f"{EXP}/heads/{method}/k0/shots{shots}_seed{seed}.safetensors"
     return f"{RUN}/heads/{method}/k{k}/shots{shots}.safetensors"
 
 
@@ -159,6 +161,7 @@ def all_targets():
             ext=["csv", "md", "tex"],
         )
         + [f"{EXP}/tables/top_sources/{m}.csv" for m in MEASURES]
+        + (expand(f"{EXP}/tables/linear_c.{{ext}}", ext=["csv", "md", "tex"]) if set(LINEAR) & set(METHODS) else [])
     )
 
 
@@ -182,6 +185,15 @@ EXTRACT_UNTRACKED = {"device"}
 def tracked(options, untracked):
     """The options that change a job's result."""
     return {key: value for key, value in options.items() if key not in untracked}
+
+
+def finetune_tracked():
+    """finetune's options that change a job's result: the own optimisers of the methods it trains only (so
+    that Co-Tuning's SGD reruns no job without Co-Tuning)."""
+    options = tracked(config["finetune"], FINETUNE_UNTRACKED)
+    own = options.get("method_optimizers") or {}
+    options["method_optimizers"] = {m: sgd for m, sgd in own.items() if m in config["finetune"]["methods"]}
+    return options
 
 
 def finetune_threads():

@@ -5,7 +5,7 @@
 
 FINETUNE_PARAMS = dict(
     code=library_code("finetune"),  # reruns the job when the library code it runs changes
-    finetune=tracked(config["finetune"], FINETUNE_UNTRACKED),
+    finetune=finetune_tracked(),
     entry=config["models"][MODEL],
     preprocess=config["preprocess"],
 )

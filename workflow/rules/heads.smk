@@ -88,14 +88,14 @@ rule heads_cotuning:
         relationship=f"{RUN}/sim/softmax_shots{{shots}}.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        head=f"{EXP}/heads/cotuning/k0/shots{{shots}}_seed{{seed}}.safetensors",
+        head=f"{EXP}/heads/{{cotuning}}/k0/shots{{shots}}_seed{{seed}}.safetensors",
     params:
         code=library_code("heads_cotuning"),  # reruns the job when the library code it runs changes
         trade_off=config["finetune"].get("cotuning_trade_off", COTUNING_TRADE_OFF),
     log:
-        log_file("heads_cotuning", DATASET, MODEL, EXPERIMENT, "shots{shots}_seed{seed}"),
+        log_file("heads_cotuning", DATASET, MODEL, EXPERIMENT, "{cotuning}_shots{shots}_seed{seed}"),
     benchmark:
-        benchmark_file("heads_cotuning", DATASET, MODEL, EXPERIMENT, "shots{shots}_seed{seed}")
+        benchmark_file("heads_cotuning", DATASET, MODEL, EXPERIMENT, "{cotuning}_shots{shots}_seed{seed}")
     conda:
         "../../envs/torch.yaml"
     script:

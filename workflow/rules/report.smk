@@ -12,6 +12,7 @@ localrules:
     table2,
     table_init,
     table_convergence,
+    table_linear,
     top_sources,
 
 
@@ -181,6 +182,30 @@ rule table_init:
         "../../envs/report.yaml"
     script:
         "../scripts/table_init.py"
+
+
+rule table_linear:
+    input:
+        sweeps=[
+            f"{RUN}/heads/{m}/k{'0' if m == 'probe' else 'best'}/shots{n}_sweep.parquet"
+            for m in LINEAR
+            if m in METHODS
+            for n in SHOTS
+        ],
+    output:
+        csv=report(f"{EXP}/tables/linear_c.csv", caption="../report/table_linear.rst", category="Tables"),
+        md=f"{EXP}/tables/linear_c.md",
+        tex=f"{EXP}/tables/linear_c.tex",
+    params:
+        code=library_code("table_linear"),  # reruns the job when the library code it runs changes
+    log:
+        log_file("table_linear", DATASET, MODEL, EXPERIMENT),
+    benchmark:
+        benchmark_file("table_linear", DATASET, MODEL, EXPERIMENT)
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/table_linear.py"
 
 
 rule table_convergence:

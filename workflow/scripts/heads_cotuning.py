@@ -20,7 +20,7 @@ write_tensors(
     tensors,
     snakemake.output.head,
     {
-        "method": "cotuning",
+        "method": snakemake.wildcards.cotuning,  # cotuning or cotuning_adam: the same start, two optimisers
         "k": "0",
         "shots": shots,
         "seed": seed,
