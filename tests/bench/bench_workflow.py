@@ -1,16 +1,21 @@
 """Benchmark (not a test): what the default workflow costs on this machine, in one run.
 
-    .venv/bin/python tests/bench/bench_workflow.py [--skip-cold]
+    .venv/bin/python tests/bench/bench_workflow.py [--compare REV] [--markdown FILE] [--workflow-only]
 
-Prints: the default workflow's cold wall time (in a fresh copy of the repository), the no-op
-rerun, the rerun of one figure, extraction throughput vs the pure-forward bound and a naive loop
-(tests/bench/bench_extract.py), fine-tuning iterations/s on cached features vs through the frozen
-trunk, and a summary of the Snakemake `benchmark:` files of the heavy rules.
+Prints: the default workflow's cold wall time (in a fresh copy of this checkout), the no-op rerun
+(median of 3), the rerun of one figure, the rules that take the most job time (Snakemake's
+`benchmark:` files) and, unless --workflow-only, extraction throughput and fine-tuning iterations/s.
+With --compare REV the same is measured for the commit REV (`git archive`), cold runs back to back in
+this one invocation, and the ratio printed. --markdown writes the workflow figures as the Markdown
+block of workflow/docs/performance.md:
+
+    PYTHONPATH=workflow .venv/bin/python -m headstart.docs workflow/docs/performance.md bench:default=FILE
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -37,6 +42,7 @@ from headstart.train import EvalSet, LockstepData, Run, TensorBatches, TrainSett
 from conftest import copy_repository  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+EXP = "results/fashion_mnist/efficientnet_lite0/head"
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -93,38 +99,74 @@ def training_speed(iterations: int = 30) -> tuple[float, float]:
     return speed["cached"], speed["trunk"]
 
 
+def checkout(rev: str | None) -> Path:
+    """A fresh copy of this checkout's files (rev None) or of commit ``rev``, sharing the .venv."""
+    dest = Path(tempfile.mkdtemp()) / "repo"
+    if rev is None:
+        return copy_repository(dest)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def workflow_costs(repo: Path) -> dict:
+    """Cold run, no-op (median of 3), one figure's rerun, and job seconds per rule, of the default."""
+    cold = timed([SNAKEMAKE, "--cores", "all"], repo)
+    noop = float(np.median([timed([SNAKEMAKE, "--cores", "all"], repo) for _ in range(3)]))
+    figure = timed([SNAKEMAKE, "--cores", "1", "--forcerun", "fig3", "--", f"{EXP}/figures/fig3.png"], repo)
+    root = repo / "results/benchmarks"  # results/benchmarks/{rule}/...
+    frame = pd.concat([pd.read_csv(p, sep="\t").assign(rule=p.relative_to(root).parts[0]) for p in root.rglob("*.tsv")])
+    rules = frame.groupby("rule")["s"].agg(jobs="count", total="sum", mean="mean").sort_values("total", ascending=False)
+    return {"cold": cold, "noop": noop, "figure": figure, "jobs": int(rules["jobs"].sum()), "rules": rules}
+
+
+def costs_markdown(machine: str, runs: dict[str, dict]) -> str:
+    """The workflow figures as Markdown: one column per checkout, then the top rules of the first."""
+    names = list(runs)
+    lines = [f"Measured {date.today()} by `tests/bench/bench_workflow.py` on {machine}.", ""]
+    lines += ["| what | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, what in (("cold", "default, cold (s)"), ("noop", "no-op rerun (s)"), ("figure", "one figure's rerun (s)")):
+        lines.append(f"| {what} | " + " | ".join(f"{runs[n][key]:.1f}" for n in names) + " |")
+    lines.append("| jobs | " + " | ".join(str(runs[n]["jobs"]) for n in names) + " |")
+    if len(names) == 2:
+        lines.append(f"| cold, {names[1]} / {names[0]} | {runs[names[1]]['cold'] / runs[names[0]]['cold']:.2f}× | |")
+    top = runs[names[0]]["rules"].head(10)
+    lines += ["", f"Job time per rule ({names[0]}, Snakemake's `benchmark:` files, the 10 largest):", ""]
+    lines += ["| rule | jobs | seconds in all | per job |", "|---|---|---|---|"]
+    lines += [f"| `{rule}` | {row.jobs} | {row.total:.1f} | {row.mean:.2f} |" for rule, row in top.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--skip-cold", action="store_true", help="skip the cold default run (minutes)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare", metavar="REV", help="also measure commit REV, side by side in this run")
+    parser.add_argument("--markdown", metavar="FILE", help="write the workflow figures as Markdown")
+    parser.add_argument("--workflow-only", action="store_true", help="skip the extraction and training benches")
     args = parser.parse_args()
-    print(
-        f"# headstart benchmarks, {date.today()}, {platform.node()}: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}, CUDA {torch.cuda.is_available()}"
+    machine = (
+        f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, CUDA {torch.cuda.is_available()}"
     )
-    if not args.skip_cold:
-        repo = copy_repository(Path(tempfile.mkdtemp()) / "repo")
-        cold = timed([SNAKEMAKE, "--cores", "all"], repo)
-        noop = timed([SNAKEMAKE, "--cores", "all"], repo)
-        figure = timed(
-            [
-                SNAKEMAKE,
-                "--cores",
-                "1",
-                "results/fashion_mnist/efficientnet_lite0/head/figures/fig3.png",
-                "--forcerun",
-                "fig3",
-            ],
-            repo,
-        )
-        print(f"default workflow, cold        {cold:8.1f} s   (goal <= 300 s)")
-        print(f"no-op rerun                   {noop:8.1f} s   (goal <= 2 s)")
-        print(f"rerun of one figure (fig3)    {figure:8.1f} s")
-        bench_files = sorted(repo.glob("results/benchmarks/**/*.tsv"))
-        if bench_files:
-            root = repo / "results/benchmarks"  # results/benchmarks/{rule}/...
-            frame = pd.concat([pd.read_csv(p, sep="\t").assign(rule=p.relative_to(root).parts[0]) for p in bench_files])
-            summary = frame.groupby("rule")["s"].agg(["count", "sum", "mean", "max"]).round(2)
-            print("\nSnakemake benchmark: files (seconds per job)\n" + summary.to_string())
+    print(f"# headstart benchmarks, {date.today()}, {machine}")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    checkouts = {f"this checkout (@{head.strip()})": None}
+    if args.compare:
+        checkouts[f"@{args.compare}"] = args.compare
+    runs = {name: workflow_costs(checkout(rev)) for name, rev in checkouts.items()}
+    for name, costs in runs.items():
+        print(f"\n{name}: {costs['jobs']} jobs")
+        print(f"default workflow, cold        {costs['cold']:8.1f} s")
+        print(f"no-op rerun (median of 3)     {costs['noop']:8.1f} s")
+        print(f"rerun of one figure (fig3)    {costs['figure']:8.1f} s")
+        print("job seconds per rule (the 10 largest)\n" + costs["rules"].head(10).round(2).to_string())
+    if args.compare:
+        first, second = runs.values()
+        print(f"\ncold: {second['cold'] / first['cold']:.2f}x the time of this checkout's")
+    if args.markdown:
+        Path(args.markdown).write_text(costs_markdown(machine, runs))
+    if args.workflow_only:
+        return
     print()
     subprocess.run([sys.executable, str(ROOT / "tests/bench/bench_extract.py")], check=True, cwd=ROOT)
     cached, trunk = training_speed()
