@@ -120,9 +120,13 @@ def test_method_order_and_best_k_files(tmp_path):
     assert method_order(["imprint", "wordvec"], ["wordvec"]) == ["wordvec", "imprint"]  # no random: no gap
     for shots, best in [(5, {"included": 3}), (1, {"included": 1})]:
         (tmp_path / f"{shots}.json").write_text(json.dumps({"measure": "inference", "shots": shots, "best_k": best}))
-    assert read_best_k([tmp_path / "5.json", tmp_path / "1.json"]) == {
-        "inference": {"5": {"included": 3}, "1": {"included": 1}}
-    }
+    # a semantic measure's heads are the same at every shot level: one file, shots null
+    (tmp_path / "wordnet.json").write_text(json.dumps({"measure": "wordnet", "shots": None, "best_k": {"disjoint": 2}}))
+    best_k = read_best_k([tmp_path / "5.json", tmp_path / "1.json", tmp_path / "wordnet.json"])
+    assert best_k == {"inference": {"5": {"included": 3}, "1": {"included": 1}}, "wordnet": {"all": {"disjoint": 2}}}
+    curves = synthetic_curves()
+    table = table2(curves.assign(method=curves["method"].replace({"inference": "wordnet"})), best_k)
+    assert set(table.loc[table["method"] == "wordnet", "best_k"]) == {"disjoint:2"}  # at every shot level
 
 
 def test_example_class_must_be_a_target_class():
@@ -169,14 +173,17 @@ def test_figures_are_written(tmp_path):
     assert data["fscore"].max() == pytest.approx(0.80) and data["fscore"].min() == pytest.approx(0.20)  # class n1 only
     kgrid = pd.DataFrame(
         [
-            {"measure": m, "shots": 5, "k": k, "type": t, "fscore": f, "n_classes": 1}
-            for m, f0 in (("inference", 0.5), ("wordnet", 0.3))
+            # inference at two shot levels; wordnet's grid (semantic) is every level's: shots null
+            {"measure": m, "shots": n, "k": k, "type": t, "fscore": f, "n_classes": 1}
+            for m, f0, levels in (("inference", 0.5, (5, 1)), ("wordnet", 0.3, (None,)))
+            for n in levels
             for k in (1, 2, 5)
             for t, f in (("included", f0 + k / 100), ("disjoint", f0), ("all", f0))
         ]
     )
     data = figure3(kgrid, 5, tmp_path / "f3.png", tmp_path / "f3.pdf")
     assert set(data["type"]) == {"included", "disjoint"}
+    assert len(data) == 2 * 3 * 2 and set(data["shots"].dropna()) == {5}  # 2 measures x 3 K x 2 types
     for name in ("f1", "f2", "f3"):
         assert (tmp_path / f"{name}.png").stat().st_size > 5000 and (tmp_path / f"{name}.pdf").stat().st_size > 1000
 

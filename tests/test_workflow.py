@@ -138,6 +138,7 @@ def test_a_library_change_reruns_the_jobs_that_run_it_and_no_others(tiny):
         "table2",
         "table_init",
         "table_convergence",
+        "table_linear",
         "top_sources",
     }
     assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {}  # restored: nothing to do
@@ -187,8 +188,8 @@ def test_run_options_and_other_methods_do_not_rerun_finished_jobs(tiny, tmp_path
     )
     jobs = planned_jobs(snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override)))
     assert jobs["finetune"] + jobs["finetune_export"] == 4
-    assert not {"decode", "extract", "heads_imprint", "heads_linear"} & set(jobs)
-    assert jobs["heads_similarity"] == 1  # wordvec's heads at 2 shots (at 20, Fig. 3 has them already)
+    # wordvec's heads are every shot level's, made for Fig. 3 already
+    assert not {"decode", "extract", "heads_imprint", "heads_linear", "heads_similarity"} & set(jobs)
 
 
 def test_adding_a_shot_level_runs_only_that_level(tiny, tmp_path):
@@ -197,8 +198,8 @@ def test_adding_a_shot_level_runs_only_that_level(tiny, tmp_path):
     override.write_text(yaml.safe_dump({"finetune": {**tiny_config["finetune"], "shots": [20, 5, 2]}}))
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override))
     jobs = planned_jobs(result)
-    assert jobs["similarity_visual"] == 1  # inference at 5 shots
-    assert jobs["heads_similarity"] == 2  # inference and wordnet
+    assert jobs["similarity_visual"] == 1  # inference (and softmax) at 5 shots
+    assert jobs["heads_similarity"] == 1  # inference's (wordnet's are every level's)
     assert jobs["heads_imprint"] == 1 and jobs["heads_linear"] == 2  # the probe and inference_prior
     assert jobs["finetune"] == len(tiny_config["finetune"]["seeds"])
     assert not {"dataset", "split", "decode", "extract", "similarity_wordnet", "similarity_wordvec"} & set(jobs)
@@ -224,14 +225,15 @@ def test_last_stage_preset_runs_end_to_end(tiny, tmp_path, augment):
     assert jobs["finetune"] + jobs["finetune_export"] == 4 and not {"decode", "extract"} & set(jobs)
     # inference, wordnet and word vectors: K = 1 and best at 20 images, best at 2
     assert jobs["heads_calibrated"] == 9
-    # Co-Tuning: its relationship (the softmax matrix, not a measure of the tiny config) per shot level,
-    # a start per (shot level, seed)
-    assert jobs["similarity_visual"] == 2 and jobs["heads_cotuning"] == 4
+    # Co-Tuning: its relationship (the softmax matrix, not a measure of the tiny config, but made with the
+    # inference one by the head-only run) and a start per (shot level, seed) for each of its two optimisers
+    # (cotuning, cotuning_adam)
+    assert "similarity_visual" not in jobs and jobs["heads_cotuning"] == 8
     curves = pd.read_parquet(repo / LAST_STAGE / "curves.parquet")
     assert read_metadata(repo / LAST_STAGE / "runs/shots20/seed0.parquet")["train"] == "last_stage"
     similarity = ["inference", "wordnet", "wordvec"]
     assert set(curves.groupby(["method", "k"]).groups) == {
-        *[("random", "0"), ("imprint", "0"), ("probe", "0"), ("cotuning", "0")],
+        *[("random", "0"), ("imprint", "0"), ("probe", "0"), ("cotuning", "0"), ("cotuning_adam", "0")],
         *[(m + suffix, k) for m in similarity for suffix in ["", "_calibrated"] for k in ["1", "best"]],
         *[(m + "_prior", "best") for m in similarity],
     }
@@ -309,18 +311,18 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
         "decode": 3,
         "source_head": 1,
         "extract": 1,
-        "similarity_visual": 2 * len(shots),
+        "similarity_visual": len(shots),  # inference and softmax at once
         "similarity_wordnet": 1,
         "similarity_wordvec": 1,
-        # similarity heads per (measure, shot level) for the 4 measures that are methods, at the largest
-        # level only for the other 5 (Fig. 3); an imprint job, and a probe and an inference_prior sweep per
-        # shot level; a Co-Tuning start per (shot level, seed); a random head per seed
-        "heads_similarity": 4 * len(shots) + 5,
+        # similarity heads per shot level for the 2 visual measures (inference, softmax: both methods), once
+        # for each of the 7 semantic ones (the same at every level); an imprint job, and a probe and an
+        # inference_prior sweep per shot level; a Co-Tuning start per (shot level, seed); a random head per seed
+        "heads_similarity": 2 * len(shots) + 7,
         "heads_imprint": len(shots),
         "heads_linear": 2 * len(shots),
         "heads_cotuning": len(shots) * len(seeds),
         "heads_random": len(seeds),
-        "top_sources": 9,  # one per measure
+        "top_sources": 1,  # every measure's tables
         # one lockstep job per (shot level, seed); those of the largest level keep the export's candidate
         "finetune": (len(shots) - 1) * len(seeds),
         "finetune_export": len(seeds),
@@ -335,6 +337,7 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
         "table2": 1,
         "table_init": 1,
         "table_convergence": 1,
+        "table_linear": 1,  # the strength each linear head's sweep chose
     }
     assert len(seeds) == 3
 
@@ -377,7 +380,7 @@ def test_a_missing_word_vector_file_is_an_error_on_every_run(tiny, tmp_path):
 
 def test_a_sentence_encoder_that_is_no_folder_is_an_error_before_the_first_job(tiny, tmp_path):
     override = tmp_path / "encoder.yaml"
-    encoder = {"measures": ["inference", "sentence"], "sentence": {"encoder": str(tmp_path)}}
+    encoder = {"measures": ["inference", "wordnet", "sentence"], "sentence": {"encoder": str(tmp_path)}}
     override.write_text(yaml.safe_dump({"similarity": encoder}))
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override), check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
@@ -483,8 +486,8 @@ def test_two_experiments_never_rerun_each_others_stages(tiny, tmp_path):
     assert not SHARED_STAGES & set(jobs)  # the decoded images and features are the dataset's
     # its own shot level's similarity and heads, nothing of the first experiment's levels
     assert set(re.findall(r"shots=(\d+)", result.stdout + result.stderr)) == {"5"}
-    # inference's heads as a method, WordNet's and word vectors' for its Fig. 3 (at its largest level, 5)
-    assert jobs["similarity_visual"] == 1 and jobs["heads_similarity"] == 3 and jobs["finetune_export"] == 1
+    # inference's heads at 5 (WordNet's and word vectors' for its Fig. 3 are every level's, made already)
+    assert jobs["similarity_visual"] == 1 and jobs["heads_similarity"] == 1 and jobs["finetune_export"] == 1
     assert (repo / RUN / "other/export/card.json").is_file()
     assert planned_jobs(snakemake(repo, "-n", *TINY)) == {}  # back to the first: nothing to do
     assert planned_jobs(snakemake(repo, "-n", *second)) == {}  # and to the second again

@@ -128,8 +128,10 @@ def figure2(
 
 
 def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
-    """F-score right after initialisation vs K: one panel per class type, one line per measure."""
-    data = kgrid[(kgrid["shots"] == shots) & (kgrid["type"] != "all")].assign(Measure=lambda d: d["measure"].map(label))
+    """F-score right after initialisation vs K: one panel per class type, one line per measure (the visual
+    measures' at ``shots``; a semantic measure's K grid, 'shots' null, is the same at every level)."""
+    at_level = kgrid["shots"].isna() | (kgrid["shots"] == shots)
+    data = kgrid[at_level & (kgrid["type"] != "all")].assign(Measure=lambda d: d["measure"].map(label))
     types = [t for t in ("included", "inclusive", "disjoint", "identical", UNMAPPED) if t in set(data["type"])]
     sns.set_theme(style="whitegrid", context="paper")
     grid = sns.relplot(

@@ -11,6 +11,7 @@ checkers only) and under ``if __name__ == "__main__":`` (a module run as a comma
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -42,6 +43,13 @@ def imported_modules(source: str, package: str = PACKAGE, current: str | None = 
     """The ``package`` modules (dotted names) that ``source`` imports anywhere in its body, except in blocks
     that never run in a job (``if TYPE_CHECKING:``, ``if __name__ == "__main__":``); ``current`` is the
     module's own name, for relative imports."""
+    return set(_imported_modules(source, package, current))
+
+
+# keyed by the source text itself, so never stale: each module is parsed once per Snakefile parse, not once
+# per rule that runs it (the parse was half of a no-op run's time)
+@functools.cache
+def _imported_modules(source: str, package: str, current: str | None) -> frozenset[str]:
     found = set()
     for node in _run_nodes(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -56,7 +64,7 @@ def imported_modules(source: str, package: str = PACKAGE, current: str | None = 
                 continue
             found.add(module)
             found |= {f"{module}.{alias.name}" for alias in node.names}  # from headstart import heads
-    return found
+    return frozenset(found)
 
 
 def library_closure(script: Path, library: Path) -> list[Path]:

@@ -73,13 +73,15 @@ def method_order(methods: Sequence[str], measures: Sequence[str]) -> list[str]:
 
 
 def read_best_k(paths: Sequence[str | Path]) -> dict[str, dict[str, dict[str, int]]]:
-    """measure -> shot level -> class type -> best K, from the heads jobs' ``*_best_k.json`` files."""
+    """measure -> shot level -> class type -> best K, from the heads jobs' ``*_best_k.json`` files (a
+    semantic measure's, 'shots' null, holds at every level: its shot level is 'all')."""
     import json
 
     best_k: dict[str, dict[str, dict[str, int]]] = {}
     for path in paths:
         content = json.loads(Path(path).read_text())
-        best_k.setdefault(content["measure"], {})[str(content["shots"])] = content["best_k"]
+        level = "all" if content["shots"] is None else str(content["shots"])
+        best_k.setdefault(content["measure"], {})[level] = content["best_k"]
     return best_k
 
 
@@ -199,7 +201,8 @@ def table2(curves: pd.DataFrame, best_k: dict[str, dict[str, dict[str, int]]]) -
     """
     rows = []
     for (method, shots), group in compared_runs(run_summary(run_scores(curves))).groupby(["method", "shots"]):
-        ks = best_k.get(similarity_measure(method), {}).get(str(shots), {})
+        levels = best_k.get(similarity_measure(method), {})
+        ks = levels.get(str(shots), levels.get("all", {}))
         row = {"shots": int(shots), "method": method, "seeds": len(group)}
         for column in ("first", "best", "selected"):
             row[column], row[f"{column}_ci95"] = mean_ci(group[column].to_numpy())

@@ -99,13 +99,13 @@ wildcard_constraints:
     dataset=re.escape(DATASET),
     model=re.escape(MODEL),
     shots=r"\d+",
+    level=r"shots\d+|all_shots",
     split="train|val|test",
     k=r"\d+|best",
     seed=r"\d+",
     measure="|".join(map(re.escape, MEASURES)),
     calibrated="|".join(map(re.escape, CALIBRATED)) or "(?!)",
     linear="|".join(map(re.escape, LINEAR)),
-    visual="|".join(VISUAL_MEASURES),
     baseline="|".join(BASELINES),
     cotuning="|".join(COTUNING_METHODS),
     encoder="|".join(map(re.escape, PACKAGED_ENCODERS)),
@@ -116,6 +116,17 @@ def sim_file(measure, shots):
     if measure in VISUAL_MEASURES:
         return f"{RUN}/sim/{measure}_shots{shots}.parquet"
     return f"{RUN}/sim/{measure}.parquet"
+
+
+def similarity_level(measure, shots):
+    """The shot level a measure's similarity heads and K grid belong to: a visual measure's own, while a
+    semantic measure's are the same at every level ('all_shots'), computed once and shared by all."""
+    return f"shots{shots}" if measure in VISUAL_MEASURES else "all_shots"
+
+
+def kgrid_file(measure, shots, suffix=".parquet"):
+    """A measure's K grid on validation (suffix '_best_k.json': the best K per class type it picked)."""
+    return f"{RUN}/kgrid/{measure}/{similarity_level(measure, shots)}{suffix}"
 
 
 # The K labels for which similarity heads are written: every K of the grid and the best K per class type,
@@ -130,12 +141,14 @@ def job_runs(shots):
 
 def head_file(method, k, shots, seed):
     """The initial head of one run: the random head is drawn per seed (so its confidence interval at
-    iteration 0 is real), and Co-Tuning's target head is that seed's random head; every other head
-    belongs to a shot level."""
+    iteration 0 is real), and Co-Tuning's target head is that seed's random head; a semantic measure's
+    top-K head is the same at every shot level; every other head belongs to a shot level."""
     if method == "random":
         return f"{RUN}/heads/random/k0/seed{seed}.safetensors"
     if method in COTUNING_METHODS:  # it holds the experiment's trade-off (finetune.cotuning_trade_off)
         return f"{EXP}/heads/{method}/k0/shots{shots}_seed{seed}.safetensors"
+    if method in MEASURES:
+        return f"{RUN}/heads/{method}/k{k}/{similarity_level(method, shots)}.safetensors"
     return f"{RUN}/heads/{method}/k{k}/shots{shots}.safetensors"
 
 
@@ -152,7 +165,7 @@ def all_targets():
     return (
         [f"{DATA}/manifest.parquet", f"{DATA}/classes.parquet"]
         + all_similarities()
-        + [f"{RUN}/kgrid/{m}/shots{LARGEST_SHOT}.parquet" for m in MEASURES]
+        + [kgrid_file(m, LARGEST_SHOT) for m in MEASURES]
         + [f"{EXP}/curves.parquet", f"{EXP}/export/card.json"]
         + expand(f"{EXP}/figures/{{fig}}.{{ext}}", fig=["answer", "fig1", "fig2", "fig3"], ext=["png", "pdf"])
         + expand(

@@ -89,6 +89,7 @@ rule decode:
         preprocess=config["preprocess"],
         # the dataset's training images, not an experiment's: every experiment shares this cache
         largest_shot=lambda wildcards: DECODED_SHOTS if wildcards.split == "train" else 0,
+    priority: 10  # on the critical path (every head and fine-tuning job waits on the features): before side jobs
     retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly
     log:
         log_file("decode", PIXELS.removeprefix("results/"), "{split}"),

@@ -53,6 +53,7 @@ rule extract:
         preprocess=config["preprocess"],
         extract=tracked(config["extract"], EXTRACT_UNTRACKED),
         model=MODEL,
+    priority: 10  # on the critical path (every head and fine-tuning job waits on it): before side jobs
     retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly
     log:
         log_file("extract", DATASET, MODEL),

@@ -1,7 +1,8 @@
 # Initial heads per shot level, so that adding a shot level writes only that level's heads: one job
-# per (measure, shot level) for the top-K similarity mix (K picked per class type on validation), at
-# every level for the measures that are fine-tuning methods and at the largest (Fig. 3) for the
-# others; one job per shot level for imprinting; the random (Xavier)
+# per (visual measure, shot level) for the top-K similarity mix (K picked per class type on validation),
+# at every level for the measures that are fine-tuning methods and at the largest (Fig. 3) for the
+# others, and one per semantic measure ('all_shots': its matrix and the validation images that pick K
+# are the same at every level); one job per shot level for imprinting; the random (Xavier)
 # head is drawn per fine-tuning seed, whatever the shot level; a `<measure>_calibrated` method's head
 # is its measure's head divided by a temperature fitted on the shot level's training images; the
 # linear probe and the `<measure>_prior` heads sweep the L2 strength and keep the best on validation;
@@ -10,24 +11,24 @@
 
 rule heads_similarity:
     input:
-        sim=lambda wildcards: sim_file(wildcards.measure, wildcards.shots),
+        sim=lambda wildcards: sim_file(wildcards.measure, wildcards.level.removeprefix("shots")),
         head=f"{MODELS}/source_head.safetensors",
         features_val=f"{RUN}/extract/features_val.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        **{f"k{k}": f"{RUN}/heads/{{measure}}/k{k}/shots{{shots}}.safetensors" for k in HEAD_KS},
-        kgrid=f"{RUN}/kgrid/{{measure}}/shots{{shots}}.parquet",
-        best_k=f"{RUN}/kgrid/{{measure}}/shots{{shots}}_best_k.json",
+        **{f"k{k}": f"{RUN}/heads/{{measure}}/k{k}/{{level}}.safetensors" for k in HEAD_KS},
+        kgrid=f"{RUN}/kgrid/{{measure}}/{{level}}.parquet",
+        best_k=f"{RUN}/kgrid/{{measure}}/{{level}}_best_k.json",
     params:
         code=library_code("heads_similarity"),  # reruns the job when the library code it runs changes
         k_grid=config["heads"]["k_grid"],
         head_ks=HEAD_KS,
         seed=config["seed"],
     log:
-        log_file("heads_similarity", DATASET, MODEL, "{measure}_shots{shots}"),
+        log_file("heads_similarity", DATASET, MODEL, "{measure}_{level}"),
     benchmark:
-        benchmark_file("heads_similarity", DATASET, MODEL, "{measure}_shots{shots}")
+        benchmark_file("heads_similarity", DATASET, MODEL, "{measure}_{level}")
     conda:
         "../../envs/torch.yaml"
     script:

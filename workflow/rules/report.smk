@@ -95,7 +95,7 @@ rule fig2:
 
 rule fig3:
     input:
-        kgrid=[f"{RUN}/kgrid/{m}/shots{LARGEST_SHOT}.parquet" for m in MEASURES],
+        kgrid=[kgrid_file(m, LARGEST_SHOT) for m in MEASURES],
     output:
         png=report(f"{EXP}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
         pdf=f"{EXP}/figures/fig3.pdf",
@@ -139,11 +139,14 @@ rule table1:
 rule table2:
     input:
         curves=f"{EXP}/curves.parquet",
-        best_k=[
-            f"{RUN}/kgrid/{m}/shots{n}_best_k.json"
-            for m in dict.fromkeys(similarity_measure(m) for m in METHODS if m not in BASELINES)
-            for n in SHOTS
-        ],
+        best_k=sorted(
+            {
+                kgrid_file(similarity_measure(m), n, "_best_k.json")
+                for m in METHODS
+                if m not in BASELINES
+                for n in SHOTS
+            }
+        ),
     output:
         csv=report(f"{EXP}/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
         md=f"{EXP}/tables/table2.md",
@@ -230,26 +233,30 @@ rule table_convergence:
 
 rule top_sources:
     input:
-        sim=lambda wildcards: sim_file(wildcards.measure, LARGEST_SHOT),
+        **{f"sim_{m}": sim_file(m, LARGEST_SHOT) for m in MEASURES},
         classes=f"{DATA}/classes.parquet",
         source_classes=f"{MODELS}/source_classes.parquet",
     output:
-        csv=report(
-            f"{EXP}/tables/top_sources/{{measure}}.csv",
-            caption="../report/top_sources.rst",
-            category="Similarity matrices",
-            labels={"measure": "{measure}"},
-        ),
-        md=f"{EXP}/tables/top_sources/{{measure}}.md",
-        tex=f"{EXP}/tables/top_sources/{{measure}}.tex",
+        # one job for every measure (each table is a second's work, the job's start-up more)
+        **{
+            f"csv_{m}": report(
+                f"{EXP}/tables/top_sources/{m}.csv",
+                caption="../report/top_sources.rst",
+                category="Similarity matrices",
+                labels={"measure": m},
+            )
+            for m in MEASURES
+        },
+        **{f"{ext}_{m}": f"{EXP}/tables/top_sources/{m}.{ext}" for m in MEASURES for ext in ("md", "tex")},
     params:
         code=library_code("top_sources"),  # reruns the job when the library code it runs changes
         n=5,
         shots=LARGEST_SHOT,
+        measures=MEASURES,
     log:
-        log_file("top_sources", DATASET, MODEL, EXPERIMENT, "{measure}"),
+        log_file("top_sources", DATASET, MODEL, EXPERIMENT),
     benchmark:
-        benchmark_file("top_sources", DATASET, MODEL, EXPERIMENT, "{measure}")
+        benchmark_file("top_sources", DATASET, MODEL, EXPERIMENT)
     conda:
         "../../envs/report.yaml"
     script:

@@ -7,14 +7,15 @@ rule similarity_visual:
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        matrix=f"{RUN}/sim/{{visual}}_shots{{shots}}.parquet",
+        # both visual measures at once (the same logits; Co-Tuning's relationship is the softmax one)
+        **{v: f"{RUN}/sim/{v}_shots{{shots}}.parquet" for v in VISUAL_MEASURES},
     params:
         code=library_code("similarity_visual"),  # reruns the job when the library code it runs changes
         model=MODEL,
     log:
-        log_file("similarity_visual", DATASET, MODEL, "{visual}_shots{shots}"),
+        log_file("similarity_visual", DATASET, MODEL, "shots{shots}"),
     benchmark:
-        benchmark_file("similarity_visual", DATASET, MODEL, "{visual}_shots{shots}")
+        benchmark_file("similarity_visual", DATASET, MODEL, "shots{shots}")
     conda:
         "../../envs/similarity.yaml"
     script:

@@ -1,5 +1,5 @@
-"""Snakemake glue: one measure's top-K similarity heads at one shot level, the K grid on validation
-(Fig. 3's data) and the best K per class type."""
+"""Snakemake glue: one measure's top-K similarity heads at one shot level (a semantic measure's at every
+level: 'all_shots', shots None), the K grid on validation (Fig. 3's data) and the best K per class type."""
 
 import json
 
@@ -11,7 +11,8 @@ from headstart.split import labelled
 from headstart.tables import read_arrays, write_parquet, write_tensors
 
 log = setup_logging(snakemake.log[0])
-measure, shots, params = snakemake.wildcards.measure, int(snakemake.wildcards.shots), snakemake.params
+measure, level, params = snakemake.wildcards.measure, snakemake.wildcards.level, snakemake.params
+shots = None if level == "all_shots" else int(level.removeprefix("shots"))
 source, _ = read_arrays(snakemake.input.head)
 features, meta = read_arrays(snakemake.input.features_val, ["features"])
 manifest, classes = pd.read_parquet(snakemake.input.manifest), pd.read_parquet(snakemake.input.classes)
@@ -28,7 +29,7 @@ scores, best, heads = similarity_heads(
     classes["type"].tolist(),
     params.seed,
 )
-log.info("%s, %d shots: best K per type %s", measure, shots, best)
+log.info("%s, %s: best K per type %s", measure, level, best)
 for k_label, head in heads.items():
     write_tensors(
         {"weight": head["weight"], "bias": head["bias"]},
