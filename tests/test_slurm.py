@@ -107,9 +107,11 @@ def test_the_readmes_command_runs_the_default_config_through_sbatch(cluster, tmp
     assert planned_jobs(run(repo, "--profile", "slurm", "all", "--dry-run")) == {}
 
 
-def test_a_failing_job_fails_once_with_one_line_and_keeps_its_logs(cluster, tmp_path):
-    """A malformed word-vector file is not worth a retry (only decode, extract and finetune retry)."""
-    repo = copy_repository(tmp_path / "repo")
+def test_a_failing_job_fails_once_with_one_line_and_keeps_its_logs(cluster, tiny, tmp_path):
+    """A malformed word-vector file is not worth a retry (only decode, extract and finetune retry). In a copy
+    of the finished tiny run, so that the word-vector job is the one job sent to SLURM."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny, repo, symlinks=True)
     ragged = tmp_path / "ragged.txt"
     ragged.write_text("coat 1 0 0\nshirt 0 1\n")
     failing = tmp_path / "fail.yaml"
@@ -232,25 +234,31 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
 TARGET_JOB = f"{EXP}/runs/shots20/seed0.parquet"  # the one fine-tuning job of the tests below
 
 
-def one_finetuning_job(tmp_path, iterations: int, eval_every: int) -> tuple[Path, list[str]]:
-    """A repository copy whose one fine-tuning job (TARGET_JOB, 20 images per class) has everything it needs
-    built here, so that only it goes to SLURM; (repo, the config arguments)."""
-    repo = copy_repository(tmp_path / "repo")
+def one_finetuning_job(tiny, tmp_path, iterations: int, eval_every: int) -> tuple[Path, list[str]]:
+    """A copy of the finished tiny run (the session's, shared with the workflow tests) whose one fine-tuning
+    job (TARGET_JOB, 20 images per class) has everything it needs built, so that only it goes to SLURM; the
+    tiny run's own job of that level (its curves, checkpoint and logs) removed; (repo, the config arguments)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny, repo, symlinks=True)
+    shutil.rmtree(repo / EXP / "runs/shots20")
+    for log in (repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head").glob("shots20_seed0*"):
+        log.unlink()
     options = {"finetune": {"shots": [20], "iterations": iterations, "eval_every": eval_every}}
     (repo / "job.yaml").write_text(yaml.safe_dump(options))
     config = ["--configfile", "tests/data/tiny.yaml", "job.yaml"]
     local = run(repo, "--cores", "2", TARGET_JOB, *config, "--omit-from", "finetune_export")
     assert local.returncode == 0, (local.stdout + local.stderr)[-3000:]
+    assert planned_jobs(local) == {}, "the job's inputs are the tiny run's"
     return repo, config
 
 
-def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tmp_path):
+def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tiny, tmp_path):
     """The docs' steps after `kill -9` of the Snakemake client while a fine-tuning job runs under SLURM:
     `--unlock`, then the same command. The job is submitted again while its orphan still runs; the second
     attempt waits on the orphan's lock, then writes the curves the orphan finished, without training."""
     import signal
 
-    repo, config = one_finetuning_job(tmp_path, iterations=20000, eval_every=10000)
+    repo, config = one_finetuning_job(tiny, tmp_path, iterations=20000, eval_every=10000)
     target = TARGET_JOB
     log = repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.log"
     client = subprocess.Popen(
@@ -284,11 +292,11 @@ def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tmp_p
     assert curves["iteration"].max() == 20000
 
 
-def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cluster, tmp_path):
+def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cluster, tiny, tmp_path):
     """A fine-tuning job that runs past its SLURM time limit (lowered to 1 minute once it has written a
     checkpoint, so that the test does not depend on this machine's speed) is ended by SLURM (TIMEOUT);
     Snakemake retries it, and the retry resumes from the last checkpoint instead of iteration 0."""
-    repo, config = one_finetuning_job(tmp_path, iterations=40000, eval_every=500)
+    repo, config = one_finetuning_job(tiny, tmp_path, iterations=40000, eval_every=500)
     target = TARGET_JOB
     client = subprocess.Popen(
         [SNAKEMAKE, "--profile", "slurm", target, *config],
