@@ -252,13 +252,22 @@ def one_finetuning_job(tiny, tmp_path, iterations: int, eval_every: int) -> tupl
     return repo, config
 
 
+def training_process(repo: Path) -> int:
+    """The pid of the fine-tuning script a SLURM job of ``repo`` runs (Snakemake runs it from .snakemake/scripts)."""
+    found = subprocess.run(["pgrep", "-f", f"{repo}/.snakemake/scripts/.*finetune"], capture_output=True, text=True)
+    pids = found.stdout.split()
+    assert len(pids) == 1, found
+    return int(pids[0])
+
+
 def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tiny, tmp_path):
     """The docs' steps after `kill -9` of the Snakemake client while a fine-tuning job runs under SLURM:
     `--unlock`, then the same command. The job is submitted again while its orphan still runs; the second
-    attempt waits on the orphan's lock, then writes the curves the orphan finished, without training."""
+    attempt waits on the orphan's lock, then writes the curves the orphan finished, without training. The
+    orphan is paused (SIGSTOP) until the second attempt waits on it, so that no machine is too fast for it."""
     import signal
 
-    repo, config = one_finetuning_job(tiny, tmp_path, iterations=20000, eval_every=10000)
+    repo, config = one_finetuning_job(tiny, tmp_path, iterations=3000, eval_every=1500)
     target = TARGET_JOB
     log = repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.log"
     client = subprocess.Popen(
@@ -269,34 +278,55 @@ def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tiny,
         start_new_session=True,
     )
     try:
-        for _ in range(600):  # until the job trains (it holds its lock from then on)
+        for _ in range(1200):  # until the job trains (it holds its lock from then on)
             if log.exists() and "runs in lockstep" in log.read_text():
                 break
-            time.sleep(0.5)
+            time.sleep(0.25)
         else:
             raise AssertionError("the fine-tuning job never started under SLURM")
-        time.sleep(3)
+        orphan = training_process(repo)
+        os.kill(orphan, signal.SIGSTOP)
     finally:
         os.killpg(client.pid, signal.SIGKILL)  # the client dies; its SLURM job does not
         client.wait()
     orphans = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout
     assert "finetune" in orphans, orphans
     assert run(repo, "--profile", "slurm", target, *config, "--unlock").returncode == 0
-    result = run(repo, "--profile", "slurm", target, *config)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    second = subprocess.Popen(
+        ["timeout", "-s", "INT", "1500", SNAKEMAKE, "--profile", "slurm", target, *config],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        for _ in range(2400):  # until the resubmitted job waits on the orphan's lock
+            if log.exists() and "another attempt of this job holds" in log.read_text():
+                break
+            time.sleep(0.25)
+        else:
+            raise AssertionError("the resubmitted job never waited on the orphan")
+    finally:
+        os.kill(orphan, signal.SIGCONT)
+    output, _ = second.communicate(timeout=1500)
+    assert second.returncode == 0, output[-4000:]
     text = log.read_text()  # the resubmitted job's (Snakemake removed the orphan's log when it resubmitted)
     assert "another attempt of this job holds" in text and "holds the finished curves" in text
     attempts = log.with_name("shots20_seed0.attempts.log").read_text()  # the orphan's and the resubmitted job's
     assert attempts.count("--- attempt:") == attempts.count("runs in lockstep") == 2
     curves = pd.read_parquet(repo / target)
-    assert curves["iteration"].max() == 20000
+    assert curves["iteration"].max() == 3000
 
 
 def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cluster, tiny, tmp_path):
-    """A fine-tuning job that runs past its SLURM time limit (lowered to 1 minute once it has written a
-    checkpoint, so that the test does not depend on this machine's speed) is ended by SLURM (TIMEOUT);
-    Snakemake retries it, and the retry resumes from the last checkpoint instead of iteration 0."""
-    repo, config = one_finetuning_job(tiny, tmp_path, iterations=40000, eval_every=500)
+    """A fine-tuning job that runs past its SLURM time limit is ended by SLURM (TIMEOUT); Snakemake retries
+    it, and the retry resumes from the last checkpoint instead of iteration 0. Once it has written a
+    checkpoint the job is paused (SIGSTOP: a job that makes no progress, on any machine's speed) and its
+    limit lowered to 1 minute."""
+    import signal
+
+    repo, config = one_finetuning_job(tiny, tmp_path, iterations=6000, eval_every=500)
     target = TARGET_JOB
     client = subprocess.Popen(
         [SNAKEMAKE, "--profile", "slurm", target, *config],
@@ -307,13 +337,14 @@ def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cl
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     checkpoint = repo / EXP / "runs/shots20/seed0.checkpoint.pt"
-    for _ in range(600):
+    for _ in range(2400):
         if checkpoint.exists():
             break
-        time.sleep(0.5)
+        time.sleep(0.25)
     else:
         client.kill()
         raise AssertionError("the fine-tuning job wrote no checkpoint")
+    os.kill(training_process(repo), signal.SIGSTOP)  # SLURM's timeout sends SIGCONT before SIGTERM
     jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout.splitlines()
     job = next(line.split()[0] for line in jobs if "finetune_export" in line)
     subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=1"], check=True)
@@ -325,7 +356,7 @@ def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cl
     assert log.count("--- attempt:") == 2, log[-2000:]
     resumed = [int(n) for n in re.findall(r"resuming \S+ from iteration (\d+)", log)]
     assert len(resumed) == 1 and resumed[0] > 0, log[-2000:]
-    assert pd.read_parquet(repo / target)["iteration"].max() == 40000
+    assert pd.read_parquet(repo / target)["iteration"].max() == 6000
 
 
 # last: it stops the module's cluster
