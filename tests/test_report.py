@@ -355,6 +355,9 @@ def test_docs_blocks_are_replaced_from_the_generated_table(tmp_path):
         == "# x\n<!-- generated: answer:head -->\n| a | b |\n|--:|--:|\n| 1 | 2 |\n<!-- /generated -->\ntail\n"
     )
     assert markdown_table(table.read_text()).startswith("| a")
+    # two tables (the benchmark's) stay two, with what stands between them; notes after the last are left out
+    two = "Caption.\n| a |\n|---|\n| 1 |\n\nMeasured on a vm:\n\n| b |\n|---|\n| 2 |\n\nA note.\n"
+    assert markdown_table(two) == "| a |\n|---|\n| 1 |\n\nMeasured on a vm:\n\n| b |\n|---|\n| 2 |"
     with pytest.raises(DocsError, match="no block '<!-- generated: answer:last_stage -->'"):
         splice(page.read_text(), "answer:last_stage", "x")
 

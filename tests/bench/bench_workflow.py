@@ -124,17 +124,19 @@ def workflow_costs(repo: Path) -> dict:
 def costs_markdown(machine: str, runs: dict[str, dict]) -> str:
     """The workflow figures as Markdown: one column per checkout, then the top rules of the first."""
     names = list(runs)
-    lines = [f"Measured {date.today()} by `tests/bench/bench_workflow.py` on {machine}.", ""]
-    lines += ["| what | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines = ["| what | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, what in (("cold", "default, cold (s)"), ("noop", "no-op rerun (s)"), ("figure", "one figure's rerun (s)")):
         lines.append(f"| {what} | " + " | ".join(f"{runs[n][key]:.1f}" for n in names) + " |")
     lines.append("| jobs | " + " | ".join(str(runs[n]["jobs"]) for n in names) + " |")
     if len(names) == 2:
         lines.append(f"| cold, {names[1]} / {names[0]} | {runs[names[1]]['cold'] / runs[names[0]]['cold']:.2f}× | |")
     top = runs[names[0]]["rules"].head(10)
-    lines += ["", f"Job time per rule ({names[0]}, Snakemake's `benchmark:` files, the 10 largest):", ""]
+    lines += ["", f"Measured {date.today()} by `tests/bench/bench_workflow.py` on {machine}. Job time per rule"]
+    lines += [f"({names[0]}, Snakemake's `benchmark:` files, the 10 largest):", ""]
     lines += ["| rule | jobs | seconds in all | per job |", "|---|---|---|---|"]
-    lines += [f"| `{rule}` | {row.jobs} | {row.total:.1f} | {row.mean:.2f} |" for rule, row in top.iterrows()]
+    lines += [
+        f"| `{rule}` | {int(row['jobs'])} | {row['total']:.1f} | {row['mean']:.2f} |" for rule, row in top.iterrows()
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -20,13 +20,13 @@ class DocsError(ValueError):
 
 
 def markdown_table(text: str) -> str:
-    """The Markdown table of a generated ``.md`` file (the lines from the first ``|``-line on)."""
+    """The Markdown tables of a generated ``.md`` file: the lines from its first ``|``-line to its last (a
+    caption before and notes after left out; what stands between two tables kept, so that they stay two)."""
     lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
-    if start is None:
+    rows = [i for i, line in enumerate(lines) if line.startswith("|")]
+    if not rows:
         raise DocsError("no Markdown table in the file")
-    table = [line for line in lines[start:] if line.startswith("|")]
-    return "\n".join(table)
+    return "\n".join(lines[rows[0] : rows[-1] + 1])
 
 
 def splice(page: str, name: str, content: str) -> str:
