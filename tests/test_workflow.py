@@ -4,6 +4,7 @@ dry-runs, a single-figure rerun, the report, lint, and the paper preset's plan."
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -209,26 +210,38 @@ def test_adding_a_shot_level_runs_only_that_level(tiny, tmp_path):
 LAST_STAGE = f"{RUN}/last_stage"  # the last-stage preset's experiment
 
 
-@pytest.mark.parametrize("augment", [False, True])
-def test_last_stage_preset_runs_end_to_end(tiny, tmp_path, augment):
-    """The last-stage preset (the paper's regime: the trainable last stage + head; with random crops
-    as the paper when augment) on the tiny data, in a copy of the finished tiny run: only its new heads,
-    fine-tuning and what follows run, into its own experiment directory."""
+def test_last_stage_preset_runs_end_to_end(tiny, tmp_path):
+    """The last-stage preset (the paper's regime: the trainable last stage + head), on cached trunk
+    activations and then on random crops as the paper (augment), on the tiny data, in a copy of the
+    finished tiny run: only its new heads, fine-tuning and what follows run, into its own experiment
+    directory; the second run reuses the first's heads and trains again."""
     repo = tmp_path / "repo"
     shutil.copytree(tiny, repo, symlinks=True)
-    override = tmp_path / "small.yaml"
-    small = {"shots": [20, 2], "seeds": [0, 1], "iterations": 20, "eval_every": 10, "augment": augment}
-    override.write_text(yaml.safe_dump({"finetune": small}))
-    preset = ["--configfile", "tests/data/tiny.yaml", "workflow/presets/last_stage.yaml", str(override)]
-    result = snakemake(repo, "--cores", "2", *preset)
-    jobs = planned_jobs(result)
-    assert jobs["finetune"] + jobs["finetune_export"] == 4 and not {"decode", "extract"} & set(jobs)
-    # inference, wordnet and word vectors: K = 1 and best at 20 images, best at 2
-    assert jobs["heads_calibrated"] == 9
-    # Co-Tuning: its relationship (the softmax matrix, not a measure of the tiny config, but made with the
-    # inference one by the head-only run) and a start per (shot level, seed) for each of its two optimisers
-    # (cotuning, cotuning_adam)
-    assert "similarity_visual" not in jobs and jobs["heads_cotuning"] == 8
+    trained = {}
+    for augment in (False, True):
+        override = tmp_path / "small.yaml"
+        small = {"shots": [20, 2], "seeds": [0, 1], "iterations": 20, "eval_every": 10, "augment": augment}
+        override.write_text(yaml.safe_dump({"finetune": small}))
+        preset = ["--configfile", "tests/data/tiny.yaml", "workflow/presets/last_stage.yaml", str(override)]
+        jobs = planned_jobs(snakemake(repo, "--cores", "2", *preset))
+        assert jobs["finetune"] + jobs["finetune_export"] == 4 and not {"decode", "extract"} & set(jobs)
+        if not augment:
+            # inference, wordnet and word vectors: K = 1 and best at 20 images, best at 2
+            assert jobs["heads_calibrated"] == 9
+            # Co-Tuning: its relationship (the softmax matrix, not a measure of the tiny config, but made with
+            # the inference one by the head-only run) and a start per (shot level, seed) for each of its two
+            # optimisers (cotuning, cotuning_adam)
+            assert "similarity_visual" not in jobs and jobs["heads_cotuning"] == 8
+        else:  # augment changes training only: the same heads
+            assert not [rule for rule in jobs if rule.startswith(("heads", "similarity"))], jobs
+        trained[augment] = check_last_stage_run(repo, tiny)
+    # random crops train otherwise than the cached centre crops, from the same start
+    assert not np.allclose(trained[False], trained[True])
+
+
+def check_last_stage_run(repo, tiny) -> np.ndarray:
+    """The checks of a last-stage run in ``repo`` (a copy of ``tiny``); returns its test F-scores at the last
+    iteration, one per (method, k, shots, seed, class)."""
     curves = pd.read_parquet(repo / LAST_STAGE / "curves.parquet")
     assert read_metadata(repo / LAST_STAGE / "runs/shots20/seed0.parquet")["train"] == "last_stage"
     similarity = ["inference", "wordnet", "wordvec"]
@@ -263,6 +276,7 @@ def test_last_stage_preset_runs_end_to_end(tiny, tmp_path, augment):
     assert "Inference (visual), calibrated" in set(init["method"]) and len(init) == len(start.groupby(["method", "k"]))
     # the head-only experiment is untouched, and still complete
     assert planned_jobs(snakemake(repo, "-n", *TINY)) == {}
+    return curves[curves["iteration"] == 20].sort_values(keys)["fscore"].to_numpy()
 
 
 def test_report_html(tiny):
@@ -359,6 +373,19 @@ def test_last_stage_preset_plans_its_runs_into_its_own_directory(tmp_path):
     outputs = re.findall(r"^\s+output: (.*)$", result.stdout, flags=re.M)
     finetune = [o for o in outputs if "/runs/" in o or "/figures/" in o or "/tables/" in o]
     assert finetune and all(o.startswith(f"{RUN}/last_stage/") for o in finetune)
+    # the last stage through the trunk's activations asks for extraction's memory and CPUs; the default's
+    # head on cached features for 4 GB and one CPU (a node runs many)
+    (threads, memory), *others = finetune_requests(result.stdout)  # 8 threads, as many as the machine has here
+    assert not others and memory == "32000" and int(threads) == min(8, os.cpu_count())
+    assert finetune_requests(snakemake(repo, "all", "-n").stdout) == {("1", "4000")}
+
+
+def finetune_requests(planned: str) -> set[tuple[str, str]]:
+    """The (threads, mem_mb) that a dry run's fine-tuning jobs ask for (no threads line: 1)."""
+    blocks = re.findall(r"^rule finetune\w*:\n(.*?)(?=^\S|\Z)", planned, flags=re.M | re.S)
+    threads = [re.search(r"threads: (\d+)", block) for block in blocks]
+    memory = [re.search(r"mem_mb=(\d+)", block).group(1) for block in blocks]
+    return {(t.group(1) if t else "1", m) for t, m in zip(threads, memory, strict=True)}
 
 
 def test_a_missing_word_vector_file_is_an_error_on_every_run(tiny, tmp_path):

@@ -209,11 +209,23 @@ def finetune_tracked():
     return options
 
 
-def finetune_threads():
-    """A head trained on cached features is a few small matmuls: one thread, so jobs run side by
-    side; every other mode runs convolutions (or feeds a GPU), as extraction does."""
+def finetune_on_cached_features():
+    """A head trained on cached features (train: head, no augment): a few small matmuls on a few MB."""
     options = config["finetune"]
-    return 1 if options["train"] == "head" and not options["augment"] else 8
+    return options["train"] == "head" and not options["augment"]
+
+
+def finetune_threads():
+    """One thread for a head on cached features, so jobs run side by side; every other mode runs
+    convolutions (or feeds a GPU), as extraction does."""
+    return 1 if finetune_on_cached_features() else 8
+
+
+def finetune_mem_mb():
+    """A head on cached features holds the features and its runs' heads (0.86 GB at 500 images per class,
+    measured): the default 4 GB, so that a node runs many; every other mode holds a trunk's activations or
+    a batch of crops through it, as extraction does (32 GB, as there)."""
+    return 4000 if finetune_on_cached_features() else 32000
 
 
 def dataset_inputs(wildcards):

@@ -30,6 +30,8 @@ rule finetune:
     params:
         **FINETUNE_PARAMS,
     threads: finetune_threads()
+    resources:
+        mem_mb=finetune_mem_mb(),
     retries: 2  # a killed job (preemption, time limit, OOM) resumes from its checkpoint
     log:
         log_file("finetune", DATASET, MODEL, EXPERIMENT, "shots{shots}_seed{seed}"),
