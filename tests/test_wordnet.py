@@ -37,6 +37,9 @@ def test_ilsvrc_source_classes_come_from_timm():
     published = [line.split(" : ")[0] for line in (PAPER / "ilsvrc2012-synsets.txt").read_text().splitlines()]
     assert len(wnids) == 1000 and wnids[0] == "n01440764" and wnids[-1] == "n15075141"
     assert wnids == published  # the paper's published list (shared/paper), same order
+    from timm.data import ImageNetInfo
+
+    assert wnids == list(ImageNetInfo("imagenet-1k").label_names())  # the file timm's own reader reads
 
 
 def test_paper_class_types_match_the_derived_table():
