@@ -26,13 +26,20 @@ def _never_run(node: ast.AST) -> bool:
     return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING", '__name__ == "__main__"')
 
 
+# imports are statements: the walk enters statements (and the except and case clauses that hold them), never
+# expressions, a tenth of a module's nodes
+_HOLDS_STATEMENTS = (ast.stmt, ast.excepthandler, ast.match_case)
+
+
 def _run_nodes(tree: ast.AST):
-    """Every node of ``tree`` except those inside (the body of) a block no job runs."""
+    """Every statement of ``tree`` except those inside (the body of) a block no job runs."""
     pending = [tree]
     while pending:
         node = pending.pop()
         yield node
         for child in ast.iter_child_nodes(node):
+            if not isinstance(child, _HOLDS_STATEMENTS):
+                continue
             if _never_run(child):
                 pending += [*child.orelse]  # the else branch runs
                 continue
