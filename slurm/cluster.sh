@@ -103,7 +103,9 @@ SchedulerType=sched/backfill
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 MailProg=/bin/true
-MinJobAge=600
+# a finished job's record stays a day (no slurmdbd, so no sacct: scontrol and squeue are all there is), so a
+# run's jobs can be inspected after it however long it took (at 600 s the first jobs of a slow run were gone)
+MinJobAge=86400
 ReturnToService=2
 NodeName=$host CPUs=16 RealMemory=65536 Gres=gpu:16 State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
