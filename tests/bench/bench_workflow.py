@@ -2,9 +2,10 @@
 
     .venv/bin/python tests/bench/bench_workflow.py [--compare REV] [--markdown FILE] [--workflow-only]
 
-Prints: the default workflow's cold wall time (in a fresh copy of this checkout), the no-op rerun
-(median of 3), the rerun of one figure, the rules that take the most job time (Snakemake's
-`benchmark:` files) and, unless --workflow-only, extraction throughput and fine-tuning iterations/s.
+Prints: the default workflow's cold wall time (in a fresh copy of this checkout), the no-op rerun and
+the rerun of one figure (medians of 3, taken in turns with the other checkout's), the rules that take the
+most job time (Snakemake's `benchmark:` files) and, unless --workflow-only, extraction throughput and
+fine-tuning iterations/s.
 With --compare REV the same is measured for the commit REV (`git archive`), cold runs back to back in
 this one invocation, and the ratio printed. --markdown writes the workflow figures as the Markdown
 block of workflow/docs/performance.md:
@@ -110,15 +111,32 @@ def checkout(rev: str | None) -> Path:
     return dest
 
 
-def workflow_costs(repo: Path) -> dict:
-    """Cold run, no-op (median of 3), one figure's rerun, and job seconds per rule, of the default."""
-    cold = timed([SNAKEMAKE, "--cores", "all"], repo)
-    noop = float(np.median([timed([SNAKEMAKE, "--cores", "all"], repo) for _ in range(3)]))
-    figure = timed([SNAKEMAKE, "--cores", "1", "--forcerun", "fig3", "--", f"{EXP}/figures/fig3.png"], repo)
+def workflow_costs(repos: dict[str, Path], rounds: int = 3) -> dict[str, dict]:
+    """Per checkout: the default's cold run (one checkout after the other), then the no-op and one figure's
+    rerun (medians of ``rounds``, taken in turns across the checkouts, so that a slow minute of a shared
+    machine falls on every checkout), and the job seconds per rule of its cold run."""
+    costs = {}
+    for name, repo in repos.items():
+        cold = timed([SNAKEMAKE, "--cores", "all"], repo)
+        rules = job_seconds(repo)  # before the reruns rewrite fig3's file
+        costs[name] = {"cold": cold, "jobs": int(rules["jobs"].sum()), "rules": rules}
+    reruns: dict[str, list[tuple[float, float]]] = {name: [] for name in repos}
+    for _ in range(rounds):
+        for name, repo in repos.items():
+            noop = timed([SNAKEMAKE, "--cores", "all"], repo)
+            figure = timed([SNAKEMAKE, "--cores", "1", "--forcerun", "fig3", "--", f"{EXP}/figures/fig3.png"], repo)
+            reruns[name].append((noop, figure))
+    for name in repos:
+        noop, figure = np.median(reruns[name], axis=0)
+        costs[name].update(noop=float(noop), figure=float(figure))
+    return costs
+
+
+def job_seconds(repo: Path) -> pd.DataFrame:
+    """Jobs, total and mean seconds per rule, from Snakemake's `benchmark:` files (the cold run's)."""
     root = repo / "results/benchmarks"  # results/benchmarks/{rule}/...
     frame = pd.concat([pd.read_csv(p, sep="\t").assign(rule=p.relative_to(root).parts[0]) for p in root.rglob("*.tsv")])
-    rules = frame.groupby("rule")["s"].agg(jobs="count", total="sum", mean="mean").sort_values("total", ascending=False)
-    return {"cold": cold, "noop": noop, "figure": figure, "jobs": int(rules["jobs"].sum()), "rules": rules}
+    return frame.groupby("rule")["s"].agg(jobs="count", total="sum", mean="mean").sort_values("total", ascending=False)
 
 
 def costs_markdown(machine: str, runs: dict[str, dict]) -> str:
@@ -155,12 +173,12 @@ def main() -> None:
     checkouts = {f"this checkout (@{head.strip()})": None}
     if args.compare:
         checkouts[f"@{args.compare}"] = args.compare
-    runs = {name: workflow_costs(checkout(rev)) for name, rev in checkouts.items()}
+    runs = workflow_costs({name: checkout(rev) for name, rev in checkouts.items()})
     for name, costs in runs.items():
         print(f"\n{name}: {costs['jobs']} jobs")
         print(f"default workflow, cold        {costs['cold']:8.1f} s")
         print(f"no-op rerun (median of 3)     {costs['noop']:8.1f} s")
-        print(f"rerun of one figure (fig3)    {costs['figure']:8.1f} s")
+        print(f"rerun of one figure (median)  {costs['figure']:8.1f} s")
         print("job seconds per rule (the 10 largest)\n" + costs["rules"].head(10).round(2).to_string())
     if args.compare:
         first, second = runs.values()
