@@ -17,7 +17,7 @@ from headstart.similarity import (
     wordnet_similarity,
     wordvec_similarity,
 )
-from headstart.wordnet import load_wordnet, semcor_information_content, synset_from_wnid
+from headstart.wordnet import load_wordnet, prepare_nltk_root, semcor_information_content, wordnet_reader
 
 
 def test_inference_fscore_by_hand():
@@ -55,6 +55,12 @@ def test_visual_similarity_picks_the_measure_by_name():
         visual_similarity("wordnet", labels, logits, 2)
 
 
+@pytest.fixture(scope="module")
+def nltk():
+    """NLTK's WordNet reader as NLTK makes it, not the workflow's (which reads its version once)."""
+    return wordnet_reader(prepare_nltk_root())
+
+
 @pytest.mark.parametrize(
     "measure, method",
     [
@@ -66,14 +72,14 @@ def test_visual_similarity_picks_the_measure_by_name():
         ("wordnet_jcn", "jcn"),
     ],
 )
-def test_wordnet_measures_equal_nltk(measure, method):
+def test_wordnet_measures_equal_nltk(measure, method, nltk):
     targets = ["n02916350", "n03057021", "n04459362"]  # bullet; coat; towel
     sources = ["n04008634", "n03676483", "n01945685", "n03594734"]  # projectile; lipstick; slug; jean
     values = wordnet_similarity(measure, targets, sources)
     ic = semcor_information_content()
     for i, t in enumerate(targets):
         for j, s in enumerate(sources):
-            a, b = synset_from_wnid(t), synset_from_wnid(s)
+            a, b = nltk.synset_from_pos_and_offset("n", int(t[1:])), nltk.synset_from_pos_and_offset("n", int(s[1:]))
             expected = (
                 getattr(a, f"{method}_similarity")(b, ic)
                 if method in ("res", "lin", "jcn")
