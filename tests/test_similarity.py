@@ -57,8 +57,12 @@ def test_visual_similarity_picks_the_measure_by_name():
 
 @pytest.fixture(scope="module")
 def nltk():
-    """NLTK's WordNet reader as NLTK makes it, not the workflow's (which reads its version once)."""
-    return wordnet_reader(prepare_nltk_root())
+    """NLTK's WordNet reader as NLTK makes it, not the workflow's (which skips NLTK's version mapping and
+    reads the version once), over the same files."""
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    wordnet_reader(prepare_nltk_root())  # puts the files' root in nltk.data.path, as NLTK requires
+    return WordNetCorpusReader(str(prepare_nltk_root() / "corpora" / "wordnet"), None)
 
 
 @pytest.mark.parametrize(

@@ -117,11 +117,19 @@ def wordnet_reader(root: Path) -> WordNetCorpusReader:
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
+    class WordNet30Reader(WordNetCorpusReader):
+        def map_wn(self, version: str = "wordnet") -> dict | None:
+            """None, NLTK's value for no mapping: NLTK's constructor maps the synsets of its "wordnet" corpus
+            (which, with ``root`` first in nltk.data.path, is these files) to these files' version, reading
+            index.sense twice (5-10 s of every job that reads WordNet) for the identity. Only the
+            multilingual functions would read it, and they are off here."""
+            return None
+
     if str(root) not in nltk.data.path:
         nltk.data.path.insert(0, str(root))
     with warnings.catch_warnings():  # no Open Multilingual Wordnet: not needed for English labels
         warnings.filterwarnings("ignore", message="The multilingual functions are not available")
-        return WordNetCorpusReader(str(root / "corpora" / "wordnet"), None)
+        return WordNet30Reader(str(root / "corpora" / "wordnet"), None)
 
 
 def _version_read_once(reader: WordNetCorpusReader) -> WordNetCorpusReader:
