@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from headstart.extract import extract_split
+from headstart.extract import CentreCrops, SplitOutputs, extract_split
 from headstart.finetune import FinetuneError, JobFiles, finetune_job, job_settings
 from headstart.heads import xavier_head
 from headstart.models import load_source_model, normalization, save_source_weights, split_model
@@ -68,16 +68,9 @@ def job_inputs(tmp_path_factory):
         extract_split(
             parts,
             root / f"pixels_{split}.safetensors",
-            PREPROCESS["crop"],
-            mean,
-            std,
-            4,
-            CPU,
-            True,
+            CentreCrops(PREPROCESS["crop"], mean, std, 4, CPU),
             imagenet1k_wnids(),
-            root / f"logits_{split}.parquet",
-            root / f"features_{split}.safetensors",
-            {},
+            SplitOutputs(root / f"logits_{split}.parquet", root / f"features_{split}.safetensors"),
         )
     heads = []
     for method, k, seed in [("random", "0", 0), ("inference", "1", 1), ("wordnet", "best", 2)]:

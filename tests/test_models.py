@@ -11,7 +11,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from headstart.devices import pick_device
-from headstart.extract import extract_split
+from headstart.extract import CentreCrops, SplitOutputs, extract_split
 from headstart.models import ModelError, eval_transform, load_source_model, normalization, split_model
 from headstart.pixels import decode_images
 from headstart.split import imagenet1k_wnids
@@ -131,16 +131,9 @@ def test_extraction_equals_a_direct_forward(tmp_path, lite0):
     result = extract_split(
         parts,
         tmp_path / "test.safetensors",
-        64,
-        mean,
-        std,
-        2,
-        pick_device("cpu"),
-        True,
+        CentreCrops(64, mean, std, 2, pick_device("cpu")),
         imagenet1k_wnids(),
-        tmp_path / "logits.parquet",
-        tmp_path / "features.safetensors",
-        {},
+        SplitOutputs(tmp_path / "logits.parquet", tmp_path / "features.safetensors"),
     )
     with torch.inference_mode():
         batch = torch.stack([transform(Image.open(p)) for p in paths])

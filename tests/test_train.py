@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from headstart.classifiers import Classifier
-from headstart.extract import extract_split
+from headstart.extract import CentreCrops, SplitOutputs, extract_split
 from headstart.heads import xavier_head
 from headstart.models import load_source_model, normalization, split_model
 from headstart.pixels import CropBatches, PixelCache, decode_images
@@ -366,16 +366,9 @@ def test_evaluation_on_cached_activations_equals_the_whole_network(tmp_path):
     extract_split(
         parts,
         tmp_path / "test.safetensors",
-        crop,
-        mean,
-        std,
-        5,
-        CPU,
-        True,
+        CentreCrops(crop, mean, std, 5, CPU),
         imagenet1k_wnids(),
-        tmp_path / "logits.parquet",
-        tmp_path / "features.safetensors",
-        {},
+        SplitOutputs(tmp_path / "logits.parquet", tmp_path / "features.safetensors"),
     )
     trunk = read_tensors(tmp_path / "features.safetensors")[0]["trunk"]
     weight, bias = xavier_head(3, parts.head.in_features, seed=0)

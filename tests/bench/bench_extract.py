@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from headstart.devices import autocast_for, pick_device
-from headstart.extract import extract_split
+from headstart.extract import CentreCrops, SplitOutputs, extract_split
 from headstart.models import eval_transform, load_source_model, normalization, split_model
 from headstart.pixels import CropBatches, PixelCache, decode_images
 
@@ -81,16 +81,9 @@ def main() -> None:
         extract_split(
             parts,
             work / "test.safetensors",
-            crop,
-            mean,
-            std,
-            args.batch,
-            device,
-            True,
+            CentreCrops(crop, mean, std, args.batch, device),
             wnids,
-            work / "logits.parquet",
-            work / "features.safetensors",
-            {},
+            SplitOutputs(work / "logits.parquet", work / "features.safetensors"),
         )
         return len(paths) / (time.perf_counter() - start)
 

@@ -42,7 +42,7 @@ sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "tests")]  # this checkout's 
 
 from headstart.classifiers import Classifier  # noqa: E402
 from headstart.devices import autocast_for, pick_device, to_device  # noqa: E402
-from headstart.extract import extract_split  # noqa: E402
+from headstart.extract import CentreCrops, SplitOutputs, extract_split  # noqa: E402
 from headstart.finetune import JobFiles, finetune_job, job_settings  # noqa: E402
 from headstart.heads import xavier_head  # noqa: E402
 from headstart.models import save_source_weights, split_model  # noqa: E402
@@ -137,16 +137,9 @@ def make_job_inputs(
         lambda: extract_split(
             parts,
             work / "pixels_test.safetensors",
-            crop,
-            MEAN,
-            STD,
-            batch,
-            device,
-            True,
+            CentreCrops(crop, MEAN, STD, batch, device),
             [str(i) for i in range(parts.head.out_features)],
-            work / "logits_test.parquet",
-            work / "features_test.safetensors",
-            {},
+            SplitOutputs(work / "logits_test.parquet", work / "features_test.safetensors"),
         ),
         device,
     )

@@ -16,7 +16,7 @@ from torch import nn
 
 from headstart.classifiers import Classifier
 from headstart.devices import autocast_for
-from headstart.extract import extract_split
+from headstart.extract import CentreCrops, SplitOutputs, extract_split
 from headstart.heads import xavier_head
 from headstart.models import split_model
 from headstart.pixels import CropBatches, PixelCache, decode_images
@@ -139,16 +139,9 @@ def test_extraction_and_evaluation_move_device_tensors_to_the_host(tmp_path):
     result = extract_split(
         parts,
         tmp_path / "test.safetensors",
-        32,
-        MEAN,
-        STD,
-        4,
-        DEVICE,
-        True,
+        CentreCrops(32, MEAN, STD, 4, DEVICE),
         [f"n{i:08d}" for i in range(1000)],
-        tmp_path / "logits.parquet",
-        tmp_path / "features.safetensors",
-        {},
+        SplitOutputs(tmp_path / "logits.parquet", tmp_path / "features.safetensors"),
     )
     assert len(result.features) == 6
     tensors, _ = read_tensors(tmp_path / "features.safetensors")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,32 +64,58 @@ def extract(
     )
 
 
+@dataclass(frozen=True)
+class CentreCrops:
+    """How extraction reads a split's decoded images: centre crops of ``crop`` pixels, normalised by the
+    source network's ``mean`` and ``std``, ``batch_size`` at a time, on ``device``."""
+
+    crop: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    batch_size: int
+    device: torch.device
+
+
+@dataclass(frozen=True)
+class SplitOutputs:
+    """Where one split's extraction goes, each file with ``metadata``: the source logits (Parquet, a column per
+    source wnid) and the penultimate features (safetensors; with ``keep_trunk``, the trunk's activations too)."""
+
+    logits: Path
+    features: Path
+    keep_trunk: bool = True
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
 def extract_split(
-    parts: ModelParts,
-    pixels: Path,
-    crop: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    batch_size: int,
-    device: torch.device,
-    keep_trunk: bool,
-    source_wnids: Sequence[str],
-    logits_out: Path,
-    features_out: Path,
-    metadata: dict[str, Any],
+    parts: ModelParts, pixels: Path, crops: CentreCrops, source_wnids: Sequence[str], outputs: SplitOutputs
 ) -> Extracted:
-    """One split from its decoded images (centre crops): source logits to Parquet (a column per
-    source wnid), penultimate features and, with ``keep_trunk``, the trunk's activations to safetensors."""
+    """One split from its decoded images (the pixel cache ``pixels``): its source logits, features and
+    trunk activations written to ``outputs``."""
     from .pixels import CropBatches, PixelCache
     from .tables import write_parquet
 
     cache = PixelCache(pixels)
-    images = CropBatches(cache, range(len(cache)), crop, mean, std, device, augment=False, max_batch=batch_size)
-    with TensorStream(features_out, {"image_ids": cache.image_ids, **metadata}) as stream:
+    images = CropBatches(
+        cache,
+        range(len(cache)),
+        crops.crop,
+        crops.mean,
+        crops.std,
+        crops.device,
+        augment=False,
+        max_batch=crops.batch_size,
+    )
+    with TensorStream(outputs.features, {"image_ids": cache.image_ids, **outputs.metadata}) as stream:
         result = extract(
-            parts, images, batch_size, device, stream if keep_trunk else None, desc=f"extract {pixels.stem}"
+            parts,
+            images,
+            crops.batch_size,
+            crops.device,
+            stream if outputs.keep_trunk else None,
+            desc=f"extract {pixels.stem}",
         )
         stream.add("features", result.features)
     logits = pd.DataFrame(result.logits, index=pd.Index(cache.image_ids, name="image_id"), columns=list(source_wnids))
-    write_parquet(logits, logits_out, metadata)
+    write_parquet(logits, outputs.logits, outputs.metadata)
     return result

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from headstart.devices import pick_device
-from headstart.extract import extract_split
+from headstart.extract import CentreCrops, SplitOutputs, extract_split
 from headstart.logs import setup_logging
 from headstart.models import load_parts
 
@@ -17,19 +17,18 @@ torch.set_num_threads(snakemake.threads)
 parts, mean, std = load_parts(entry, snakemake.input.weights)
 device = pick_device(snakemake.config["extract"]["device"])  # a run option: changing it reruns nothing
 source_wnids = pd.read_parquet(snakemake.input.source_classes)["wnid"].tolist()
+crops = CentreCrops(preprocess["crop"], mean, std, options["batch_size"], device)
 for split in ["train", "val", "test"]:
     result = extract_split(
         parts,
         Path(snakemake.input[f"pixels_{split}"]),
-        preprocess["crop"],
-        mean,
-        std,
-        options["batch_size"],
-        device,
-        split in options["trunk_activations"],
+        crops,
         source_wnids,
-        Path(snakemake.output[f"logits_{split}"]),
-        Path(snakemake.output[f"features_{split}"]),
-        {"model": snakemake.params.model, "split": split, "preprocess": preprocess},
+        SplitOutputs(
+            Path(snakemake.output[f"logits_{split}"]),
+            Path(snakemake.output[f"features_{split}"]),
+            split in options["trunk_activations"],
+            {"model": snakemake.params.model, "split": split, "preprocess": preprocess},
+        ),
     )
     log.info("%s: %d images, features %s", split, len(result.features), tuple(result.features.shape))
