@@ -78,6 +78,19 @@ def test_pixel_cache_keeps_every_image_at_its_own_size(tmp_path):
     assert not (tmp_path / "q.safetensors").exists()
 
 
+def test_decoding_processes_hand_over_chunks_and_store_the_same_bytes(tmp_path):
+    """7 images of mixed sizes in chunks of 3 (the last one short), by 2 processes: the same file, byte for
+    byte, as one process decoding them one at a time."""
+    sizes = [(28, 28, 1), (50, 37, 3), (37, 61, 3), (40, 40, 3), (33, 70, 1), (64, 48, 3), (45, 45, 3)]
+    paths, ids = write_images(tmp_path, sizes), [f"i{n}" for n in range(len(sizes))]
+    for centre_crop in (False, True):
+        decode_images(paths, ids, tmp_path / "one.safetensors", 40, 32, centre_crop, num_workers=0, chunk=1)
+        decode_images(paths, ids, tmp_path / "two.safetensors", 40, 32, centre_crop, num_workers=2, chunk=3)
+        assert (tmp_path / "one.safetensors").read_bytes() == (tmp_path / "two.safetensors").read_bytes()
+        cache = PixelCache(tmp_path / "two.safetensors")
+        assert cache.image_ids == ids and cache.image(5).shape == ((32, 32, 3) if centre_crop else (53, 40, 3))
+
+
 def test_read_rows_reads_only_the_rows_asked_for(tmp_path):
     tensor = torch.arange(60, dtype=torch.float32).reshape(20, 3)
     with TensorStream(tmp_path / "r.safetensors") as stream:

@@ -61,6 +61,23 @@ class _ResizedImages(Dataset):
         return np.array(image, dtype=np.uint8)  # a writable copy: the loader hands it over as a tensor
 
 
+class _ImageChunks(Dataset):
+    """``images`` ``size`` at a time, as one flat uint8 array (the images' bytes, one after another) and
+    their (height, width, channels): a decoding process hands over one chunk, not one image, at a time
+    (one image at a time, handing a small image over cost more than decoding it: 2 processes decoded
+    Fashion-MNIST 1.5x slower than one)."""
+
+    def __init__(self, images: _ResizedImages, size: int):
+        self.images, self.size = images, size
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        chunk = [self.images[i] for i in range(index * self.size, min((index + 1) * self.size, len(self.images)))]
+        return np.concatenate([image.reshape(-1) for image in chunk]), np.array([image.shape for image in chunk])
+
+
 def decode_images(
     paths: Sequence[str],
     image_ids: Sequence[str],
@@ -70,29 +87,30 @@ def decode_images(
     centre_crop: bool,
     num_workers: int = 0,
     desc: str = "decode",
+    chunk: int = 32,
 ) -> None:
     """Decode every image once into ``out``: ``pixels`` (all images' bytes, HWC, one after another),
     ``offsets`` (n + 1 byte offsets) and ``shapes`` (n x 2: height, width).
 
     With ``centre_crop`` the images are stored as their ``crop`` x ``crop`` centre crops (val/test);
     otherwise resized only (train), for random crops later. Decoding runs in ``num_workers``
-    processes; each hands over one image at a time, so shared memory holds at most
-    2 x ``num_workers`` images.
+    processes; each hands over ``chunk`` images at a time, so shared memory holds at most
+    2 x ``num_workers`` x ``chunk`` images.
     """
-    dataset = _ResizedImages(paths, resize, crop if centre_crop else None)
+    dataset = _ImageChunks(_ResizedImages(paths, resize, crop if centre_crop else None), chunk)
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, prefetch_factor=2 if num_workers else None)
     offsets, shapes = [0], []
     metadata = {"image_ids": list(image_ids), "resize": resize, "crop": crop, "centre_crop": centre_crop}
-    with TensorStream(out, metadata) as stream, tqdm(total=len(dataset), desc=desc, unit="img") as bar:
+    with TensorStream(out, metadata) as stream, tqdm(total=len(paths), desc=desc, unit="img") as bar:
         stream.begin("pixels")
-        for image in loader:
-            image = torch.as_tensor(image)
-            if not centre_crop and min(image.shape[:2]) < crop:
-                raise ValueError(f"an image is {tuple(image.shape[:2])} after resizing, smaller than the crop {crop}")
-            stream.write(image.reshape(-1))
-            offsets.append(offsets[-1] + image.numel())
-            shapes.append(image.shape[:2])
-            bar.update(1)
+        for pixels, chunk_shapes in loader:
+            for height, width, channels in chunk_shapes.tolist():
+                if not centre_crop and min(height, width) < crop:
+                    raise ValueError(f"an image is {(height, width)} after resizing, smaller than the crop {crop}")
+                offsets.append(offsets[-1] + height * width * channels)
+                shapes.append((height, width))
+            stream.write(torch.as_tensor(pixels))
+            bar.update(len(chunk_shapes))
         stream.end("uint8", [])
         stream.add("offsets", torch.tensor(offsets, dtype=torch.int64))
         stream.add("shapes", torch.tensor(shapes, dtype=torch.int32).reshape(-1, 2))
