@@ -38,6 +38,15 @@ def test_wrong_type_names_the_key(default):
         validate_config(config)
 
 
+def test_nesterov_without_momentum_is_a_config_error(default):
+    config = copy.deepcopy(default)
+    config["finetune"]["method_optimizers"]["cotuning"]["momentum"] = 0
+    with pytest.raises(ConfigError, match=r"^finetune\.method_optimizers\.cotuning\.momentum: 0 is less than"):
+        validate_config(config)
+    config["finetune"]["method_optimizers"]["cotuning"]["nesterov"] = False
+    validate_config(config)  # plain SGD may have none
+
+
 def test_unknown_method_and_model(default):
     config = copy.deepcopy(default)
     config["model"] = "vgg99"

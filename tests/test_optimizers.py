@@ -3,6 +3,7 @@
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,6 +100,21 @@ def test_a_run_resumed_from_a_saved_state_continues_as_the_uninterrupted_one(kin
     assert not _same(resumed, first)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: Adam([], lr=1e-3, betas=(0.9, 0.999), eps=1e-8),
+        lambda p: Adam([p], lr=-1.0, betas=(0.9, 0.999), eps=1e-8),
+        lambda p: Adam([p], lr=1e-3, betas=(0.9, 1.0), eps=1e-8),
+        lambda p: SGD([{"params": [p], "lr": 0.1}], momentum=0.0, nesterov=True, weight_decay=0.0),
+        lambda p: SGD([{"params": [p], "lr": 0.1}], momentum=0.9, nesterov=False, weight_decay=-1.0),
+    ],
+)
+def test_settings_torch_refuses_are_refused(make):
+    with pytest.raises(ValueError):
+        make(torch.zeros(2, requires_grad=True))
+
+
 def test_a_state_for_other_parameters_is_refused():
     small = Adam([torch.zeros(2, requires_grad=True)], lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     large = Adam([torch.zeros(2, requires_grad=True)] * 2, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
@@ -117,5 +133,6 @@ def test_training_never_imports_torch_dynamo():
         "    (p * p).sum().backward(); opt.step(); opt.zero_grad(); opt.load_state_dict(opt.state_dict())\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="workflow")
+    workflow = Path(__file__).resolve().parents[1] / "workflow"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=workflow)
     assert result.stdout.strip() == "False"

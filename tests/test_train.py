@@ -269,7 +269,8 @@ def test_lean_checkpoint_holds_only_what_training_changes(tmp_path):
         "head.weight",
         "head.bias",
     }  # no frozen trunk
-    assert state["runs"]["random/k0"]["optimizer"]["state"]  # Adam's moments
+    moments = state["runs"]["random/k0"]["optimizer"]["state"]
+    assert moments and all({"step", "exp_avg", "exp_avg_sq"} <= set(moment) for moment in moments)  # Adam's
     resumed = train(
         [make_run("random/k0", 0, True), make_run("inference/k1", 1, True)], tmp_path, frozen=CountingTrunk()
     )

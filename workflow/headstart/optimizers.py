@@ -23,6 +23,8 @@ class _Functional:
     of the groups' parameters (the order ``torch.optim.Optimizer.state_dict`` numbers them in)."""
 
     def __init__(self, groups: Sequence[dict[str, Any]]) -> None:
+        if not any(group["params"] for group in groups) or any(group["lr"] < 0 for group in groups):
+            raise ValueError("an optimizer needs parameters and a learning rate of at least 0")
         self.param_groups = [dict(group, params=list(group["params"])) for group in groups]
         self._params = [p for group in self.param_groups for p in group["params"]]
         self._index = {id(p): i for i, p in enumerate(self._params)}
@@ -59,6 +61,8 @@ class Adam(_Functional):
     """``torch.optim.Adam(params, lr, betas, eps, fused=True)``: no weight decay, no AMSGrad."""
 
     def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: tuple[float, float], eps: float) -> None:
+        if not all(0.0 <= beta < 1.0 for beta in betas) or len(betas) != 2 or eps < 0:
+            raise ValueError(f"Adam needs two betas in [0, 1) and eps >= 0, not betas {betas}, eps {eps}")
         super().__init__([{"params": params, "lr": lr, "betas": tuple(betas), "eps": eps}])
 
     @torch.no_grad()
@@ -95,6 +99,8 @@ class SGD(_Functional):
     no dampening."""
 
     def __init__(self, groups: Sequence[dict[str, Any]], momentum: float, nesterov: bool, weight_decay: float) -> None:
+        if momentum < 0 or weight_decay < 0 or (nesterov and momentum <= 0):
+            raise ValueError("SGD needs momentum and weight decay >= 0, and a momentum for Nesterov's")
         super().__init__(groups)
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
 
