@@ -17,7 +17,7 @@ from headstart.similarity import (
     wordnet_similarity,
     wordvec_similarity,
 )
-from headstart.wordnet import load_wordnet, prepare_nltk_root, semcor_information_content, wordnet_reader
+from headstart.wordnet import load_wordnet, prepare_nltk_root, semcor_information_content
 
 
 def test_inference_fscore_by_hand():
@@ -61,7 +61,7 @@ def nltk():
     reads the version once), over the same files."""
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    wordnet_reader(prepare_nltk_root())  # puts the files' root in nltk.data.path, as NLTK requires
+    load_wordnet()  # the workflow's reader (cached) puts the files' root in nltk.data.path, as NLTK requires
     return WordNetCorpusReader(str(prepare_nltk_root() / "corpora" / "wordnet"), None)
 
 

@@ -58,7 +58,7 @@ class _ResizedImages(Dataset):
                 )
             top, left = centre_window(image.height, image.width, self.crop)
             image = image.crop((left, top, left + self.crop, top + self.crop))
-        return np.array(image, dtype=np.uint8)  # a writable copy: the loader hands it over as a tensor
+        return np.asarray(image, dtype=np.uint8)  # (_ImageChunks hands its bytes over)
 
 
 class _ImageChunks(Dataset):
