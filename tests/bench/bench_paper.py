@@ -17,7 +17,8 @@ preset's network; random weights: speed does not depend on them) on generated JP
    paper-shaped job on a small config.
 
 On a CPU the sizes shrink (--iterations 2, --test-images 64, small-config job at 112 px) and the
-projection is marked as such: it is not what a GPU will see.
+projection is marked as such: it is not what a GPU will see. tests/gpu/check.sh's CPU mode (a smoke run of
+the same code) shrinks them further: --job-batch, --small-job-classes and --small-job-test.
 """
 
 from __future__ import annotations
@@ -249,6 +250,18 @@ def main() -> None:
         default=None,
         help="steps of the levers' whole small job (default: 100 GPU, 20 CPU; evaluations every half of them)",
     )
+    parser.add_argument(
+        "--job-batch",
+        type=int,
+        default=None,
+        help="batch of the timed job (default: the preset's); its steps are projected to the preset's batch",
+    )
+    parser.add_argument(
+        "--small-job-classes", type=int, default=10, help="classes of the levers' whole small job (default 10)"
+    )
+    parser.add_argument(
+        "--small-job-test", type=int, default=8, help="test images per class of the levers' whole small job (default 8)"
+    )
     args = parser.parse_args()
     device = pick_device("auto")
     gpu = device.type == "cuda"
@@ -258,6 +271,7 @@ def main() -> None:
     preset = yaml.safe_load((ROOT / "workflow/presets/paper.yaml").read_text())
     finetune, split = preset["finetune"], preset["split"]
     resize, crop, batch = preset["preprocess"]["resize"], preset["preprocess"]["crop"], finetune["batch_size"]
+    job_batch = args.job_batch or batch
     n_classes = len((ROOT / preset["dataset"]["classes"]).read_text().split())
     name = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
     mark = "" if gpu else "   [CPU projection: not what a GPU will see]"
@@ -273,7 +287,7 @@ def main() -> None:
     inputs = make_job_inputs(
         work, paths, n_classes, shots, test_per_class, resize, crop, device, parts, 64 if gpu else 16
     )
-    job = run_job(work, inputs, shots, iterations, iterations, batch, resize, crop, device, "job")
+    job = run_job(work, inputs, shots, iterations, iterations, job_batch, resize, crop, device, "job")
     test_cache = read_rows(work / "features_test.safetensors", "trunk", device)
     labels = np.arange(len(test_cache)) % n_classes
     classifiers = [Classifier(parts.trainable, *xavier_head(n_classes, 2048, r), 0.75).to(device) for r in range(RUNS)]
@@ -283,12 +297,14 @@ def main() -> None:
     timing = inputs["timing"]
     evaluations = finetune["iterations"] // finetune["eval_every"] + 1
     step = max(job - 2 * one_eval, 0) / iterations  # start-up and checkpoints counted as steps: an overestimate
+    step_preset = step * batch / job_batch  # a smaller batch than the preset's: its step scaled (an estimate)
     eval_9000 = one_eval * (n_classes * split["test_per_class"]) / len(test_cache)
     print(
-        f"\n1. one fine-tuning job, preset shape ({RUNS} runs in lockstep, batch {batch}, {resize}->{crop} random crops), "
-        f"{iterations} steps + 2 evaluations on {len(test_cache)} cached test activations: {job:.1f} s"
+        f"\n1. one fine-tuning job, preset shape ({RUNS} runs in lockstep, batch {job_batch}, {resize}->{crop} random "
+        f"crops), {iterations} steps + 2 evaluations on {len(test_cache)} cached test activations: {job:.1f} s"
     )
-    print(f"   per step (7 runs, one trunk pass)   {step:8.3f} s")
+    scaled = "" if job_batch == batch else f"   (measured at batch {job_batch}, scaled to the preset's {batch})"
+    print(f"   per step (7 runs, one trunk pass)   {step_preset:8.3f} s{scaled}")
     print(f"   one evaluation of 7 runs / 9000 img {eval_9000:8.2f} s   (measured on {len(test_cache)})")
     decode_rate = (timing["decode_train_images"] + timing["decode_test_images"]) / (
         timing["decode_train"] + timing["decode_test"]
@@ -302,7 +318,7 @@ def main() -> None:
     jobs = len(finetune["shots"]) * len(finetune["seeds"])
     per_level_runs = {s: 3 + 4 * (2 if s == max(finetune["shots"]) else 1) for s in finetune["shots"]}
     job_hours = {
-        s: (finetune["iterations"] * step * r / RUNS + evaluations * eval_9000 * r / RUNS) / 3600
+        s: (finetune["iterations"] * step_preset * r / RUNS + evaluations * eval_9000 * r / RUNS) / 3600
         for s, r in per_level_runs.items()
     }  # a step's runs part scales with the runs; the trunk pass does not: an overestimate
     gpu_hours = images_total / extract_rate / 3600 + sum(job_hours[s] for s in finetune["shots"]) * len(
@@ -401,11 +417,11 @@ def main() -> None:
         f"pass {new:6.2f} s: {old / new:6.2f}x (goal >= 2.5x on the CPU)"
     )
 
-    # a whole paper-shaped job on a small config: 10 classes x 5 images, 64 -> 56 px... on a GPU the preset's size
+    # a whole paper-shaped job on a small config: --small-job-classes x 5 images, 128 -> 112 px; on a GPU the preset's size
     small = dict(
-        classes=10,
+        classes=args.small_job_classes,
         shots=5,
-        test=8,
+        test=args.small_job_test,
         resize=128 if not gpu else resize,
         crop=112 if not gpu else crop,
         batch=16 if not gpu else batch,

@@ -57,7 +57,7 @@ limit() { if [ "$device" = "cuda" ]; then timeout "$@"; else shift; "$@"; fi; }
 if [ "$device" = "cuda" ]; then
   bench_args=()
 else  # the smallest size: a smoke run of the same code, its projection marked as the CPU's
-  bench_args=(--iterations 1 --test-images 16 --lever-batch 4 --small-job-iterations 2)
+  bench_args=(--iterations 1 --test-images 16 --lever-batch 4 --job-batch 8 --small-job-iterations 2 --small-job-classes 4 --small-job-test 2)
 fi
 CUDA_VISIBLE_DEVICES=$([ "$device" = "cuda" ] && echo "${CUDA_VISIBLE_DEVICES:-0}" || echo "") \
   limit 300 "$python" tests/bench/bench_paper.py "${bench_args[@]}" > "$out/bench.log" 2>&1
