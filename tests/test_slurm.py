@@ -41,6 +41,12 @@ def cluster():
         subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "stop"], check=False, timeout=120)
 
 
+# The tests of behaviour (not the README's command) ask SLURM for their jobs' states 2 s after a submission,
+# not the profile's 20 (polite on a shared controller; the test cluster is the test's own): their jobs take
+# seconds, and the plugin's wait grows by 10 s with each check that finds nothing finished.
+QUICK_CHECKS = ("--slurm-init-seconds-before-status-checks", "2")
+
+
 def run(repo: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     # SIGINT, not SIGTERM: Snakemake cancels its SLURM jobs and exits on SIGINT.
     return subprocess.run(
@@ -130,6 +136,7 @@ def test_a_failing_job_fails_once_with_one_line_and_keeps_its_logs(cluster, tiny
         f"{RUN}/sim/wordvec.parquet",
         "--profile",
         "slurm",
+        *QUICK_CHECKS,
         "--configfile",
         "tests/data/tiny.yaml",
         str(failing),
@@ -214,7 +221,9 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
         )
         assert probe.returncode != 0 and "Connection refused" in probe.stderr, probe.stderr[-500:]
         QuietHandler.requests_seen.clear()
-        result = run(repo, "--profile", "slurm", features, "--configfile", "tests/data/tiny.yaml", "offline.yaml")
+        result = run(
+            repo, "--profile", "slurm", *QUICK_CHECKS, features, "--configfile", "tests/data/tiny.yaml", "offline.yaml"
+        )
     finally:
         subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "online"], check=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
@@ -272,7 +281,7 @@ def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tiny,
     target = TARGET_JOB
     log = repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.log"
     client = subprocess.Popen(
-        [SNAKEMAKE, "--profile", "slurm", target, *config],
+        [SNAKEMAKE, "--profile", "slurm", *QUICK_CHECKS, target, *config],
         cwd=repo,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -294,7 +303,7 @@ def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tiny,
     assert "finetune" in orphans, orphans
     assert run(repo, "--profile", "slurm", target, *config, "--unlock").returncode == 0
     second = subprocess.Popen(
-        ["timeout", "-s", "INT", "1500", SNAKEMAKE, "--profile", "slurm", target, *config],
+        ["timeout", "-s", "INT", "1500", SNAKEMAKE, "--profile", "slurm", *QUICK_CHECKS, target, *config],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -330,7 +339,7 @@ def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cl
     repo, config = one_finetuning_job(tiny, tmp_path, iterations=6000, eval_every=500)
     target = TARGET_JOB
     client = subprocess.Popen(
-        [SNAKEMAKE, "--profile", "slurm", target, *config],
+        [SNAKEMAKE, "--profile", "slurm", *QUICK_CHECKS, target, *config],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
