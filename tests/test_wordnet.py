@@ -25,6 +25,18 @@ def test_wordnet_30_offline_from_debian_files():
     assert dog.wup_similarity(cat) == pytest.approx(24 / 29)
 
 
+def test_the_workflow_reader_maps_every_lemma_as_nltk_does():
+    """It reads the index files as plain text files (NLTK's stream reader decodes them in Python): the same
+    lemma -> part of speech -> synset offsets map as a reader NLTK makes over the same files."""
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    ours = load_wordnet()  # also puts the files' root in nltk.data.path, as NLTK requires
+    theirs = WordNetCorpusReader(str(prepare_nltk_root() / "corpora" / "wordnet"), None)
+    assert len(ours._lemma_pos_offset_map) == 147306  # WordNet 3.0's lemmas (NLTK keeps the map private)
+    assert ours._lemma_pos_offset_map == theirs._lemma_pos_offset_map
+    assert ours.synsets("jersey") == theirs.synsets("jersey")
+
+
 def test_lexnames_generated(tmp_path):
     assert len(lexnames_text().splitlines()) == 45
     root = prepare_nltk_root(root=tmp_path)
