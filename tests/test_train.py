@@ -9,7 +9,7 @@ import yaml
 from PIL import Image
 from torch import nn
 
-from headstart.classifiers import Classifier
+from headstart.classifiers import Classifier, CosineClassifier, CoTuningClassifier
 from headstart.extract import CentreCrops, SplitOutputs, extract_split
 from headstart.heads import xavier_head
 from headstart.models import load_source_model, normalization, split_model
@@ -27,6 +27,8 @@ from headstart.train import (
     batch_indices,
     crop_seeds,
     evaluate,
+    evaluation_rows,
+    first_evaluation_rows,
     train_lockstep,
 )
 
@@ -250,6 +252,54 @@ def test_lockstep_runs_equal_separate_runs_with_one_trunk_pass_per_step():
         alone = train([make_run(name, seed, True)], frozen=CountingTrunk())[name]
         pd.testing.assert_frame_equal(together[name], alone)  # bit for bit
     assert not together["random/k0"]["train_loss"].equals(together["inference/k1"]["train_loss"])
+
+
+def runs_from_one_part() -> list[Run]:
+    """Runs as a job makes them: each its own copy of one trainable part (a conv + BatchNorm + ReLU6 stage
+    on 2 x 2 activations, channels_last, as a last stage), with a linear, a cosine and a Co-Tuning head."""
+    import copy
+
+    torch.manual_seed(5)
+    part = nn.Sequential(nn.Conv2d(4, 16, 1), nn.BatchNorm2d(16), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    with torch.no_grad():  # running statistics other than the defaults: evaluation uses them
+        part[1].running_mean.uniform_(-0.5, 0.5)
+        part[1].running_var.uniform_(0.5, 2.0)
+    weight, bias = xavier_head(3, 16, seed=1)
+    source = xavier_head(5, 16, seed=2)
+    classifiers = {
+        "random/k0": Classifier(copy.deepcopy(part), *xavier_head(3, 16, seed=0), 0.5),
+        "inference/k1": Classifier(copy.deepcopy(part), weight, bias, 0.5),
+        "imprint/k0": CosineClassifier(copy.deepcopy(part), weight, 7.0, 0.5),
+        "cotuning/k0": CoTuningClassifier(copy.deepcopy(part), weight, bias, 0.5, *source, np.full((3, 5), 0.2), 2.3),
+    }
+    return [Run(name, model.to(memory_format=torch.channels_last)) for name, model in classifiers.items()]
+
+
+def test_first_evaluation_runs_the_shared_trainable_part_once_and_scores_as_each_alone():
+    images = torch.randn(70, 4, 2, 2, generator=torch.Generator().manual_seed(3))
+    labels = np.arange(70) % 3
+    data = LockstepData(nn.Identity(), None, None, EvalSet(TensorBatches(images[:40], CPU), labels[:40]), WNIDS)
+    data.val = EvalSet(TensorBatches(images[40:], CPU), labels[40:])
+    runs = runs_from_one_part()
+    alone = {r.name: evaluation_rows(r.model, 0, data.test, data.val, WNIDS, float("nan")) for r in runs}
+    forwards = []
+    for r in runs:
+        r.model.trainable.register_forward_hook(lambda module, args, output, name=r.name: forwards.append(name))
+    together = first_evaluation_rows(runs, data)
+    assert forwards == ["random/k0", "random/k0"]  # once per split (one batch each), for the four runs
+    for r in runs:
+        pd.testing.assert_frame_equal(pd.DataFrame(together[r.name]), pd.DataFrame(alone[r.name]))  # bit for bit
+    assert (
+        pd.DataFrame(together["random/k0"])["macro_f1"].iloc[0]
+        != pd.DataFrame(together["inference/k1"])["macro_f1"].iloc[0]
+    )
+    # a run whose trainable part differs (a resumed or foreign state): each is evaluated alone
+    with torch.no_grad():
+        runs[2].model.trainable[0].bias.add_(1.0)
+    forwards.clear()
+    again = first_evaluation_rows(runs, data)
+    assert len(forwards) == 8
+    assert pd.DataFrame(again["random/k0"]).equals(pd.DataFrame(alone["random/k0"]))
 
 
 def test_lean_checkpoint_holds_only_what_training_changes(tmp_path):

@@ -80,8 +80,17 @@ class Classifier(nn.Module):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Evaluation logits in fp32, whatever autocast is active: they feed arg-max and F-scores,
         and bf16 would round logits near 10 in steps of 0.06 (ties go to the lowest index)."""
+        return self.head_logits(self.features(hidden))
+
+    def features(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The trainable part's output for evaluation, in fp32 (see :meth:`logits`)."""
         with torch.autocast(hidden.device.type, enabled=False):
-            return self.head(self.trainable(hidden.float()).float())
+            return self.trainable(hidden.float()).float()
+
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's evaluation logits of :meth:`features`' output, in fp32 (see :meth:`logits`)."""
+        with torch.autocast(features.device.type, enabled=False):
+            return self.head(features)
 
 
 class CosineHead(nn.Module):
