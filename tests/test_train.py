@@ -281,25 +281,43 @@ def test_first_evaluation_runs_the_shared_trainable_part_once_and_scores_as_each
     data = LockstepData(nn.Identity(), None, None, EvalSet(TensorBatches(images[:40], CPU), labels[:40]), WNIDS)
     data.val = EvalSet(TensorBatches(images[40:], CPU), labels[40:])
     runs = runs_from_one_part()
-    alone = {r.name: evaluation_rows(r.model, 0, data.test, data.val, WNIDS, float("nan")) for r in runs}
+    alone = {r.name: pd.DataFrame(evaluation_rows(r.model, 0, data.test, data.val, WNIDS, float("nan"))) for r in runs}
     forwards = []
     for r in runs:
         r.model.trainable.register_forward_hook(lambda module, args, output, name=r.name: forwards.append(name))
     together = first_evaluation_rows(runs, data)
     assert forwards == ["random/k0", "random/k0"]  # once per split (one batch each), for the four runs
     for r in runs:
-        pd.testing.assert_frame_equal(pd.DataFrame(together[r.name]), pd.DataFrame(alone[r.name]))  # bit for bit
-    assert (
-        pd.DataFrame(together["random/k0"])["macro_f1"].iloc[0]
-        != pd.DataFrame(together["inference/k1"])["macro_f1"].iloc[0]
-    )
-    # a run whose trainable part differs (a resumed or foreign state): each is evaluated alone
+        pd.testing.assert_frame_equal(pd.DataFrame(together[r.name]), alone[r.name], check_exact=True)
+    assert alone["random/k0"]["macro_f1"].iloc[0] != alone["inference/k1"]["macro_f1"].iloc[0]
+    # a run whose trainable part differs, if only in a buffer (BatchNorm's running mean): each alone
     with torch.no_grad():
-        runs[2].model.trainable[0].bias.add_(1.0)
+        runs[2].model.trainable[1].running_mean.add_(3.0)
+    changed = pd.DataFrame(evaluation_rows(runs[2].model, 0, data.test, data.val, WNIDS, float("nan")))
+    assert not changed.equals(alone["imprint/k0"])
     forwards.clear()
     again = first_evaluation_rows(runs, data)
     assert len(forwards) == 8
-    assert pd.DataFrame(again["random/k0"]).equals(pd.DataFrame(alone["random/k0"]))
+    pd.testing.assert_frame_equal(pd.DataFrame(again["imprint/k0"]), changed, check_exact=True)
+    pd.testing.assert_frame_equal(pd.DataFrame(again["random/k0"]), alone["random/k0"], check_exact=True)
+
+
+def test_a_lockstep_job_evaluates_its_runs_first_through_one_trainable_part():
+    """train_lockstep's start takes the shared path: forwards of each run's trainable part over one step
+    with an evaluation after it (one batch per split)."""
+    images = torch.randn(30, 4, 2, 2, generator=torch.Generator().manual_seed(4))
+    labels = np.arange(30) % 3
+    split = EvalSet(TensorBatches(images[:12], CPU), labels[:12])
+    data = LockstepData(nn.Identity(), TensorBatches(images, CPU), labels, split, WNIDS, val=split)
+    runs = runs_from_one_part()
+    forwards = {r.name: 0 for r in runs}
+    for r in runs:
+        r.model.trainable.register_forward_hook(
+            lambda module, args, output, name=r.name: forwards.__setitem__(name, forwards[name] + 1)
+        )
+    train_lockstep(runs, data, settings(iterations=1, eval_every=1), CPU)
+    # iteration 0: the first run's part for both splits; the step: each run once; iteration 1: each, both splits
+    assert forwards == {"random/k0": 5, "inference/k1": 3, "imprint/k0": 3, "cotuning/k0": 3}
 
 
 def test_lean_checkpoint_holds_only_what_training_changes(tmp_path):

@@ -300,10 +300,14 @@ def main() -> None:
     step_preset = step * batch / job_batch  # a smaller batch than the preset's: its step scaled (an estimate)
     eval_9000 = one_eval * (n_classes * split["test_per_class"]) / len(test_cache)
     print(
-        f"\n1. one fine-tuning job, preset shape ({RUNS} runs in lockstep, batch {job_batch}, {resize}->{crop} random "
+        f"\n1. one fine-tuning job, the preset's runs and crops ({RUNS} runs in lockstep, batch {job_batch}, {resize}->{crop} random "
         f"crops), {iterations} steps + 2 evaluations on {len(test_cache)} cached test activations: {job:.1f} s"
     )
-    scaled = "" if job_batch == batch else f"   (measured at batch {job_batch}, scaled to the preset's {batch})"
+    scaled = (
+        ""
+        if job_batch == batch
+        else f"   (measured at batch {job_batch}, scaled to the preset's {batch}, start-up too: an overestimate)"
+    )
     print(f"   per step (7 runs, one trunk pass)   {step_preset:8.3f} s{scaled}")
     print(f"   one evaluation of 7 runs / 9000 img {eval_9000:8.2f} s   (measured on {len(test_cache)})")
     decode_rate = (timing["decode_train_images"] + timing["decode_test_images"]) / (

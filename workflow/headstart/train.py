@@ -162,7 +162,9 @@ def evaluate_heads(
 
 
 def same_trainable_weights(models: Sequence[Classifier]) -> bool:
-    """Whether every one of ``models`` holds the first one's trainable weights (and buffers)."""
+    """Whether every one of ``models`` holds the first one's trainable weights and buffers (its state dict).
+    It compares values only: the models must be copies of one part in one memory format, as a job's runs
+    are (each a deep copy of the source network's part, all moved to channels_last by the training loop)."""
     first = models[0].trainable.state_dict()
     for model in models[1:]:
         other = model.trainable.state_dict()
