@@ -200,10 +200,26 @@ def evaluation_rows(
     model: Classifier, iteration: int, test: EvalSet, val: EvalSet | None, class_ids: Sequence[str], train_loss: float
 ) -> list[dict]:
     """The curve rows of one evaluation of ``model``: test and (if given) validation split."""
+    return heads_evaluation_rows([model], iteration, test, val, class_ids, train_loss)[0]
+
+
+def heads_evaluation_rows(
+    models: Sequence[Classifier],
+    iteration: int,
+    test: EvalSet,
+    val: EvalSet | None,
+    class_ids: Sequence[str],
+    train_loss: float,
+) -> list[list[dict]]:
+    """:func:`evaluation_rows` of each of ``models``, whose trainable parts hold the same weights (see
+    :func:`evaluate_heads`)."""
     n_classes = len(class_ids)
-    test_scores = evaluate(model, test.inputs, test.labels, n_classes)
-    val_scores = evaluate(model, val.inputs, val.labels, n_classes) if val is not None else None
-    return curve_rows(iteration, test_scores, class_ids, train_loss, val_scores)
+    test_scores = evaluate_heads(models, test.inputs, test.labels, n_classes)
+    val_scores = evaluate_heads(models, val.inputs, val.labels, n_classes) if val is not None else [None] * len(models)
+    return [
+        curve_rows(iteration, scores, class_ids, train_loss, val)
+        for scores, val in zip(test_scores, val_scores, strict=True)
+    ]
 
 
 def deterministic(device: torch.device) -> None:
@@ -351,24 +367,14 @@ class LockstepOptions:
 def first_evaluation_rows(runs: Sequence[Run], data: LockstepData) -> dict[str, list[dict]]:
     """Each run's curve rows at iteration 0: its trainable part evaluated once for every run that starts
     from the same weights (all of a job's runs: each starts from the source network's)."""
-    if not runs:
-        return {}
     models = [run.model for run in runs]
-    if not same_trainable_weights(models):
-        return {
-            run.name: evaluation_rows(run.model, 0, data.test, data.val, data.class_ids, float("nan")) for run in runs
-        }
-    n_classes = len(data.class_ids)
-    test = evaluate_heads(models, data.test.inputs, data.test.labels, n_classes)
-    val = (
-        evaluate_heads(models, data.val.inputs, data.val.labels, n_classes)
-        if data.val is not None
-        else [None] * len(runs)
-    )
-    return {
-        run.name: curve_rows(0, test_scores, data.class_ids, float("nan"), val_scores)
-        for run, test_scores, val_scores in zip(runs, test, val, strict=True)
-    }
+    groups = [models] if models and same_trainable_weights(models) else [[model] for model in models]
+    rows = [
+        r
+        for group in groups
+        for r in heads_evaluation_rows(group, 0, data.test, data.val, data.class_ids, float("nan"))
+    ]
+    return {run.name: run_rows for run, run_rows in zip(runs, rows, strict=True)}
 
 
 def _start(
