@@ -84,7 +84,9 @@ def test_the_readmes_command_runs_the_default_config_through_sbatch(cluster, tmp
     GPU slot, small jobs go in groups, and the answer table is the README's."""
     repo = copy_repository(tmp_path / "repo")
     assert "`.venv/bin/snakemake --profile slurm all`" in (ROOT / "workflow/docs/slurm.md").read_text()
-    result = run(repo, "--profile", "slurm", "all")
+    # A guard against a run that never ends (a job pending for ever), not a speed limit: the default took
+    # 14-16 min here on 2 cores, so 1 h lets a machine 4 times slower pass.
+    result = run(repo, "--profile", "slurm", "all", timeout=3600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     submitted = {
