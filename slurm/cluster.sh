@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # A real single-node SLURM cluster on this machine (Debian slurmctld + slurmd + munge, no systemd),
 # for the integration test and for trying `snakemake --profile slurm` without a cluster.
-#   bash slurm/cluster.sh start | stop | status | offline | online
+#   bash slurm/cluster.sh start | stop | status | env | offline | online
+# Everything it writes lives in its state folder ($HEADSTART_SLURM_STATE, default /var/tmp/headstart-slurm):
+# its slurm.conf and gres.conf, its own munge key and socket, the daemons' logs and pid files. It touches no
+# file of the machine's (/etc/slurm, /etc/munge, /etc/hosts): SLURM's commands find this cluster through
+#   export SLURM_CONF=$HEADSTART_SLURM_STATE/slurm.conf    (`bash slurm/cluster.sh env` prints the line)
 # `offline` makes the node like many clusters' compute nodes, without internet: every job step gets a
 # proxy that nothing answers (http_proxy, https_proxy), so a download inside a job fails; `online` undoes it.
-# Needs root (it writes /etc/slurm/slurm.conf and starts daemons). State: $HEADSTART_SLURM_STATE.
+# Needs root (it starts daemons that run jobs as their users).
 set -euo pipefail
-state=${HEADSTART_SLURM_STATE:-/var/tmp/headstart-slurm}
+state=$(realpath -m "${HEADSTART_SLURM_STATE:-/var/tmp/headstart-slurm}")
 host=$(hostname -s)
-marker="Written by headstart's slurm/cluster.sh"
+conf="$state/slurm.conf"
+export SLURM_CONF="$conf"  # this script's own sinfo and scontrol
+munge_socket="$state/munge/munge.socket"
 
 running() {  # a pid file whose process exists and is not a zombie (stopped daemons linger as zombies)
   local pidfile=$1 pid
@@ -39,20 +45,18 @@ install_packages() {
 start() {
   [ "$(id -u)" -eq 0 ] || { echo "cluster.sh: needs root" >&2; exit 1; }
   install_packages
-  getent hosts "$host" >/dev/null || echo "127.0.0.1 $host" >> /etc/hosts
-  mkdir -p "$state/ctld" "$state/d" /etc/slurm /run/munge
-  # munge: one key, daemon as the munge user
-  [ -s /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
-  chown munge:munge /etc/munge/munge.key /run/munge && chmod 400 /etc/munge/munge.key
-  if ! running /run/munge/munged.pid; then
-    rm -f /run/munge/munged.pid
-    runuser -u munge -- munged --force
+  # munge's socket must be reachable by every user that submits: the state folder and its munge/ are 755
+  mkdir -p "$state/ctld" "$state/d" "$state/munge" "$state/gpus"
+  chmod 755 "$state" "$state/munge"
+  # munge: the cluster's own key and daemon (as root), not the machine's
+  [ -s "$state/munge/munge.key" ] || mungekey --create --keyfile="$state/munge/munge.key"
+  chmod 400 "$state/munge/munge.key"
+  if ! running "$state/munge/munged.pid"; then
+    rm -f "$state/munge/munged.pid"
+    munged --socket="$munge_socket" --key-file="$state/munge/munge.key" --pid-file="$state/munge/munged.pid" \
+      --log-file="$state/munge/munged.log" --seed-file="$state/munge/munged.seed"
   fi
   local cpus memory
-  # keep a slurm.conf that is not ours, to put back on stop
-  if [ -f /etc/slurm/slurm.conf ] && ! grep -q "$marker" /etc/slurm/slurm.conf; then
-    cp /etc/slurm/slurm.conf "$state/slurm.conf.orig"
-  fi
   # The node advertises what a GPU cluster node of the profile's shape has (16 CPUs, 64 GB, 16 GPU
   # slots), whatever this machine has: `snakemake --profile slurm all` then schedules as typed
   # (extract and finetune ask for gpu=1, 8 CPUs, 32 GB). The "GPUs" are stand-in device files (the
@@ -61,10 +65,6 @@ start() {
   # these numbers; memory is not a consumable).
   cpus=$(nproc)
   memory=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n1)
-  if [ -f /etc/slurm/gres.conf ] && ! grep -q "$marker" /etc/slurm/gres.conf; then
-    cp /etc/slurm/gres.conf "$state/gres.conf.orig"
-  fi
-  mkdir -p "$state/gpus"
   for i in $(seq 0 15); do [ -c "$state/gpus/gpu$i" ] || mknod "$state/gpus/gpu$i" c 1 3; done
   # a job's tasks take the exports this prints (SLURM's TaskProlog); none unless the node is `offline`
   cat > "$state/task_prolog.sh" <<'PROLOG'
@@ -76,16 +76,19 @@ fi
 PROLOG
   chmod 755 "$state/task_prolog.sh"
   local before
-  before=$({ cat /etc/slurm/slurm.conf /etc/slurm/gres.conf 2>/dev/null || true; } | sha256sum)
-  printf '# %s\nNodeName=%s Name=gpu File=%s/gpus/gpu[0-15]\n' "$marker" "$host" "$state" > /etc/slurm/gres.conf
-  cat > /etc/slurm/slurm.conf <<CONF
-# $marker: a single-node test cluster.
+  before=$({ cat "$conf" "$state/gres.conf" 2>/dev/null || true; } | sha256sum)
+  # (gres.conf is read from slurm.conf's folder)
+  printf 'NodeName=%s Name=gpu File=%s/gpus/gpu[0-15]\n' "$host" "$state" > "$state/gres.conf"
+  # the controller and the node at 127.0.0.1: no name to resolve, no /etc/hosts entry needed
+  cat > "$conf" <<CONF
+# Written by headstart's slurm/cluster.sh: a single-node test cluster.
 ClusterName=headstart
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
+AuthInfo=socket=$munge_socket
 StateSaveLocation=$state/ctld
 SlurmdSpoolDir=$state/d
 SlurmctldPidFile=$state/slurmctld.pid
@@ -107,20 +110,23 @@ MailProg=/bin/true
 # run's jobs can be inspected after it however long it took (at 600 s the first jobs of a slow run were gone)
 MinJobAge=86400
 ReturnToService=2
-NodeName=$host CPUs=16 RealMemory=65536 Gres=gpu:16 State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=16 RealMemory=65536 Gres=gpu:16 State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
-  if [ "$(cat /etc/slurm/slurm.conf /etc/slurm/gres.conf | sha256sum)" != "$before" ]; then
+  if [ "$(cat "$conf" "$state/gres.conf" | sha256sum)" != "$before" ]; then
     # daemons still running from an older configuration would keep its node (no GPU slots): restart them
     stop_daemon "$state/slurmd.pid"
     stop_daemon "$state/slurmctld.pid"
   fi
-  running "$state/slurmctld.pid" || { rm -f "$state/slurmctld.pid"; slurmctld; }
-  running "$state/slurmd.pid" || { rm -f "$state/slurmd.pid"; slurmd; }
+  running "$state/slurmctld.pid" || { rm -f "$state/slurmctld.pid"; slurmctld -f "$conf"; }
+  running "$state/slurmd.pid" || { rm -f "$state/slurmd.pid"; slurmd -f "$conf"; }
   for _ in $(seq 60); do
     node=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
     case "$node" in
-      idle*|mixed*|allocated*) echo "cluster.sh: node $host $node (advertises 16 CPUs, 64 GB, gpu:16; has $cpus CPUs, ${memory} MB, no GPU)"; return 0 ;;
+      idle*|mixed*|allocated*)
+        echo "cluster.sh: node $host $node (advertises 16 CPUs, 64 GB, gpu:16; has $cpus CPUs, ${memory} MB, no GPU)"
+        echo "cluster.sh: SLURM's commands reach it with: export SLURM_CONF=$conf"
+        return 0 ;;
       down*|drain*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
     esac
     sleep 0.5
@@ -130,23 +136,15 @@ CONF
 }
 
 stop() {
-  for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid" /run/munge/munged.pid; do
+  for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid" "$state/munge/munged.pid"; do
     stop_daemon "$pidfile"
     rm -f "$pidfile"
   done
-  # Without its controller our slurm.conf makes every SLURM client call wait ~10 s for a connection,
-  # and the Snakemake SLURM plugin calls scontrol whenever snakemake starts: take it away.
-  if [ -f /etc/slurm/slurm.conf ] && grep -q "$marker" /etc/slurm/slurm.conf; then
-    if [ -f "$state/slurm.conf.orig" ]; then mv "$state/slurm.conf.orig" /etc/slurm/slurm.conf; else rm -f /etc/slurm/slurm.conf; fi
-  fi
-  if [ -f /etc/slurm/gres.conf ] && grep -q "$marker" /etc/slurm/gres.conf; then
-    if [ -f "$state/gres.conf.orig" ]; then mv "$state/gres.conf.orig" /etc/slurm/gres.conf; else rm -f /etc/slurm/gres.conf; fi
-  fi
   echo "cluster.sh: stopped"
 }
 
 status() {
-  for pidfile in /run/munge/munged.pid "$state/slurmctld.pid" "$state/slurmd.pid"; do
+  for pidfile in "$state/munge/munged.pid" "$state/slurmctld.pid" "$state/slurmd.pid"; do
     if running "$pidfile"; then echo "$(basename "$pidfile" .pid): running"; else echo "$(basename "$pidfile" .pid): stopped"; fi
   done
   sinfo 2>/dev/null || true
@@ -156,7 +154,8 @@ case "${1:-status}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
+  env) echo "export SLURM_CONF=$conf" ;;
   offline) mkdir -p "$state" && touch "$state/offline" && echo "cluster.sh: jobs have no network" ;;
   online) rm -f "$state/offline" && echo "cluster.sh: jobs have the network" ;;
-  *) echo "usage: $0 start|stop|status|offline|online" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|offline|online" >&2; exit 2 ;;
 esac

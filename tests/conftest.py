@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +102,61 @@ def tiny(tmp_path_factory) -> Path:
     repo = copy_repository(tmp_path_factory.mktemp("repo"))
     snakemake(repo, "--cores", "2", *TINY)
     return repo
+
+
+def readme_block(name: str) -> str:
+    """The README's generated block ``name`` (see headstart.docs)."""
+    readme = (ROOT / "README.md").read_text()
+    return readme.split(f"<!-- generated: {name} -->")[1].split("<!-- /generated -->")[0]
+
+
+def markdown_table(text: str) -> pd.DataFrame:
+    """The first Markdown table in ``text``, its cells as strings, indexed by its first column."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    return pd.DataFrame(rows, columns=header).set_index(header[0])
+
+
+def mean_and_interval(cell: str) -> tuple[float, float]:
+    """'0.87 ± 0.01' or '+0.04 ± 0.01' -> (0.87, 0.01); a cell without an interval -> (value, 0)."""
+    mean, _, half = cell.partition("±")
+    return float(mean), float(half) if half.strip() else 0.0
+
+
+def assert_answer_as_in_readme(experiment: Path, block: str) -> None:
+    """A fresh run's answer (``experiment``'s curves) against the README's table ``block``, within the seeds'
+    intervals the table prints. The README's numbers come from one CPU; another rounds float sums otherwise
+    and moves every score a little, less than the spread over seeds. So, per shot level:
+    - the README's best method on validation (either of a tie) is this run's best, or level with it: the
+      95% Student-t interval of its paired per-seed validation margin behind this run's best includes 0;
+    - its test macro F, and its margin over random, lie within the README's interval of them, widened by
+      0.01 for the printed rounding (two decimals each of the mean and the half-width; a fixed head's
+      '± 0.00' is then 0.01).
+    A difference beyond that is not float rounding: the answer changed."""
+    from headstart.report import answer_runs, label, mean_ci
+
+    expected = markdown_table(block)
+    summary = answer_runs(pd.read_parquet(experiment / "curves.parquet"))
+    names = {label(method): method for method in summary["method"].unique()}
+    shot_levels = [int(row.split()[0]) for row in expected.index]  # '0 (class names only)' is level 0
+    assert sorted(shot_levels) == sorted(summary["shots"].unique().tolist())
+    for row, shots in zip(expected.index, shot_levels, strict=True):
+        level = summary[summary["shots"] == shots]
+        validation = level.pivot_table(index="seed", columns="method", values="val_selected")
+        test = level.pivot_table(index="seed", columns="method", values="selected")
+        best = validation.mean().idxmax()
+        cell = expected.at[row, "best init (on validation)"]
+        readme_best = [names[name] for name in cell.removeprefix("tie: ").split(" / ")]
+        behind = {m: mean_ci((validation[best] - validation[m]).to_numpy()) for m in readme_best}
+        assert any(m == best or margin == 0 or margin <= half for m, (margin, half) in behind.items()), (
+            f"{row}: the README's best on validation {readme_best} is behind this run's {best} by {behind}"
+        )
+        method = readme_best[0]  # the method whose test scores the row prints
+        for column, values in [
+            ("test macro F", test[method]),
+            ("test margin over random", test[method] - test["random"]),
+        ]:
+            printed, half = mean_and_interval(expected.at[row, column])
+            measured = float(values.mean())
+            assert abs(measured - printed) <= half + 0.01, f"{row}, {column}: {measured:.4f}, README {printed} ± {half}"

@@ -15,7 +15,7 @@ from conftest import ROOT, copy_repository, snakemake
 PAGES = [ROOT / "README.md", *sorted((ROOT / "workflow/docs").glob("*.md"))]
 # files a command names that the user writes first (the docs show how), or that a run makes
 USERS_FILES = {"mine.yaml", "myoverrides.yaml", "new_photos", "FOLDER", "IMAGES", "predictions.csv", "report.html"}
-PROGRAMS = {"bash", "printf", "scontrol", "sbatch", "srun", "git", "apt-get"}  # on PATH wherever the docs say
+PROGRAMS = {"bash", "printf", "scontrol", "sbatch", "srun", "git", "apt-get", "export"}  # on PATH wherever the docs say
 
 
 def commands(page) -> list[str]:
@@ -82,7 +82,6 @@ SNAKEMAKE_LINES = sorted(
 )
 
 
-@pytest.mark.slow
 def test_every_documented_snakemake_command_dry_runs(tmp_path):
     """Dry-run in a fresh copy of the repository (the cluster's and conda's commands plan, they submit
     nothing); the paper preset needs its ImageNet-21k copy, so its plan is the paper test's."""

@@ -1,5 +1,6 @@
 """The fine-tuning job, per training mode: real EfficientNet-Lite0, decoded images, extracted caches."""
 
+import os
 import re
 from dataclasses import replace
 
@@ -245,8 +246,12 @@ def test_a_job_killed_after_its_curves_were_written_rewrites_them_without_traini
 
 
 def test_a_second_live_attempt_waits_for_the_first(tmp_path, caplog):
+    """The second attempt takes the lock only once the first lets go, however fast the machine: the first
+    (another process) holds it until the test tells it to stop."""
+    import socket
     import subprocess
     import sys
+    import threading
     import time
 
     from headstart.finetune import attempt_lock
@@ -256,20 +261,35 @@ def test_a_second_live_attempt_waits_for_the_first(tmp_path, caplog):
         [
             sys.executable,
             "-c",
-            "import fcntl, sys, time\n"
+            "import fcntl, sys\n"
             f"h = open({str(lock)!r}, 'a+'); fcntl.flock(h, fcntl.LOCK_EX); h.write('pid 1 on node7\\n'); h.flush()\n"
-            "print('locked', flush=True); time.sleep(2)\n",
+            "print('locked', flush=True); sys.stdin.readline()\n",
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
-    start = time.monotonic()
-    with caplog.at_level("WARNING", logger="headstart"), attempt_lock(lock):
-        waited = time.monotonic() - start
-    holder.wait()
-    assert waited > 1.0  # it did not write while the other attempt held the lock
-    assert "another attempt of this job holds" in caplog.text and "pid 1 on node7" in caplog.text
+    acquired = threading.Event()
+
+    def second_attempt():
+        with attempt_lock(lock):
+            acquired.set()
+
+    thread = threading.Thread(target=second_attempt, daemon=True)
+    with caplog.at_level("WARNING", logger="headstart"):
+        thread.start()
+        deadline = time.monotonic() + 120  # a hang guard, not a speed limit
+        while "another attempt of this job holds" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "another attempt of this job holds" in caplog.text and "pid 1 on node7" in caplog.text
+        assert not acquired.is_set()  # it waits while the other attempt holds the lock
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        thread.join(timeout=120)
+    holder.wait(timeout=120)
+    assert acquired.is_set()
+    assert lock.read_text() == f"pid {os.getpid()} on {socket.gethostname()}\n"  # the second attempt's line
 
 
 def test_every_attempt_keeps_its_log(tmp_path):

@@ -1,24 +1,33 @@
-"""`snakemake --profile slurm` on a real single-node SLURM cluster (slurm/cluster.sh)."""
+"""`snakemake --profile slurm` on a real single-node SLURM cluster (slurm/cluster.sh), which lives in a
+temporary folder of the tests' own: its slurm.conf, munge key and daemons' files; nothing of the machine's
+(/etc/slurm, /etc/munge, /etc/hosts) is written. The second set (`pytest -m slow`): the README's command on
+the tiny config, then the faults on copies of that run. The default config through SLURM, at its full
+scale, is `pytest -m scale` (workflow/docs/slurm.md: after a change to the profile or the resources)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from snakemake.utils import update_config
 
-from headstart.report import answer_runs, label
-
-from conftest import EXP, ROOT, RUN, SNAKEMAKE, copy_repository, planned_jobs
+from conftest import EXP, ROOT, RUN, SNAKEMAKE, assert_answer_as_in_readme, copy_repository, planned_jobs, readme_block
 
 pytestmark = pytest.mark.slurm
+
+CLUSTER = ROOT / "slurm/cluster.sh"
+# what a test cluster must leave as it found it (the machine's own SLURM and munge, if it has them)
+MACHINE_FILES = [Path("/etc/slurm"), Path("/etc/munge"), Path("/etc/hosts")]
 
 
 def cannot_run_slurm() -> str | None:
@@ -29,16 +38,45 @@ def cannot_run_slurm() -> str | None:
     return None
 
 
+def fingerprint(paths: list[Path]) -> dict[str, str]:
+    """Each file under ``paths`` -> a hash of its bytes (what a test must not change)."""
+    found = {}
+    for path in paths:
+        for file in sorted([path] if path.is_file() else path.rglob("*")):
+            if file.is_file():
+                found[str(file)] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return found
+
+
+def cluster_command(state: Path, command: str) -> None:
+    env = {**os.environ, "HEADSTART_SLURM_STATE": str(state)}
+    subprocess.run(["bash", str(CLUSTER), command], env=env, check=True, timeout=600)
+
+
 @pytest.fixture(scope="module")
 def cluster():
+    """A test cluster in a temporary folder of its own (munge's socket needs every folder above it searchable by
+    all, which pytest's own temporary folders are not); SLURM's commands reach it through SLURM_CONF."""
     reason = cannot_run_slurm()
     if reason:
         pytest.skip(f"cannot run a SLURM cluster here: {reason}")
-    subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "start"], check=True, timeout=600)
+    state = Path(tempfile.mkdtemp(prefix="headstart-slurm-"))
+    before = fingerprint(MACHINE_FILES)
+    previous = os.environ.get("SLURM_CONF")
+    cluster_command(state, "start")
+    os.environ["SLURM_CONF"] = str(state / "slurm.conf")
     try:
-        yield
+        yield state, before
     finally:
-        subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "stop"], check=False, timeout=120)
+        subprocess.run(
+            ["bash", str(CLUSTER), "stop"], env={**os.environ, "HEADSTART_SLURM_STATE": str(state)}, timeout=120
+        )
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
+        shutil.rmtree(state, ignore_errors=True)
+    assert fingerprint(MACHINE_FILES) == before, "the test cluster changed the machine's files"
 
 
 # The tests of behaviour (not the README's command) ask SLURM for their jobs' states 2 s after a submission,
@@ -58,68 +96,79 @@ def run(repo: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProc
     )
 
 
-def answer_table(text: str) -> pd.DataFrame:
-    """The first Markdown table in ``text`` (an answer table): per shot level, the best method's name (or
-    the two tied ones) on validation and its mean test macro F ('mean ± ci' cells -> the means)."""
-    lines = [line for line in text.splitlines() if line.startswith("|")]
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
-    frame = pd.DataFrame(rows, columns=header).set_index(header[0])
-    return pd.DataFrame(
-        {
-            "best": frame["best init (on validation)"].map(lambda cell: cell.removeprefix("tie: ").split(" / ")),
-            "macro F": frame["test macro F"].map(lambda cell: float(cell.split("±")[0])),
-        }
-    )
+def readme_slurm_command() -> list[str]:
+    """`.venv/bin/snakemake --profile slurm all`, as workflow/docs/slurm.md shows it, without the program."""
+    text = (ROOT / "workflow/docs/slurm.md").read_text()
+    assert "`.venv/bin/snakemake --profile slurm all`" in text
+    return shlex.split(".venv/bin/snakemake --profile slurm all")[1:]
 
 
-def readme_block(name: str) -> str:
-    """The README's generated block ``name`` (see headstart.docs)."""
-    readme = (ROOT / "README.md").read_text()
-    return readme.split(f"<!-- generated: {name} -->")[1].split("<!-- /generated -->")[0]
+def submitted_jobs(output: str) -> list[tuple[str, str]]:
+    """(SLURM job id, 'rule_<name>' or 'group_<name>') of each submission a run's output reports."""
+    return re.findall(r"SLURM jobid (\d+) \(log: \S+/((?:rule|group)_[a-z_0-9]+)/", output)
 
 
-def test_the_readmes_command_runs_the_default_config_through_sbatch(cluster, tmp_path):
-    """`snakemake --profile slurm all`, verbatim from the docs, on the default config: GPU jobs get a
-    GPU slot, small jobs go in groups, and the answer table is the README's."""
-    repo = copy_repository(tmp_path / "repo")
-    assert "`.venv/bin/snakemake --profile slurm all`" in (ROOT / "workflow/docs/slurm.md").read_text()
-    # A guard against a run that never ends (a job pending for ever), not a speed limit: the default took
-    # 14-16 min here on 2 cores, so 1 h lets a machine 4 times slower pass.
-    result = run(repo, "--profile", "slurm", "all", timeout=3600)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    submitted = {
-        job: kind for job, kind in re.findall(r"SLURM jobid (\d+) \(log: \S+/((?:rule|group)_[a-z_0-9]+)/", output)
-    }
-    assert len(submitted) >= 10, output[-3000:]
-    extract_job = next(job for job, kind in submitted.items() if kind == "rule_extract")
+def check_submissions(output: str) -> list[tuple[str, str]]:
+    """What every run of the profile does: extract gets a GPU slot, small jobs go in groups, light rules run
+    on the submitting node and fine-tuning as SLURM jobs. Returns the submissions."""
+    submitted = submitted_jobs(output)
+    kinds = {kind for _, kind in submitted}
+    extract_job = next(job for job, kind in submitted if kind == "rule_extract")
     seen = subprocess.run(["scontrol", "show", "job", extract_job], capture_output=True, text=True).stdout
     assert "JobState=COMPLETED" in seen and "TresPerJob=gres:gpu:1" in seen, seen  # asked for and got a GPU slot
-    assert any(kind.startswith("group_small") for kind in submitted.values()), set(submitted.values())
-    # Light rules ran on the submitting node, heavy ones as SLURM jobs.
-    assert re.search(r"localrule fig1:", output) and "rule_finetune" in set(submitted.values())
-    # The answer the README shows for the default run.
-    expected = answer_table(readme_block("answer:head"))
-    measured = answer_table((repo / EXP / "tables/answer.md").read_text())
-    assert (measured.index == expected.index).all()
-    np.testing.assert_allclose(measured["macro F"], expected["macro F"], atol=0.02)
-    # the README's best method on validation is among this run's best there (methods a few thousandths apart
-    # can swap places on another CPU's float rounding)
-    summary = answer_runs(pd.read_parquet(repo / EXP / "curves.parquet"))  # with the 0-image row
-    validation = summary.groupby(["shots", "method"])["val_selected"].mean()
-    names = {label(method): method for method in summary["method"].unique()}
-    for shots, best in expected["best"].items():
-        level = validation.loc[int(shots.split()[0])]  # '0 (class names only)' is shot level 0
-        assert max(level[names[name]] for name in best) >= level.max() - 0.02, (shots, best, level.nlargest(3))
-    assert planned_jobs(run(repo, "--profile", "slurm", "all", "--dry-run")) == {}
+    assert any(kind.startswith("group_small") for kind in kinds), kinds
+    assert re.search(r"localrule fig1:", output) and "rule_finetune" in kinds, kinds
+    return submitted
 
 
-def test_a_failing_job_fails_once_with_one_line_and_keeps_its_logs(cluster, tiny, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_through_slurm(cluster, tmp_path_factory) -> tuple[Path, str]:
+    """The README's SLURM command as typed, with the profile's own timings, in a fresh copy whose config.yaml
+    is the tiny config merged into the default (as `--configfile tests/data/tiny.yaml` merges it); (the
+    copy, the run's output). The fault tests start from copies of it."""
+    repo = copy_repository(tmp_path_factory.mktemp("slurm") / "repo")
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    update_config(config, yaml.safe_load((repo / "tests/data/tiny.yaml").read_text()))
+    (repo / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    # a guard against a run that never ends (a job pending for ever), not a speed limit
+    result = run(repo, *readme_slurm_command(), timeout=3600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    return repo, output
+
+
+@pytest.mark.slow
+def test_the_readmes_command_runs_the_tiny_config_through_sbatch(tiny_through_slurm):
+    repo, output = tiny_through_slurm
+    submitted = check_submissions(output)
+    # the tiny config: 2 shot levels x 2 seeds, each (shot level, seed) its own job
+    assert sum(kind.startswith("rule_finetune") for _, kind in submitted) == 4
+    assert (repo / EXP / "tables/answer.md").stat().st_size > 0 and (repo / EXP / "export/card.json").is_file()
+    assert planned_jobs(run(repo, *readme_slurm_command(), "--dry-run")) == {}
+
+
+@pytest.mark.scale
+def test_the_readmes_command_runs_the_default_config_through_sbatch(cluster, tmp_path):
+    """`snakemake --profile slurm all`, verbatim from the docs, on the default config, at its scale: every
+    fine-tuning (shot level, seed) its own SLURM job (24), the small jobs in groups, and the answer table the
+    README shows, within the seeds' intervals."""
+    repo = copy_repository(tmp_path / "repo")
+    # a guard against a run that never ends (a job pending for ever), not a speed limit
+    result = run(repo, *readme_slurm_command(), timeout=3 * 3600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    submitted = check_submissions(output)
+    assert sum(kind.startswith("rule_finetune") for _, kind in submitted) == 24  # 8 shot levels x 3 seeds
+    assert_answer_as_in_readme(repo / EXP, readme_block("answer:head"))
+    assert planned_jobs(run(repo, *readme_slurm_command(), "--dry-run")) == {}
+
+
+@pytest.mark.slow
+def test_a_failing_job_fails_once_with_one_line_and_keeps_its_logs(tiny_through_slurm, tmp_path):
     """A malformed word-vector file is not worth a retry (only decode, extract and finetune retry). In a copy
     of the finished tiny run, so that the word-vector job is the one job sent to SLURM."""
     repo = tmp_path / "repo"
-    shutil.copytree(tiny, repo, symlinks=True)
+    shutil.copytree(tiny_through_slurm[0], repo, symlinks=True)
     ragged = tmp_path / "ragged.txt"
     ragged.write_text("coat 1 0 0\nshirt 0 1\n")
     failing = tmp_path / "fail.yaml"
@@ -153,6 +202,7 @@ def test_a_failing_job_fails_once_with_one_line_and_keeps_its_logs(cluster, tiny
     assert list((repo / "results/logs/slurm").rglob("*.log")), "the failed job's SLURM log is kept"
 
 
+@pytest.mark.slow
 def test_the_cpu_only_command_keeps_the_limits_and_drops_the_gpu(cluster, tmp_path):
     """The docs' command for a cluster without GPUs, verbatim, as a dry run: extract and finetune get no
     GPU but keep the workflow profile's memory and time limits."""
@@ -175,6 +225,7 @@ def test_the_cpu_only_command_keeps_the_limits_and_drops_the_gpu(cluster, tmp_pa
         assert "gpu=0" in resources, resources
 
 
+@pytest.mark.slow
 def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
     """On a node without internet (`cluster.sh offline`: every job step gets a proxy nothing answers), a run
     whose images (ImageNet-21k archives from url_template) and model weights (a url) are downloads goes
@@ -212,7 +263,7 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
     }
     (repo / "offline.yaml").write_text(yaml.safe_dump(override))
     features = "results/offline21k/efficientnet_lite0/extract/features_test.safetensors"
-    subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "offline"], check=True)
+    cluster_command(cluster[0], "offline")
     try:
         # the control: a job step on this node cannot download
         probe = subprocess.run(
@@ -227,7 +278,7 @@ def test_no_cluster_job_needs_the_network(cluster, tmp_path, http_root):
             repo, "--profile", "slurm", *QUICK_CHECKS, features, "--configfile", "tests/data/tiny.yaml", "offline.yaml"
         )
     finally:
-        subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "online"], check=True)
+        cluster_command(cluster[0], "online")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     text = result.stdout + result.stderr
     for rule in ["download_archive", "model_weights"]:
@@ -247,7 +298,7 @@ TARGET_JOB = f"{EXP}/runs/shots20/seed0.parquet"  # the one fine-tuning job of t
 
 
 def one_finetuning_job(tiny, tmp_path, iterations: int, eval_every: int) -> tuple[Path, list[str]]:
-    """A copy of the finished tiny run (the session's, shared with the workflow tests) whose one fine-tuning
+    """A copy of the finished tiny run ``tiny`` (the README's command's, through SLURM) whose one fine-tuning
     job (TARGET_JOB, 20 images per class) has everything it needs built, so that only it goes to SLURM; the
     tiny run's own job of that level (its curves, checkpoint and logs) removed; (repo, the config arguments)."""
     repo = tmp_path / "repo"
@@ -272,14 +323,15 @@ def training_process(repo: Path) -> int:
     return int(pids[0])
 
 
-def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tiny, tmp_path):
+@pytest.mark.slow
+def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(tiny_through_slurm, tmp_path):
     """The docs' steps after `kill -9` of the Snakemake client while a fine-tuning job runs under SLURM:
     `--unlock`, then the same command. The job is submitted again while its orphan still runs; the second
     attempt waits on the orphan's lock, then writes the curves the orphan finished, without training. The
     orphan is paused (SIGSTOP) until the second attempt waits on it, so that no machine is too fast for it."""
     import signal
 
-    repo, config = one_finetuning_job(tiny, tmp_path, iterations=3000, eval_every=1500)
+    repo, config = one_finetuning_job(tiny_through_slurm[0], tmp_path, iterations=3000, eval_every=1500)
     target = TARGET_JOB
     log = repo / "results/logs/finetune/fashion_mnist/efficientnet_lite0/head/shots20_seed0.log"
     client = subprocess.Popen(
@@ -331,14 +383,15 @@ def test_a_rerun_after_a_killed_client_waits_for_its_orphaned_job(cluster, tiny,
     assert curves["iteration"].max() == 3000
 
 
-def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cluster, tiny, tmp_path):
+@pytest.mark.slow
+def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(tiny_through_slurm, tmp_path):
     """A fine-tuning job that runs past its SLURM time limit is ended by SLURM (TIMEOUT); Snakemake retries
     it, and the retry resumes from the last checkpoint instead of iteration 0. Once it has written a
     checkpoint the job is paused (SIGSTOP: a job that makes no progress, on any machine's speed) and its
     limit lowered to 1 minute."""
     import signal
 
-    repo, config = one_finetuning_job(tiny, tmp_path, iterations=6000, eval_every=500)
+    repo, config = one_finetuning_job(tiny_through_slurm[0], tmp_path, iterations=6000, eval_every=500)
     target = TARGET_JOB
     client = subprocess.Popen(
         [SNAKEMAKE, "--profile", "slurm", *QUICK_CHECKS, target, *config],
@@ -371,19 +424,16 @@ def test_a_job_past_its_time_limit_is_retried_and_resumes_from_its_checkpoint(cl
     assert pd.read_parquet(repo / target)["iteration"].max() == 6000
 
 
-# last: it stops the module's cluster
-def test_stop_puts_back_the_site_slurm_conf(cluster):
-    # A slurm.conf naming a stopped controller makes every SLURM client call, and so every snakemake
-    # start (the plugin runs scontrol), wait ~10 s: stop must not leave ours behind.
-    conf = Path("/etc/slurm/slurm.conf")
-    site = "# a site's own slurm.conf\nClusterName=site\n"
-    conf.write_text(site)
-    try:
-        subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "start"], check=True, timeout=600)
-        assert "headstart" in conf.read_text()
-        subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "stop"], check=True, timeout=120)
-        assert conf.read_text() == site
-    finally:
-        conf.unlink(missing_ok=True)
-    subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "stop"], check=True, timeout=120)
-    assert not conf.exists()
+@pytest.mark.slow
+def test_the_test_cluster_lives_in_its_own_folder(cluster):
+    """The cluster's configuration and munge are its folder's; the machine's SLURM and munge files are as they
+    were, byte for byte (checked again once it stops)."""
+    state, before = cluster
+    env = {**os.environ, "HEADSTART_SLURM_STATE": str(state)}
+    printed = subprocess.run(["bash", str(CLUSTER), "env"], env=env, capture_output=True, text=True, check=True)
+    assert (
+        printed.stdout.strip() == f"export SLURM_CONF={state}/slurm.conf" and os.environ["SLURM_CONF"] in printed.stdout
+    )
+    conf = (state / "slurm.conf").read_text()
+    assert f"AuthInfo=socket={state}/munge/munge.socket" in conf and f"StateSaveLocation={state}/ctld" in conf
+    assert fingerprint(MACHINE_FILES) == before

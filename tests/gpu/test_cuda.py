@@ -1,7 +1,7 @@
 """The CUDA path: what only a GPU exercises (bf16 autocast for training steps, pinned staging buffers,
 deterministic kernels, lockstep runs and the pixel cache cropped on the device, tensors moved back to
-the host). Marked `gpu`; they run on CUDA, skipped without it. tests/gpu/check.sh runs them on a GPU
-machine; with HEADSTART_CHECK_DEVICE=cpu they run on the CPU (how the suite checks they work)."""
+the host). Marked `gpu`: on CUDA where there is one, else on the CPU (how the suite checks they work);
+tests/gpu/check.sh runs them on a GPU machine with HEADSTART_CHECK_DEVICE=cuda."""
 
 from __future__ import annotations
 
@@ -34,10 +34,11 @@ from headstart.train import (
 
 pytestmark = pytest.mark.gpu
 
-DEVICE = torch.device(os.environ.get("HEADSTART_CHECK_DEVICE", "cuda"))
+# the GPU check names its device; the suite runs them on CUDA where there is one, else on the CPU (the same code)
+DEVICE = torch.device(os.environ.get("HEADSTART_CHECK_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 CPU = torch.device("cpu")
 if DEVICE.type == "cuda" and not torch.cuda.is_available():
-    pytestmark = [pytest.mark.gpu, pytest.mark.skip(reason="no CUDA device (HEADSTART_CHECK_DEVICE=cpu runs these)")]
+    pytestmark = [pytest.mark.gpu, pytest.mark.skip(reason="HEADSTART_CHECK_DEVICE=cuda and no CUDA device here")]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
