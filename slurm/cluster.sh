@@ -4,8 +4,10 @@
 #   bash slurm/cluster.sh start | stop | status | env | offline | online
 # Everything it writes lives in its state folder ($HEADSTART_SLURM_STATE, default /var/tmp/headstart-slurm):
 # its slurm.conf and gres.conf, its own munge key and socket, the daemons' logs and pid files. It touches no
-# file of the machine's (/etc/slurm, /etc/munge, /etc/hosts): SLURM's commands find this cluster through
-#   export SLURM_CONF=$HEADSTART_SLURM_STATE/slurm.conf    (`bash slurm/cluster.sh env` prints the line)
+# file of the machine's (/etc/slurm, /etc/munge, /etc/hosts). SLURM's commands reach this cluster through
+# its bin/ folder, which holds each of them set to its slurm.conf (SLURM_CONF alone is not enough: Snakemake's
+# job steps clear every SLURM_ variable before they call srun inside a job):
+#   export PATH=$HEADSTART_SLURM_STATE/bin:$PATH    (`bash slurm/cluster.sh env` prints the line)
 # `offline` makes the node like many clusters' compute nodes, without internet: every job step gets a
 # proxy that nothing answers (http_proxy, https_proxy), so a download inside a job fails; `online` undoes it.
 # Needs root (it starts daemons that run jobs as their users).
@@ -75,6 +77,15 @@ if [ -e "$(dirname "$0")/offline" ]; then
 fi
 PROLOG
   chmod 755 "$state/task_prolog.sh"
+  # the cluster's client commands: SLURM's own, set to this cluster's slurm.conf
+  mkdir -p "$state/bin"
+  local tool real
+  for tool in sbatch srun squeue scontrol sinfo scancel sacct salloc sattach sstat; do
+    real=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vx "$state/bin" | paste -sd:) command -v "$tool") || continue
+    printf '#!/bin/sh\n# %s for the test cluster of slurm/cluster.sh\nSLURM_CONF=%s exec %s "$@"\n' \
+      "$tool" "$conf" "$real" > "$state/bin/$tool"
+    chmod 755 "$state/bin/$tool"
+  done
   local before
   before=$({ cat "$conf" "$state/gres.conf" 2>/dev/null || true; } | sha256sum)
   # (gres.conf is read from slurm.conf's folder)
@@ -125,7 +136,7 @@ CONF
     case "$node" in
       idle*|mixed*|allocated*)
         echo "cluster.sh: node $host $node (advertises 16 CPUs, 64 GB, gpu:16; has $cpus CPUs, ${memory} MB, no GPU)"
-        echo "cluster.sh: SLURM's commands reach it with: export SLURM_CONF=$conf"
+        echo "cluster.sh: SLURM's commands reach it with: export PATH=$state/bin:\$PATH"
         return 0 ;;
       down*|drain*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
     esac
@@ -154,7 +165,7 @@ case "${1:-status}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  env) echo "export SLURM_CONF=$conf" ;;
+  env) echo "export PATH=$state/bin:\$PATH" ;;
   offline) mkdir -p "$state" && touch "$state/offline" && echo "cluster.sh: jobs have no network" ;;
   online) rm -f "$state/offline" && echo "cluster.sh: jobs have the network" ;;
   *) echo "usage: $0 start|stop|status|env|offline|online" >&2; exit 2 ;;

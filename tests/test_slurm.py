@@ -56,25 +56,22 @@ def cluster_command(state: Path, command: str) -> None:
 @pytest.fixture(scope="module")
 def cluster():
     """A test cluster in a temporary folder of its own (munge's socket needs every folder above it searchable by
-    all, which pytest's own temporary folders are not); SLURM's commands reach it through SLURM_CONF."""
+    all, which pytest's own temporary folders are not); SLURM's commands reach it through its bin/ folder."""
     reason = cannot_run_slurm()
     if reason:
         pytest.skip(f"cannot run a SLURM cluster here: {reason}")
     state = Path(tempfile.mkdtemp(prefix="headstart-slurm-"))
     before = fingerprint(MACHINE_FILES)
-    previous = os.environ.get("SLURM_CONF")
+    path = os.environ["PATH"]
     cluster_command(state, "start")
-    os.environ["SLURM_CONF"] = str(state / "slurm.conf")
+    os.environ["PATH"] = f"{state}/bin:{path}"  # the cluster's SLURM commands, as `cluster.sh env` says
     try:
         yield state, before
     finally:
+        os.environ["PATH"] = path
         subprocess.run(
             ["bash", str(CLUSTER), "stop"], env={**os.environ, "HEADSTART_SLURM_STATE": str(state)}, timeout=120
         )
-        if previous is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = previous
         shutil.rmtree(state, ignore_errors=True)
     assert fingerprint(MACHINE_FILES) == before, "the test cluster changed the machine's files"
 
@@ -431,8 +428,11 @@ def test_the_test_cluster_lives_in_its_own_folder(cluster):
     state, before = cluster
     env = {**os.environ, "HEADSTART_SLURM_STATE": str(state)}
     printed = subprocess.run(["bash", str(CLUSTER), "env"], env=env, capture_output=True, text=True, check=True)
+    assert printed.stdout.strip() == f"export PATH={state}/bin:$PATH"
+    assert os.environ["PATH"].startswith(f"{state}/bin:")
     assert (
-        printed.stdout.strip() == f"export SLURM_CONF={state}/slurm.conf" and os.environ["SLURM_CONF"] in printed.stdout
+        shutil.which("srun") == f"{state}/bin/srun"
+        and f"SLURM_CONF={state}/slurm.conf" in Path(shutil.which("srun")).read_text()
     )
     conf = (state / "slurm.conf").read_text()
     assert f"AuthInfo=socket={state}/munge/munge.socket" in conf and f"StateSaveLocation={state}/ctld" in conf
