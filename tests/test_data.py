@@ -17,10 +17,11 @@ from headstart.classes import ClassesError, TargetClass, resolve_classes
 from headstart.data import (
     DatasetError,
     IngestLog,
-    build_inventory,
+    StageFiles,
     download_archive,
     download_fashion_mnist,
     extract_listed,
+    imagefolder_stage,
     ingest_fashion_mnist,
     ingest_imagefolder,
     ingest_imagenet21k,
@@ -340,19 +341,21 @@ def test_a_class_short_of_images_names_the_skipped_ones_in_the_log(tmp_path, cap
         "classes": [{"synset": c.synset} for c in CLASSES],
     }
     split = {"train_per_class": 4, "test_per_class": 2}
+    files = StageFiles(tmp_path / "images.parquet", tmp_path / "report.tsv", tmp_path / "images", tmp_path / "dl")
     with pytest.raises(
         DatasetError,
         match=r"^class n04133789 \(sandal\) has \d usable \w+ images, the config needs "
         r"\d .*; 2 images were skipped \(listed above in this log\)$",
     ):
-        build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "dl", tmp_path / "report.tsv")
+        imagefolder_stage(dataset, split, 0, files)
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
     assert [m.split(": ")[0] for m in skipped] == [
         f"skipped {tmp_path}/root/{CLASSES[1].wnid}/broken{i}.jpg" for i in range(2)
     ]
     split["train_per_class"] = 2  # enough now: the report lists the two skipped files
-    inventory = build_inventory(dataset, split, 0, tmp_path / "images", tmp_path / "dl", tmp_path / "report.tsv")
+    inventory = imagefolder_stage(dataset, split, 0, files)
     assert len(inventory) == 10
+    pd.testing.assert_frame_equal(pd.read_parquet(files.inventory), inventory)
     report = pd.read_csv(tmp_path / "report.tsv", sep="\t")
     assert report["status"].tolist() == ["skipped", "skipped"] and report["image"].str.endswith(".jpg").all()
 

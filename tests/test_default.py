@@ -1,13 +1,16 @@
 """The README's first command on the default config, run as typed in a fresh copy of the repository (the
-second set: `pytest -m slow`): the answer it prints is the README's, within the seeds' intervals, and it
-exports a classifier."""
+second set: `pytest -m slow`): the answer it prints is the README's, within the seeds' intervals; it exports
+a classifier; and the docs' table of what an edit to the library reruns is Snakemake's own dry run on it."""
 
 from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
+
+from headstart.provenance import rerun_table
 
 from conftest import EXP, ROOT, assert_answer_as_in_readme, copy_repository, planned_jobs, readme_block, snakemake
 
@@ -17,15 +20,30 @@ pytestmark = pytest.mark.slow
 def readme_snakemake_command() -> list[str]:
     """The Snakemake part of the README's first command (`bash envs/install.sh && .venv/bin/snakemake ...`)."""
     line = next(line for line in (ROOT / "README.md").read_text().splitlines() if "&& .venv/bin/snakemake" in line)
-    return shlex.split(line.split("&&")[1])
-
-
-def test_the_readmes_command_gives_the_readmes_answer(tmp_path):
-    repo = copy_repository(tmp_path / "repo")
-    command = readme_snakemake_command()
+    command = shlex.split(line.split("&&")[1])
     assert command[0] == ".venv/bin/snakemake"
-    snakemake(repo, *command[1:])
-    assert_answer_as_in_readme(repo / EXP, readme_block("answer:head"))
-    card = json.loads((repo / EXP / "export/card.json").read_text())
+    return command[1:]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    repo = copy_repository(tmp_path_factory.mktemp("default") / "repo")
+    snakemake(repo, *readme_snakemake_command())
+    return repo
+
+
+def test_the_readmes_command_gives_the_readmes_answer(default_run):
+    assert_answer_as_in_readme(default_run / EXP, readme_block("answer:head"))
+    card = json.loads((default_run / EXP / "export/card.json").read_text())
     assert card["shots"] == 500 and len(card["classes"]) == 10
-    assert planned_jobs(snakemake(repo, *command[1:], "-n")) == {}
+    assert planned_jobs(snakemake(default_run, *readme_snakemake_command(), "-n")) == {}
+
+
+def test_the_docs_reruns_table_is_snakemakes_own_dry_run(default_run):
+    """workflow/docs/workflow.md's table, made again on this run: a comment anywhere reruns nothing."""
+    page = (ROOT / "workflow/docs/workflow.md").read_text()
+    block = page.split("<!-- generated: reruns -->\n")[1].split("<!-- /generated -->")[0]
+    table = rerun_table(default_run, [])
+    assert "| a comment or docstring, in every module at once | none | 0 |" in table
+    assert block.strip() == table
+    assert planned_jobs(snakemake(default_run, *readme_snakemake_command(), "-n")) == {}  # every module put back

@@ -1,88 +1,213 @@
-"""Which library code a job runs: the import closure of a script, by hand on a small package."""
+"""Which library code a job runs: what a script reaches in a small package written by hand, and in the
+workflow's own library; a planted change in each kind of reference changes the hash of every script that
+runs it, and a comment, a docstring or a change to code no script reaches changes none."""
 
-import re
+from __future__ import annotations
+
+import textwrap
 from pathlib import Path
 
-from headstart.provenance import code_hash, imported_modules, library_closure, rerun_table
+import pytest
+
+from headstart.provenance import code_hash, normalised, reached_definitions, rule_scripts
 
 from conftest import ROOT
 
+# A small package with one of each kind of reference: a script reaches `pipeline.run`, which calls `step`
+# (a call), whose default argument, decorator, dict of functions, method, module constant and getattr
+# by name reach one function each in `tools`; `tools.unused` is reached by nothing.
+PACKAGE = {
+    "__init__.py": '"""The package."""\n',
+    "tools.py": """
+        import logging
 
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+        LIMIT = 3  # a module constant
+
+        def default():
+            return 1
+
+        def decorate(function):
+            return function
+
+        def first():
+            return "first"
+
+        def second():
+            return "second"
+
+        def by_name():
+            return "by name"
+
+        def unused():
+            return "no script reaches this"
+
+        class Scaler:
+            def scale(self, x):
+                return 2 * x
+
+        HANDLERS = {"first": first, "second": second}  # a dict of functions
+        REGISTRY = {}
+
+        def register(function):
+            REGISTRY[function.__name__] = function
+            return function
+
+        @register
+        def registered():
+            return "registered"
+
+        logging.getLogger(__name__).debug("imported")  # runs at import
+        """,
+    "pipeline.py": """
+        from . import tools
+        from .tools import HANDLERS, LIMIT, Scaler, decorate, default
+
+        @decorate
+        def step(x, offset=default()):
+            handler = HANDLERS["first"]
+            extra = getattr(tools, "by_name")() + tools.REGISTRY["registered"]()
+            return Scaler().scale(x) + offset + LIMIT, handler(), extra
+
+        def run(x):
+            return step(x)
+        """,
+}
+SCRIPT = "from pkg.pipeline import run\nrun(1)\n"
+# (module, name) -> a real change to it
+CHANGES = {
+    "call": ("pipeline.py", "return Scaler().scale(x) + offset + LIMIT", "return Scaler().scale(x) - offset + LIMIT"),
+    "default argument": ("tools.py", "def default():\n    return 1", "def default():\n    return 2"),
+    "decorator": (
+        "tools.py",
+        "def decorate(function):\n    return function",
+        "def decorate(function):\n    return None",
+    ),
+    "dict of functions": ("tools.py", 'return "second"', 'return "2nd"'),
+    "method": ("tools.py", "return 2 * x", "return 3 * x"),
+    "module constant": ("tools.py", "LIMIT = 3", "LIMIT = 4"),
+    "getattr by name": ("tools.py", 'return "by name"', 'return "by name!"'),
+    "import-time statement": ("tools.py", '.debug("imported")', '.info("imported")'),
+    "registered by a decorator": ("tools.py", 'return "registered"', 'return "registered!"'),
+}
 
 
-def test_imports_absolute_relative_and_inside_functions():
-    source = "import os\nfrom headstart.heads import x\nfrom . import tables\ndef f():\n    from .metrics import y\n"
-    assert imported_modules(source, current="headstart.report") == {
-        "headstart.heads",
-        "headstart.heads.x",
-        "headstart",
-        "headstart.tables",
-        "headstart.metrics",
-        "headstart.metrics.y",
-    }
+@pytest.fixture
+def package(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """(the package folder, a script that imports it); its modules are named pkg.* (PACKAGE is patched)."""
+    monkeypatch.setattr("headstart.provenance.PACKAGE", "pkg")
+    library = tmp_path / "pkg"
+    library.mkdir()
+    for name, text in PACKAGE.items():
+        (library / name).write_text(textwrap.dedent(text).lstrip())
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT)
+    return library, script
 
 
-def test_the_closure_follows_the_library_and_the_hash_changes_only_with_its_files(tmp_path):
-    library = tmp_path / "headstart"
-    write(library / "__init__.py", "")
-    write(library / "a.py", "from .b import g\n")
-    write(library / "b.py", "def g():\n    from . import c\n")
-    write(library / "c.py", "X = 1\n")
-    write(library / "unrelated.py", "Y = 2\n")
-    script = write(tmp_path / "job.py", "import numpy\nfrom headstart.a import g\n")
-    # (`from . import c` runs the package's __init__ too)
-    assert [p.name for p in library_closure(script, library)] == ["__init__.py", "a.py", "b.py", "c.py"]
+def edit(library: Path, module: str, old: str, new: str) -> None:
+    path = library / module
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+def test_a_script_reaches_each_kind_of_reference_and_nothing_else(package):
+    library, script = package
+    reached = reached_definitions(script, library)
+    assert reached == {
+        ("pkg.pipeline", "run"),
+        ("pkg.pipeline", "step"),
+        *[("pkg.tools", n) for n in ["LIMIT", "default", "decorate", "first", "second", "by_name", "Scaler"]],
+        ("pkg.tools", "HANDLERS"),
+        *[("pkg.tools", n) for n in ["REGISTRY", "register"]],
+    }  # (`registered` runs at import, through its decorator: hashed with the import-time statements)
+
+
+@pytest.mark.parametrize("kind", CHANGES)
+def test_a_real_change_in_each_kind_of_reference_changes_the_hash(package, kind):
+    library, script = package
     before = code_hash(script, library)
-    write(library / "unrelated.py", "Y = 3\n")
-    assert code_hash(script, library) == before  # a module the job does not run
-    write(library / "c.py", "X = 2\n")
-    assert code_hash(script, library) != before  # one it runs, two imports away
+    edit(library, *CHANGES[kind])
+    assert code_hash(script, library) != before
 
 
-def test_the_workflows_heads_jobs_run_heads_and_extraction_does_not():
-    scripts, library = ROOT / "workflow/scripts", ROOT / "workflow/headstart"
-    names = lambda script: {p.name for p in library_closure(scripts / f"{script}.py", library)}  # noqa: E731
-    assert "heads.py" in names("heads_similarity") and "heads.py" not in names("extract")
-    assert "report.py" in names("fig3") and "report.py" not in names("finetune")
+def test_comments_docstrings_formatting_and_unreached_code_change_nothing(package):
+    library, script = package
+    before = code_hash(script, library)
+    edit(library, "tools.py", "def second():", "# a comment\n\n\ndef second( ):  # another")
+    edit(library, "tools.py", 'return "second"', '"""A docstring."""\n    return (\n        "second"\n    )')
+    edit(library, "__init__.py", '"""The package."""', '"""The package, described otherwise."""\n# and commented')
+    edit(library, "tools.py", 'return "no script reaches this"', 'return "edited, and still reached by nothing"')
+    assert code_hash(script, library) == before
 
 
-def test_blocks_no_job_runs_are_not_counted_and_the_package_init_is(tmp_path):
-    library = tmp_path / "headstart"
-    write(library / "__init__.py", "")
-    guarded = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\nelse:\n    from .c import C\n"
-    write(library / "a.py", guarded)
-    write(library / "b.py", "B = 1\n")
-    write(library / "c.py", "C = 1\n")
-    write(library / "d.py", "if __name__ == '__main__':\n    from .b import B\n")
-    script = write(tmp_path / "job.py", "from headstart.a import x\nfrom headstart.d import y\n")
-    assert [p.name for p in library_closure(script, library)] == ["__init__.py", "a.py", "c.py", "d.py"]
+def test_what_cannot_be_followed_takes_the_whole_module(package):
+    """getattr with a computed name, a module used as a value, globals(): every definition of that module."""
+    library, script = package
+    edit(library, "pipeline.py", 'getattr(tools, "by_name")()', "getattr(tools, 'by_' + 'name')()")
+    assert ("pkg.tools", "unused") in reached_definitions(script, library)
+    edit(library, "pipeline.py", "getattr(tools, 'by_' + 'name')()", "[tools][0].by_name()")
+    assert ("pkg.tools", "unused") in reached_definitions(script, library)
+    edit(library, "pipeline.py", "[tools][0].by_name()", 'globals()["tools"].by_name()')
+    assert ("pkg.pipeline", "run") in reached_definitions(script, library)
 
 
-def test_module_boundaries_follow_what_each_job_runs():
-    """Issue 26.3: an edit reruns the jobs that run the edited code, and only those."""
-    rules = {}
-    for line in rerun_table(ROOT / "workflow").splitlines()[2:]:
-        module, jobs = line.strip("| ").split(" | ")
-        rules[module.strip("`")] = set(re.findall(r"`(\w+)`", jobs))
-    assert rules["data.py"] == {"dataset", "download_archive", "download_fashion_mnist"}  # ingestion only
-    assert not {"extract", "finetune", "split", "decode"} & rules["data.py"]
-    assert rules["predict.py"] == set() and rules["config.py"] == set()  # the command, the config check
-    assert rules["export.py"] == {
-        "export",
-        "export_untrained",
-    }  # fine-tuning writes candidates without the export's code
-    assert rules["selection.py"] == {"finetune", "finetune_export"}
-    assert not {"fig1", "fig2", "fig3", "fig_answer", "table2", "table_answer"} & rules["heads.py"]
-    assert rules["figures.py"] == {"fig1", "fig2", "fig3", "fig_answer"}  # no plotting library in table jobs
+def test_code_never_run_in_a_job_is_not_followed_and_an_import_alone_runs_nothing(package):
+    library, script = package
+    edit(library, "pipeline.py", "from . import tools\n", "from . import tools\nfrom .tools import unused\n")
+    assert ("pkg.tools", "unused") not in reached_definitions(script, library)  # imported, never called
+    edit(library, "pipeline.py", "def run(x):", "if __name__ == '__main__':\n    unused()\n\n\ndef run(x):")
+    assert ("pkg.tools", "unused") not in reached_definitions(script, library)
+    edit(library, "pipeline.py", "if __name__ == '__main__':", "if True:")  # now it runs at import
+    assert ("pkg.tools", "unused") in reached_definitions(script, library)
 
 
-def test_the_docs_table_of_reruns_is_current():
-    """workflow/docs/workflow.md's table is generated: PYTHONPATH=workflow .venv/bin/python -m
-    headstart.provenance workflow/docs/workflow.md"""
-    page = (ROOT / "workflow/docs/workflow.md").read_text()
-    block = page.split("<!-- generated: reruns -->\n")[1].split("<!-- /generated -->")[0]
-    assert block.strip() == rerun_table(ROOT / "workflow")
+def test_the_normalised_tree_ignores_positions_comments_and_docstrings():
+    import ast
+
+    a = ast.parse('def f(x):\n    """Doc."""\n    return x  # why\n')
+    b = ast.parse("def f(x):\n\n    return (x)\n")
+    assert normalised(a) == normalised(b) and normalised(a) != normalised(ast.parse("def f(x):\n    return -x\n"))
+
+
+LIBRARY, SCRIPTS = ROOT / "workflow/headstart", ROOT / "workflow/scripts"
+
+
+def reached(script: str) -> set[tuple[str, str]]:
+    return reached_definitions(SCRIPTS / f"{script}.py", LIBRARY)
+
+
+def test_the_defaults_dataset_job_runs_the_fashion_mnist_reader_and_no_other_source():
+    dataset = reached("dataset_fashion_mnist")
+    assert {("headstart.data", "ingest_fashion_mnist"), ("headstart.data", "read_idx")} <= dataset
+    assert not {("headstart.data", "ingest_imagefolder"), ("headstart.data", "ingest_imagenet21k")} & dataset
+    assert ("headstart.data", "ingest_imagefolder") in reached("dataset_imagefolder")
+    assert rule_scripts(ROOT / "workflow/rules")["dataset"] == [
+        "dataset_fashion_mnist",
+        "dataset_imagefolder",
+        "dataset_imagenet21k",
+    ]
+
+
+def test_the_workflows_jobs_run_the_stages_they_belong_to():
+    modules = lambda script: {module for module, _ in reached(script)}  # noqa: E731
+    assert "headstart.heads" in modules("heads_similarity") and "headstart.heads" not in modules("extract")
+    assert "headstart.report" in modules("fig3") and "headstart.report" not in modules("finetune")
+    assert "headstart.predict" not in set().union(*(modules(s.stem) for s in SCRIPTS.glob("*.py")))
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in LIBRARY.glob("*.py")))
+def test_the_reruns_tables_edits_are_what_they_say(module):
+    """The edits the reruns table plants: a comment before every statement and a reworded docstring (the same
+    tree, other text), and a change to every definition (another tree for each)."""
+    import ast
+
+    from headstart.provenance import commented, parse_module, planted_change
+
+    source = (LIBRARY / module).read_text()
+    assert commented(source) != source and normalised(ast.parse(commented(source))) == normalised(ast.parse(source))
+    before = parse_module(source, "headstart.m").definitions
+    after = parse_module(planted_change(source), "headstart.m").definitions
+    assert before.keys() == after.keys()
+    for name in before:
+        assert [c.tree for c in before[name]] != [c.tree for c in after[name]], name

@@ -112,20 +112,29 @@ def test_rerun_plans_nothing_and_one_figure_reruns_alone(tiny):
     assert (tiny / EXP / "figures/fig3.png").stat().st_mtime_ns > before
 
 
-def test_a_library_change_reruns_the_jobs_that_run_it_and_no_others(tiny):
-    def planned_after_editing(module: str) -> dict[str, int]:
-        path = tiny / "workflow/headstart" / module
-        original = path.read_text()
-        path.write_text(original + "\n# an edit to the library\n")
-        try:
-            return planned_jobs(snakemake(tiny, "-n", *TINY))
-        finally:
-            path.write_text(original)
+def planned_after_editing(repo, changes: dict[str, object]) -> dict[str, int]:
+    """The tiny config's dry run in ``repo`` with each library module named in ``changes`` rewritten by its
+    function (module -> str -> str), then put back."""
+    paths = {module: repo / "workflow/headstart" / module for module in changes}
+    originals = {module: path.read_text() for module, path in paths.items()}
+    try:
+        for module, change in changes.items():
+            edited = change(originals[module])
+            assert edited != originals[module], module
+            paths[module].write_text(edited)
+        return planned_jobs(snakemake(repo, "-n", *TINY))
+    finally:
+        for module, path in paths.items():
+            path.write_text(originals[module])
 
-    jobs = planned_after_editing("heads.py")  # the head jobs and what follows them, not the extraction
+
+def test_a_library_change_reruns_the_jobs_that_run_it_and_no_others(tiny):
+    from headstart.provenance import commented, planted_change
+
+    jobs = planned_after_editing(tiny, {"heads.py": planted_change})  # the heads and what follows, not extraction
     assert {"heads_similarity", "heads_imprint", "heads_linear", "heads_random", "finetune", "table2"} <= set(jobs)
     assert not {"dataset", "split", "decode", "extract", "similarity_visual", "similarity_wordnet"} & set(jobs)
-    jobs = planned_after_editing("report.py")  # the plotting code: figures and tables only
+    jobs = planned_after_editing(tiny, {"report.py": planted_change})  # the plotting code: figures and tables only
     assert jobs and set(jobs) <= {
         "curves",
         "fig_answer",
@@ -140,6 +149,19 @@ def test_a_library_change_reruns_the_jobs_that_run_it_and_no_others(tiny):
         "table_linear",
         "top_sources",
     }
+    # the Fashion-MNIST reader: the dataset stage, and by Snakemake's rules every job after it
+    signature = "def read_idx(path: Path) -> np.ndarray:"
+    jobs = planned_after_editing(
+        tiny, {"data.py": lambda text: text.replace(signature, signature + "\n    assert path")}
+    )
+    assert jobs.get("dataset") == 1 and {"split", "extract", "finetune"} <= set(jobs)
+    # the ImageFolder reader (another source's), and a comment and a docstring in every module: nothing
+    loop = 'for cls in tqdm(classes, desc="imagefolder classes", unit="class"):'
+    assert (
+        planned_after_editing(tiny, {"data.py": lambda text: text.replace(loop, loop + "\n        assert cls")}) == {}
+    )
+    modules = sorted(path.name for path in (tiny / "workflow/headstart").glob("*.py"))
+    assert len(modules) > 20 and planned_after_editing(tiny, dict.fromkeys(modules, commented)) == {}
     assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {}  # restored: nothing to do
 
 

@@ -17,7 +17,7 @@ import logging
 import tarfile
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -29,6 +29,7 @@ from .classes import TargetClass, dataset_classes
 from .download import DownloadError, auth_header_from_env, download
 from .errors import HeadstartError
 from .images import to_rgb
+from .tables import write_parquet
 from .vocabulary import (
     FASHION_MNIST_FILES,
     FASHION_MNIST_MIRROR,
@@ -328,35 +329,73 @@ def _checked_in_place(path: Path, converted_dir: Path, log: IngestLog) -> Path |
 # The stage
 
 
-def build_inventory(
-    dataset: dict, split: dict, seed: int, out_dir: Path, downloads: Path, report: Path
-) -> pd.DataFrame:
-    """The dataset stage from the config's ``dataset`` and ``split`` sections: every target class's
-    images, checked and stored under ``out_dir``, from the configured source. Files to download were
-    fetched into ``downloads`` beforehand (the download rules, on the submitting host): this reads
-    local files only.
+@dataclass(frozen=True)
+class StageFiles:
+    """The dataset stage's files: the inventory it writes (``inventory``, a Parquet table), the report of
+    every converted and skipped image (``report``), the checked images (``images``) and the downloads the
+    download rules fetched beforehand (``downloads``, read only: the stage never downloads)."""
 
-    ``report`` lists every converted and skipped image; skipped ones are logged too, so the job's
-    log names them when a class then falls short (Snakemake deletes a failed job's outputs).
-    """
+    inventory: Path
+    report: Path
+    images: Path
+    downloads: Path
+
+    @classmethod
+    def beside(cls, inventory: str | Path, report: str | Path) -> StageFiles:
+        """The images and downloads in the inventory's folder (results/<dataset>/images, …/downloads)."""
+        folder = Path(inventory).parent
+        return cls(Path(inventory), Path(report), folder / "images", folder / "downloads")
+
+
+def fashion_mnist_stage(dataset: dict, split: dict, seed: int, files: StageFiles) -> pd.DataFrame:
+    """The dataset stage for ``source: fashion_mnist``: Debian's idx files, else the downloaded ones."""
+    options = dataset.get("fashion_mnist", {})
+    idx = fashion_mnist_local(options.get("local_dir")) or {n: files.downloads / n for n in FASHION_MNIST_FILES}
+    logger.info("Fashion-MNIST files: %s", ", ".join(str(p) for p in idx.values()))
+    return _stage(
+        dataset,
+        split,
+        files,
+        lambda classes, needed, log: ingest_fashion_mnist(idx, classes, needed, files.images, seed, log),
+    )
+
+
+def imagenet21k_stage(dataset: dict, split: dict, seed: int, files: StageFiles) -> pd.DataFrame:
+    """The dataset stage for ``source: imagenet21k``: the listed images of each synset's archive (the
+    lists fix the images: ``seed`` draws nothing here)."""
+    del seed
+    return _stage(
+        dataset,
+        split,
+        files,
+        lambda classes, needed, log: ingest_imagenet21k(
+            dataset["imagenet21k"], classes, needed, files.images, Path("."), files.downloads, log
+        ),
+    )
+
+
+def imagefolder_stage(dataset: dict, split: dict, seed: int, files: StageFiles) -> pd.DataFrame:
+    """The dataset stage for ``source: imagefolder``: every image of each class folder, checked."""
+    root = Path(dataset["imagefolder"]["root"])
+    return _stage(
+        dataset,
+        split,
+        files,
+        lambda classes, needed, log: ingest_imagefolder(root, classes, needed, files.images, seed, log),
+    )
+
+
+def _stage(dataset: dict, split: dict, files: StageFiles, ingest) -> pd.DataFrame:
+    """Every target class's images from ``ingest(classes, needed, log)``, checked, reported and written as
+    the inventory (with the classes in config order, as the split stage and every table after it know
+    them). One function per source calls it, and each source's script runs its own (a change to one
+    source's code reruns no other source's dataset). Skipped images are logged too, so that the job's log
+    names them when a class then falls short (Snakemake deletes a failed job's outputs)."""
     classes = dataset_classes(dataset)
     needed = {"train": split["train_per_class"], "test": split["test_per_class"]}
     checks = IngestLog()
-    source = dataset["source"]
     try:
-        if source == "fashion_mnist":
-            options = dataset.get("fashion_mnist", {})
-            files = fashion_mnist_local(options.get("local_dir")) or {n: downloads / n for n in FASHION_MNIST_FILES}
-            logger.info("Fashion-MNIST files: %s", ", ".join(str(p) for p in files.values()))
-            inventory = ingest_fashion_mnist(files, classes, needed, out_dir, seed, checks)
-        elif source == "imagenet21k":
-            inventory = ingest_imagenet21k(
-                dataset["imagenet21k"], classes, needed, out_dir, Path("."), downloads, checks
-            )
-        elif source == "imagefolder":
-            inventory = ingest_imagefolder(Path(dataset["imagefolder"]["root"]), classes, needed, out_dir, seed, checks)
-        else:
-            raise DatasetError(f"unknown dataset source {source!r} (fashion_mnist, imagenet21k or imagefolder)")
+        inventory = ingest(classes, needed, checks)
     except DatasetError as err:
         for name, why in checks.skipped:
             logger.warning("skipped %s: %s", name, why)
@@ -366,13 +405,15 @@ def build_inventory(
         raise DatasetError(
             f"{err}; {skipped} image{' was' if skipped == 1 else 's were'} skipped (listed above in this log)"
         ) from None
-    checks.write(report)
+    checks.write(files.report)
     logger.info(
         "%d images of %d classes; %d converted, %d skipped (listed in %s)",
         len(inventory),
         len(classes),
         len(checks.converted),
         len(checks.skipped),
-        report,
+        files.report,
     )
+    meta = {"source": dataset["source"], "classes": [asdict(target) for target in classes]}
+    write_parquet(inventory, files.inventory, meta)
     return inventory

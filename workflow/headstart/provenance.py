@@ -1,11 +1,23 @@
-"""Which library code a job runs, so that a change to it reruns the job.
+"""Which library code a job runs, so that a change to it reruns the job, and a change elsewhere does not.
 
 Snakemake reruns a job when its ``script:`` file changes, but the decisions live in the library the script
-imports. :func:`code_hash` hashes the script together with every ``headstart`` module it imports, directly or
-through other modules (imports inside functions included), and the package's ``__init__.py``, which every
-import of the package runs; a rule passes it as a param, and Snakemake reruns the job when it changes — and
-only then. Imports that never run in a job are not counted: those under ``if TYPE_CHECKING:`` (type
-checkers only) and under ``if __name__ == "__main__":`` (a module run as a command).
+calls. :func:`code_hash` hashes what the script reaches, as syntax trees: the script, the top-level
+definitions (functions, classes, module constants) it refers to, those they refer to in turn, in any
+``headstart`` module, and the statements that run when a module it reaches is imported. A rule passes the
+hash as a param; Snakemake reruns the job when it changes, and then every job downstream of it.
+
+What counts as a reference, so that no edit to code a job runs goes unseen (a missed one is a stale result):
+a name (a call, a default argument, a decorator, a base class, an annotation, a value in a dict of
+functions), an attribute of an imported module (``tables.write_parquet``), ``getattr`` on a module with a
+constant name; a class brings all its methods; a function the library's own decorator registers at import
+counts for every job that imports its module. Where the target cannot be known the analysis includes more:
+``getattr`` on a module with a computed name, a module used as a value, and ``globals()``, ``vars()``,
+``eval`` or ``exec`` include the whole module; ``importlib.import_module`` with a computed name the whole
+library.
+
+What changes nothing: comments, docstrings, blank lines and formatting (the trees are compared without
+them), and definitions no job reaches. Code under ``if TYPE_CHECKING:`` or ``if __name__ == "__main__":``
+never runs in a job and is left out.
 """
 
 from __future__ import annotations
@@ -13,9 +25,60 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE = "headstart"
+WHOLE = "*"  # a reference to every definition of a module
+DYNAMIC_CALLS = {"globals", "vars", "eval", "exec", "locals"}
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What an import binds a local name to: a module (``symbol`` None) or a name inside one."""
+
+    module: str
+    symbol: str | None = None
+
+
+@dataclass
+class References:
+    """What one piece of code refers to: bare names, attribute chains from a name (``('tables', 'read')``),
+    the imports inside it, and whether it reaches beyond what can be followed."""
+
+    names: set[str] = field(default_factory=set)
+    chains: set[tuple[str, ...]] = field(default_factory=set)
+    bindings: dict[str, Binding] = field(default_factory=dict)
+    whole_module: bool = False
+    whole_library: bool = False
+
+
+@dataclass(frozen=True)
+class Code:
+    """One top-level definition or statement: its syntax tree and what it refers to."""
+
+    node: ast.AST
+    references: References
+
+    @functools.cached_property
+    def tree(self) -> str:
+        """The normalised syntax tree (:func:`normalised`): made only for the code a job reaches."""
+        return normalised(self.node)
+
+
+@dataclass(frozen=True)
+class Module:
+    """A parsed library module: its top-level definitions by name, the import bindings of its top level,
+    and the statements that run when it is imported (other than definitions and imports)."""
+
+    name: str
+    definitions: dict[str, list[Code]]
+    bindings: dict[str, Binding]
+    on_import: list[Code]
+
+
+# ---------------------------------------------------------------------------------------------
+# Syntax trees
 
 
 def _never_run(node: ast.AST) -> bool:
@@ -26,89 +89,363 @@ def _never_run(node: ast.AST) -> bool:
     return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING", '__name__ == "__main__"')
 
 
-# imports are statements: the walk enters statements (and the except and case clauses that hold them), never
-# expressions, a tenth of a module's nodes
-_HOLDS_STATEMENTS = (ast.stmt, ast.excepthandler, ast.match_case)
+def _without_docstrings(node: ast.AST) -> ast.AST:
+    """``node`` with the docstring of every module, class and function in it removed (in place)."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = inner.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    inner.body = body[1:]
+    return node
 
 
-def _run_nodes(tree: ast.AST):
-    """Every statement of ``tree`` except those inside (the body of) a block no job runs."""
-    pending = [tree]
+def normalised(node: ast.AST) -> str:
+    """The syntax tree of ``node`` as text, without positions, comments, docstrings or formatting."""
+    return ast.dump(_without_docstrings(node), annotate_fields=False, include_attributes=False)
+
+
+def _import_bindings(node: ast.Import | ast.ImportFrom, current: str) -> dict[str, Binding]:
+    """The local names an import statement binds to ``headstart`` modules or names in them; a module it
+    imports without binding a name to it is kept under ``<import NAME>``. ``current``: the importing module's
+    package (its own name for a package's ``__init__.py``), against which relative imports resolve."""
+    bound = {}
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name.split(".")[0] != PACKAGE:
+                continue
+            if alias.asname:
+                bound[alias.asname] = Binding(alias.name)
+            else:  # `import headstart.x` binds `headstart`; the chain headstart.x.f is followed from it
+                bound[PACKAGE] = Binding(PACKAGE)
+                bound[f"<import {alias.name}>"] = Binding(alias.name)
+        return bound
+    if node.level:  # from .x import y, inside the package
+        package = current.split(".")[: len(current.split(".")) - node.level + 1] or [PACKAGE]
+        module = ".".join([*package, node.module] if node.module else package)
+    else:
+        module = node.module or ""
+    if module.split(".")[0] != PACKAGE:
+        return bound
+    for alias in node.names:
+        if alias.name == "*":
+            bound[f"*{module}"] = Binding(module, WHOLE)
+        else:
+            bound[alias.asname or alias.name] = Binding(module, alias.name)
+    return bound
+
+
+def _chain(node: ast.Attribute) -> tuple[str, ...] | None:
+    """``a.b.c`` -> ('a', 'b', 'c'); None unless the chain starts at a name."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return (node.id, *reversed(parts))
+
+
+def references(node: ast.AST, current: str) -> References:
+    """What ``node`` (a definition or statement of a module of package ``current``) refers to."""
+    found = References()
+    pending = [node]
     while pending:
-        node = pending.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, _HOLDS_STATEMENTS):
+        item = pending.pop()
+        if _never_run(item):
+            pending += item.orelse
+            continue
+        if isinstance(item, ast.Import | ast.ImportFrom):
+            found.bindings.update(_import_bindings(item, current))
+            continue
+        if isinstance(item, ast.Attribute):
+            chain = _chain(item)
+            if chain is not None:
+                found.chains.add(chain)
                 continue
-            if _never_run(child):
-                pending += [*child.orelse]  # the else branch runs
-                continue
-            pending.append(child)
+        elif isinstance(item, ast.Name):
+            found.names.add(item.id)
+        elif isinstance(item, ast.Call) and _dynamic_call(item, found):
+            pending += [item.func, *item.args[1:], *item.keywords]  # getattr(module, name): not the module itself
+            continue
+        pending += ast.iter_child_nodes(item)
+    return found
 
 
-def imported_modules(source: str, package: str = PACKAGE, current: str | None = None) -> set[str]:
-    """The ``package`` modules (dotted names) that ``source`` imports anywhere in its body, except in blocks
-    that never run in a job (``if TYPE_CHECKING:``, ``if __name__ == "__main__":``); ``current`` is the
-    module's own name, for relative imports."""
-    return set(_imported_modules(source, package, current))
+def _dynamic_call(call: ast.Call, found: References) -> bool:
+    """getattr on a name, globals(), eval, import_module: references a plain walk cannot follow. True for
+    ``getattr(name, ...)``, whose first argument is then no bare use of ``name``."""
+    function = call.func
+    name = (
+        function.id if isinstance(function, ast.Name) else function.attr if isinstance(function, ast.Attribute) else ""
+    )
+    if name == "getattr" and call.args and isinstance(call.args[0], ast.Name):
+        attribute = call.args[1] if len(call.args) > 1 else None
+        constant = isinstance(attribute, ast.Constant) and isinstance(attribute.value, str)
+        found.chains.add((call.args[0].id, attribute.value if constant else WHOLE))
+        return True
+    if name in DYNAMIC_CALLS:
+        found.whole_module = True
+    elif name in ("import_module", "__import__"):
+        target = call.args[0] if call.args else None
+        if isinstance(target, ast.Constant) and isinstance(target.value, str):
+            if target.value.split(".")[0] == PACKAGE:
+                found.bindings[f"*{target.value}"] = Binding(target.value, WHOLE)
+        else:
+            found.whole_library = True
+    return False
 
 
-# keyed by the source text itself, so never stale: each module is parsed once per Snakefile parse, not once
-# per rule that runs it (the parse was half of a no-op run's time)
+def _defined_names(node: ast.stmt) -> list[str]:
+    """The names a top-level definition binds: a function, a class, or the plain names an assignment sets."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    targets = (
+        node.targets
+        if isinstance(node, ast.Assign)
+        else [node.target]
+        if isinstance(node, ast.AnnAssign | ast.AugAssign)
+        else []
+    )
+    if targets and all(isinstance(t, ast.Name) for t in targets):
+        return [t.id for t in targets]
+    return []
+
+
+def _registers(node: ast.stmt, bindings: dict[str, Binding], definitions: dict[str, list]) -> bool:
+    """A function or class decorated by the library's own code (defined in its module or imported from the
+    library): the decorator runs at import and may put it in a registry that code reads by key, where no
+    name leads to it. (The standard library's decorators, ``dataclass`` and ``functools.cache``, do not.)"""
+    for decorator in getattr(node, "decorator_list", []):
+        root = decorator.func if isinstance(decorator, ast.Call) else decorator
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if isinstance(root, ast.Name) and (root.id in bindings or root.id in definitions):
+            return True
+    return False
+
+
 @functools.cache
-def _imported_modules(source: str, package: str, current: str | None) -> frozenset[str]:
-    found = set()
-    for node in _run_nodes(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == package}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # from .x import y, inside the package
-                base = (current or package).split(".")[: -node.level] or [package]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            if module.split(".")[0] != package:
+def parse_module(source: str, name: str, is_package: bool = False) -> Module:
+    """``source`` (module ``name``; ``is_package``: a package's ``__init__.py``) split into its definitions,
+    import bindings and import-time statements. Keyed by the source text itself, so never stale: each
+    module is parsed once per Snakefile parse."""
+    package = name if is_package else name.rpartition(".")[0] or PACKAGE
+    definitions: dict[str, list[Code]] = {}
+    bindings: dict[str, Binding] = {}
+    on_import: list[Code] = []
+    statements = list(ast.parse(source).body)
+    while statements:
+        node = statements.pop(0)
+        if _never_run(node):
+            statements[:0] = node.orelse
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            bindings.update(_import_bindings(node, package))
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue  # the module's docstring (or a bare string): runs nothing
+        code = Code(node, references(node, package))
+        names = _defined_names(node)
+        if names and _registers(node, bindings, definitions):
+            on_import.append(code)  # a decorator of the library's runs it at import: it may register it
+        # a plain assignment of a constant is reached by name; any other statement runs at import (when in
+        # doubt: an assignment whose value calls something runs too, but only the names read it)
+        for defined in names:
+            definitions.setdefault(defined, []).append(code)
+        if not names:
+            on_import.append(code)
+    return Module(name, definitions, bindings, on_import)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reach
+
+
+class Library:
+    """The ``headstart`` package under ``root`` (its folder), read and parsed on demand."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._modules: dict[str, Module] = {}
+        self._paths: dict[str, Path | None] = {}
+
+    def path(self, module: str) -> Path | None:
+        """The file of module ``module`` (a package's ``__init__.py``), or None if it is no module."""
+        if module not in self._paths:
+            self._paths[module] = self._find(module)
+        return self._paths[module]
+
+    def _find(self, module: str) -> Path | None:
+        parts = module.split(".")[1:]
+        folder = self.root.joinpath(*parts)
+        if (folder / "__init__.py").is_file():
+            return folder / "__init__.py"
+        file = folder.with_suffix(".py") if parts else None
+        return file if file is not None and file.is_file() else None
+
+    def module(self, name: str) -> Module:
+        if name not in self._modules:
+            path = self.path(name)
+            self._modules[name] = parse_module(path.read_text(), name, path.name == "__init__.py")
+        return self._modules[name]
+
+    def modules(self) -> list[str]:
+        """Every module of the library, by dotted name."""
+        names = []
+        for file in sorted(self.root.rglob("*.py")):
+            parts = file.relative_to(self.root).with_suffix("").parts
+            names.append(".".join([PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)]))
+        return names
+
+
+class Reach:
+    """What a script reaches in the library: the definitions (module, name) and the modules it imports."""
+
+    def __init__(self, library: Library):
+        self.library = library
+        self.definitions: set[tuple[str, str]] = set()
+        self.imported: set[str] = set()
+        self._pending: list[tuple[str, References, dict[str, Binding]]] = []
+
+    def add_script(self, tree: ast.Module) -> None:
+        found = references(tree, PACKAGE)
+        self._pending.append(("", found, found.bindings))
+        self._drain()
+
+    def _drain(self) -> None:
+        while self._pending:
+            module, found, scope = self._pending.pop()
+            self._follow(module, found, scope)
+
+    def _follow(self, module: str, found: References, scope: dict[str, Binding]) -> None:
+        """Reach what ``found`` (code of ``module``; "" for the script) refers to; ``scope``: the bindings
+        visible to it (its module's top-level imports, then its own)."""
+        if found.whole_library:
+            for name in self.library.modules():
+                self._whole_module(name)
+        if found.whole_module and module:
+            self._whole_module(module)
+        for binding in found.bindings.values():
+            self._import(binding.module)
+            if binding.symbol == WHOLE:
+                self._whole_module(binding.module)
+        for name in found.names:
+            self._name(module, name, scope)
+        for root, *attributes in found.chains:
+            binding = scope.get(root)
+            if binding is None or binding.symbol is not None and not self._is_module(binding):
+                self._name(module, root, scope)  # an attribute of a class or object: the name itself
                 continue
-            found.add(module)
-            found |= {f"{module}.{alias.name}" for alias in node.names}  # from headstart import heads
-    return frozenset(found)
+            target = binding.module if binding.symbol is None else f"{binding.module}.{binding.symbol}"
+            while attributes and self.library.path(f"{target}.{attributes[0]}") is not None:
+                target = f"{target}.{attributes.pop(0)}"
+            self._import(target)
+            if attributes:
+                self._symbol(target, attributes[0])
+            else:
+                self._whole_module(target)  # the module itself used as a value
+
+    def _is_module(self, binding: Binding) -> bool:
+        return binding.symbol is None or self.library.path(f"{binding.module}.{binding.symbol}") is not None
+
+    def _name(self, module: str, name: str, scope: dict[str, Binding]) -> None:
+        if module and name in self.library.module(module).definitions:
+            self._symbol(module, name)
+        elif name in scope:
+            binding = scope[name]
+            self._import(binding.module)
+            if self._is_module(binding):
+                self._whole_module(binding.module if binding.symbol is None else f"{binding.module}.{binding.symbol}")
+            else:
+                self._symbol(binding.module, binding.symbol)
+        # else: a builtin, a local variable or a parameter
+
+    def _symbol(self, module: str, name: str) -> None:
+        """Reach ``name`` of ``module``: its definition, or what the module's import of it binds."""
+        self._import(module)
+        if name == WHOLE:
+            self._whole_module(module)
+            return
+        parsed = self.library.module(module)
+        if name in parsed.definitions:
+            if (module, name) not in self.definitions:
+                self.definitions.add((module, name))
+                for code in parsed.definitions[name]:
+                    self._queue(module, code)
+        elif name in parsed.bindings:  # re-exported: `from .tables import read` in the module
+            binding = parsed.bindings[name]
+            self._name(module, name, {name: binding})
+        elif self.library.path(f"{module}.{name}") is not None:
+            self._whole_module(f"{module}.{name}")
+        else:  # not defined where it can be seen (set in a loop, by a star import): all of the module
+            self._whole_module(module)
+
+    def _whole_module(self, module: str) -> None:
+        self._import(module)
+        for name in self.library.module(module).definitions:
+            self._symbol(module, name)
+        for star in [b for key, b in self.library.module(module).bindings.items() if key.startswith("*")]:
+            self._whole_module(star.module)
+
+    def _import(self, module: str) -> None:
+        """Importing ``module`` runs each package's ``__init__.py`` above it, then its own top-level
+        statements, which import the modules they name."""
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            if name in self.imported or self.library.path(name) is None:
+                continue
+            self.imported.add(name)
+            parsed = self.library.module(name)
+            for binding in parsed.bindings.values():
+                self._import(binding.module)
+                if binding.symbol is not None and self.library.path(f"{binding.module}.{binding.symbol}"):
+                    self._import(f"{binding.module}.{binding.symbol}")
+            for code in parsed.on_import:
+                self._queue(name, code)
+
+    def _queue(self, module: str, code: Code) -> None:
+        scope = {**self.library.module(module).bindings, **code.references.bindings}
+        self._pending.append((module, code.references, scope))
 
 
-def library_closure(script: Path, library: Path) -> list[Path]:
-    """The files of the library (the ``headstart`` folder ``library``) that ``script`` runs, sorted."""
-    seen: dict[str, Path] = {}
-    pending = list(imported_modules(Path(script).read_text()))
-    if pending:  # importing any module of the package runs its __init__.py first
-        pending.append(PACKAGE)
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        path = library.joinpath(*name.split(".")[1:]).with_suffix(".py")
-        if name == PACKAGE:
-            path = library / "__init__.py"
-        if not path.is_file():  # a name imported from a module (a function or class), not a module
-            continue
-        seen[name] = path
-        pending += imported_modules(path.read_text(), current=name)
-    return sorted(seen.values())
+def reached_code(script: Path, library: Path) -> list[tuple[str, str, str]]:
+    """What ``script`` runs of the library in folder ``library``, sorted: (module, name, normalised tree)
+    for each definition it reaches, and (module, '<import>', tree) for each statement its imports run."""
+    tree = ast.parse(Path(script).read_text())
+    reach = Reach(Library(library))
+    reach.add_script(tree)
+    parts = []
+    for module, name in reach.definitions:
+        parts += [(module, name, code.tree) for code in reach.library.module(module).definitions[name]]
+    for module in reach.imported:
+        parts += [(module, "<import>", code.tree) for code in reach.library.module(module).on_import]
+    return sorted(parts)
+
+
+def reached_definitions(script: Path, library: Path) -> set[tuple[str, str]]:
+    """The (module, name) of each library definition ``script`` reaches."""
+    return {(module, name) for module, name, _ in reached_code(script, library) if name != "<import>"}
 
 
 def code_hash(script: Path, library: Path) -> str:
-    """A hash of ``script`` and the library files it runs (names and contents)."""
-    digest = hashlib.sha256()
-    for path in [Path(script), *library_closure(script, library)]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    """A hash of ``script`` and the library code it runs, as normalised syntax trees (:func:`reached_code`)."""
+    digest = hashlib.sha256(normalised(ast.parse(Path(script).read_text())).encode())
+    for part in reached_code(script, library):
+        digest.update("\0".join(part).encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def rule_scripts(rules_dir: Path) -> dict[str, str]:
-    """Each rule of the workflow's ``*.smk`` files -> the script it runs (its name without ``.py``); a rule
-    made by ``use rule A as B`` runs A's script."""
+def rule_scripts(rules_dir: Path) -> dict[str, list[str]]:
+    """Each rule of the workflow's ``*.smk`` files -> the scripts it may run (names without ``.py``): a
+    script named with a config value (``f"../scripts/dataset_{DATASET_SOURCE}.py"``) is each script of
+    that pattern; a rule made by ``use rule A as B`` runs A's."""
     import re
 
-    scripts: dict[str, str] = {}
+    scripts: dict[str, list[str]] = {}
     derived: dict[str, str] = {}
+    scripts_dir = Path(rules_dir).parent / "scripts"
     for smk in sorted(Path(rules_dir).glob("*.smk")):
         rule = None
         for line in smk.read_text().splitlines():
@@ -116,22 +453,110 @@ def rule_scripts(rules_dir: Path) -> dict[str, str]:
                 rule = match.group(1)
             elif match := re.match(r"use rule (\w+) as (\w+)", line):
                 derived[match.group(2)] = match.group(1)
-            elif rule and (match := re.match(r"""\s+["']\.\./scripts/(\w+)\.py["']""", line)):
-                scripts[rule] = match.group(1)
+            elif rule and (match := re.match(r"""\s+f?["']\.\./scripts/([\w{}]+)\.py["']""", line)):
+                pattern = re.sub(r"\{\w+\}", "*", match.group(1))
+                scripts[rule] = sorted(path.stem for path in scripts_dir.glob(f"{pattern}.py"))
     return scripts | {new: scripts[base] for new, base in derived.items() if base in scripts}
 
 
-def rerun_table(workflow_dir: Path) -> str:
-    """A Markdown table: each library module -> the rules whose jobs rerun when it changes."""
-    workflow_dir = Path(workflow_dir)
-    library = workflow_dir / "headstart"
-    rules: dict[str, list[str]] = {path.name: [] for path in sorted(library.glob("*.py"))}
-    for rule, script in sorted(rule_scripts(workflow_dir / "rules").items()):
-        for path in library_closure(workflow_dir / "scripts" / f"{script}.py", library):
-            rules[path.name].append(rule)
-    lines = ["| edit `workflow/headstart/…` | reruns the jobs of |", "|:--|:--|"]
-    for name, names in rules.items():
-        lines.append(f"| `{name}` | {', '.join(f'`{rule}`' for rule in names) or 'no job (not run by the workflow)'} |")
+# ---------------------------------------------------------------------------------------------
+# The reruns table: what an edit costs, from Snakemake's own dry run on a finished run
+
+
+def planted_change(source: str) -> str:
+    """``source`` with every top-level definition changed as an edit would change it: each function and
+    class gains a statement, each constant's value is wrapped in a conditional (comments and formatting
+    come out otherwise too, and change nothing)."""
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            node.body.append(ast.Expr(ast.Constant(0)))
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None and _defined_names(node):
+            node.value = ast.IfExp(ast.Constant(True), node.value, node.value)
+    return ast.unparse(tree) + "\n"
+
+
+def commented(source: str) -> str:
+    """``source`` with a comment line before every statement and every docstring reworded: an edit no job
+    should see (the lines inside a string are left as they are: a comment there would change the string)."""
+    import io
+    import re
+    import tokenize
+
+    lines = source.splitlines(keepends=True)
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) or not body:
+            continue
+        first = body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            row, col = first.lineno - 1, first.col_offset
+            lines[row] = lines[row][:col] + re.sub(r"^([rRuU]?)([\"']{3}|[\"'])", r"\1\2(edited) ", lines[row][col:])
+    starts = {  # the first line of each statement
+        token.start[0] - 1
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type
+        not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+        and token.start[1] == len(token.line) - len(token.line.lstrip())
+    }
+    for row in sorted(starts, reverse=True):
+        indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())]
+        lines.insert(row, f"{indent}# a comment\n")
+    return "".join(lines) + "\n# the end\n"
+
+
+def dry_run_reruns(repo: Path, args: list[str]) -> tuple[int, dict[str, int]]:
+    """``snakemake -n *args`` in ``repo``: (the number of jobs it would run, those of them rerun because their
+    params changed, by rule: the jobs whose code changed; the others follow them, by Snakemake's rule
+    that a job whose input is rebuilt reruns)."""
+    import re
+    import subprocess
+    import sys
+
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    result = subprocess.run([snakemake, "-n", *args], cwd=repo, capture_output=True, text=True, check=True)
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return 0, {}
+    total = int(re.search(r"^total\s+(\d+)$", text, re.M).group(1))
+    direct: dict[str, int] = {}
+    for rule, block in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", text, re.M | re.S):
+        if re.search(r"reason:.*Params have changed", block):
+            direct[rule] = direct.get(rule, 0) + 1
+    return total, direct
+
+
+def rerun_table(repo: Path, args: list[str]) -> str:
+    """A Markdown table: for a comment in every module, and for each library module with every top-level
+    definition edited (:func:`planted_change`), the jobs whose code changes and the jobs that rerun in all,
+    from ``snakemake -n *args`` in ``repo``, a checkout holding a finished run. Each module is edited in
+    place and put back."""
+    library = Path(repo) / "workflow" / PACKAGE
+    files = sorted(library.rglob("*.py"))
+    originals = {path: path.read_text() for path in files}
+    total_jobs = None
+    rows = []
+    try:
+        for path in files:
+            path.write_text(commented(originals[path]))
+        rows.append(("a comment or docstring, in every module at once", *dry_run_reruns(repo, args)))
+        for path in files:
+            path.write_text(originals[path])
+        for path in files:
+            path.write_text(planted_change(originals[path]))
+            rows.append((f"`{path.relative_to(library).as_posix()}`", *dry_run_reruns(repo, args)))
+            path.write_text(originals[path])
+        total_jobs = dry_run_reruns(repo, [*args, "--forceall"])[0]
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
+    lines = [
+        f"| edit in `workflow/{PACKAGE}/…` | jobs whose code it changes | jobs that rerun (of {total_jobs}) |",
+        "|:--|:--|--:|",
+    ]
+    for what, total, direct in rows:
+        changed = ", ".join(f"{rule} ×{n}" if n > 1 else rule for rule, n in sorted(direct.items())) or "none"
+        lines.append(f"| {what} | {changed} | {total} |")
     return "\n".join(lines)
 
 
@@ -141,4 +566,5 @@ if __name__ == "__main__":  # python -m headstart.provenance PAGE: regenerate PA
     from .docs import splice
 
     page = Path(sys.argv[1])
-    page.write_text(splice(page.read_text(), "reruns", rerun_table(Path(__file__).resolve().parents[1])))
+    table = rerun_table(Path.cwd(), sys.argv[2:])
+    page.write_text(splice(page.read_text(), "reruns", table))

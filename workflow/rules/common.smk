@@ -51,6 +51,8 @@ if "sentence" in config["similarity"]["measures"] and _encoder not in PACKAGED_E
         )
 
 DATASET = config["dataset"]["name"]
+# the dataset stage runs one script per source: an edit to one source's code reruns no other's dataset
+DATASET_SOURCE = config["dataset"]["source"]
 MODEL = config["model"]
 SHOTS = sorted(config["finetune"]["shots"], reverse=True)
 LARGEST_SHOT = SHOTS[0]

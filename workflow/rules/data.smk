@@ -45,7 +45,7 @@ rule dataset:
         inventory=f"{DATA}/images.parquet",
         report=f"{DATA}/images_report.tsv",
     params:
-        code=library_code("dataset"),  # reruns the job when the library code it runs changes
+        code=library_code(f"dataset_{DATASET_SOURCE}"),  # reruns the job when the library code it runs changes
         dataset=config["dataset"],
         split=tracked(config["split"], {"max_shots"}),  # the decode stage's alone
         seed=config["seed"],
@@ -56,7 +56,7 @@ rule dataset:
     conda:
         "../../envs/data.yaml"
     script:
-        "../scripts/dataset.py"
+        f"../scripts/dataset_{DATASET_SOURCE}.py"
 
 
 rule split:
