@@ -152,6 +152,101 @@ def test_what_cannot_be_followed_takes_the_whole_module(package):
     assert ("pkg.pipeline", "run") in reached_definitions(script, library)
 
 
+# Ways to reach code that a plain walk of names misses: (edits that make the package reach it this way, then a
+# real change to the code so reached). The change is to `extra.helper` unless the case says otherwise.
+EXTRA = 'def helper():\n    return "extra"\n\n\ndef fill(registry):\n    registry["helper"] = helper\n'
+HELPER_CHANGE = ("extra.py", 'return "extra"', 'return "extra!"')
+RUN_CHANGE = ("pipeline.py", "return step(x)", "return step(-x)")
+RUN = "def run(x):\n    return step(x)"
+HIDDEN_REACH = {
+    "a name a module used whole re-exports": (
+        [
+            ("tools.py", "import logging\n", "import logging\n\nfrom .extra import helper\n"),
+            (
+                "pipeline.py",
+                'getattr(tools, "by_name")()',
+                'getattr(tools, "by_" + "name")() + getattr(tools, "help" + "er")()',
+            ),
+        ],
+        HELPER_CHANGE,
+    ),
+    "a function's own import shadowing the module's definition": (
+        [
+            (
+                "pipeline.py",
+                RUN,
+                "def helper():\n    return 0\n\n\n"
+                + RUN.replace("return", "from .extra import helper\n\n    helper()\n    return"),
+            )
+        ],
+        HELPER_CHANGE,
+    ),
+    "an import inside a top-level try": (
+        [
+            (
+                "pipeline.py",
+                "from . import tools\n",
+                "from . import tools\n\ntry:\n    from .extra import helper\nexcept ImportError:\n    helper = None\n",
+            ),
+            ("pipeline.py", RUN, RUN + ", helper()"),
+        ],
+        HELPER_CHANGE,
+    ),
+    "a class its base registers (__init_subclass__)": (
+        [
+            (
+                "tools.py",
+                "REGISTRY = {}\n",
+                "REGISTRY = {}\n\n\nclass Base:\n    def __init_subclass__(cls):\n"
+                "        REGISTRY[cls.__name__] = cls\n\n\nclass Plugin(Base):\n    def run(self):\n"
+                "        from .extra import helper\n\n        return helper()\n",
+            ),
+            ("pipeline.py", 'tools.REGISTRY["registered"]()', 'tools.REGISTRY["Plugin"]().run()'),
+        ],
+        HELPER_CHANGE,
+    ),
+    "a call in an assignment no name leads to": (
+        [
+            ("tools.py", "REGISTRY = {}\n", "REGISTRY = {}\n\nfrom .extra import fill\n\n_done = fill(REGISTRY)\n"),
+            ("pipeline.py", 'tools.REGISTRY["registered"]()', 'tools.REGISTRY["helper"]()'),
+        ],
+        HELPER_CHANGE,
+    ),
+    "the script's own __main__ block": (
+        [("../job.py", "run(1)\n", "if __name__ == '__main__':\n    run(1)\n")],
+        RUN_CHANGE,
+    ),
+    "eval in the script": ([("../job.py", "run(1)\n", 'eval("run(1)")\n')], RUN_CHANGE),
+    "import_module with a relative name": (
+        [
+            (
+                "pipeline.py",
+                RUN,
+                "def run(x):\n    import importlib\n\n"
+                "    return step(x), importlib.import_module('.extra', 'pkg').helper()",
+            )
+        ],
+        HELPER_CHANGE,
+    ),
+    "sys.modules": (
+        [("pipeline.py", RUN, "def run(x):\n    import sys\n\n    return step(x), sys.modules['pkg.extra'].helper()")],
+        HELPER_CHANGE,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HIDDEN_REACH)
+def test_code_reached_where_no_plain_name_leads_changes_the_hash(package, case):
+    library, script = package
+    (library / "extra.py").write_text(EXTRA)
+    setup, change = HIDDEN_REACH[case]
+    for module, old, new in setup:
+        edit(library, module, old, new)
+    before = code_hash(script, library)
+    edit(library, *change)
+    assert code_hash(script, library) != before
+
+
 def test_code_never_run_in_a_job_is_not_followed_and_an_import_alone_runs_nothing(package):
     library, script = package
     edit(library, "pipeline.py", "from . import tools\n", "from . import tools\nfrom .tools import unused\n")

@@ -9,15 +9,21 @@ hash as a param; Snakemake reruns the job when it changes, and then every job do
 What counts as a reference, so that no edit to code a job runs goes unseen (a missed one is a stale result):
 a name (a call, a default argument, a decorator, a base class, an annotation, a value in a dict of
 functions), an attribute of an imported module (``tables.write_parquet``), ``getattr`` on a module with a
-constant name; a class brings all its methods; a function the library's own decorator registers at import
-counts for every job that imports its module. Where the target cannot be known the analysis includes more:
-``getattr`` on a module with a computed name, a module used as a value, and ``globals()``, ``vars()``,
-``eval`` or ``exec`` include the whole module; ``importlib.import_module`` with a computed name the whole
-library.
+constant name, a name a module re-exports; a class brings all its methods; a definition whose import runs
+code of the library or registers it (a decorator other than the standard library's wrappers, a base class
+or metaclass of the library's, a call in a default value or a class body) counts for every job that imports
+its module. Where the target cannot be known the analysis includes more: ``getattr`` on a module with a
+computed name, a module used as a value, and ``globals()``, ``vars()``, ``eval`` or ``exec`` include the
+whole module (with all it imports); ``importlib.import_module`` with a computed or relative name, and
+``sys.modules``, the whole library.
 
 What changes nothing: comments, docstrings, blank lines and formatting (the trees are compared without
-them), and definitions no job reaches. Code under ``if TYPE_CHECKING:`` or ``if __name__ == "__main__":``
-never runs in a job and is left out.
+them), and definitions no job reaches. Code under ``if TYPE_CHECKING:``, and a library module's
+``if __name__ == "__main__":`` block, never run in a job and are left out (a script's own such block runs:
+Snakemake runs a script as ``__main__``).
+
+What it cannot see: code that reads a docstring (``__doc__``) or a string annotation at run time, and files
+other than Python that the library reads; keep decisions out of those.
 """
 
 from __future__ import annotations
@@ -81,12 +87,13 @@ class Module:
 # Syntax trees
 
 
-def _never_run(node: ast.AST) -> bool:
-    """``if TYPE_CHECKING:`` or ``if __name__ == "__main__":``: a block no job runs."""
+def _never_run(node: ast.AST, script: bool = False) -> bool:
+    """``if TYPE_CHECKING:``, or in a library module ``if __name__ == "__main__":``: a block no job runs (a
+    script's own ``__main__`` block does run: Snakemake runs a script as ``__main__``)."""
     if not isinstance(node, ast.If):
         return False
     test = ast.unparse(node.test).replace("'", '"')
-    return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING", '__name__ == "__main__"')
+    return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING") or not script and test == '__name__ == "__main__"'
 
 
 def _without_docstrings(node: ast.AST) -> ast.AST:
@@ -146,13 +153,14 @@ def _chain(node: ast.Attribute) -> tuple[str, ...] | None:
     return (node.id, *reversed(parts))
 
 
-def references(node: ast.AST, current: str) -> References:
-    """What ``node`` (a definition or statement of a module of package ``current``) refers to."""
+def references(node: ast.AST, current: str, script: bool = False) -> References:
+    """What ``node`` (a definition or statement of a module of package ``current``, or a whole ``script``)
+    refers to."""
     found = References()
     pending = [node]
     while pending:
         item = pending.pop()
-        if _never_run(item):
+        if _never_run(item, script):
             pending += item.orelse
             continue
         if isinstance(item, ast.Import | ast.ImportFrom):
@@ -161,6 +169,8 @@ def references(node: ast.AST, current: str) -> References:
         if isinstance(item, ast.Attribute):
             chain = _chain(item)
             if chain is not None:
+                if chain[:2] == ("sys", "modules"):  # any module, by a key that may be computed
+                    found.whole_library = True
                 found.chains.add(chain)
                 continue
         elif isinstance(item, ast.Name):
@@ -188,7 +198,8 @@ def _dynamic_call(call: ast.Call, found: References) -> bool:
         found.whole_module = True
     elif name in ("import_module", "__import__"):
         target = call.args[0] if call.args else None
-        if isinstance(target, ast.Constant) and isinstance(target.value, str):
+        relative = isinstance(target, ast.Constant) and str(target.value).startswith(".")
+        if isinstance(target, ast.Constant) and isinstance(target.value, str) and not relative:
             if target.value.split(".")[0] == PACKAGE:
                 found.bindings[f"*{target.value}"] = Binding(target.value, WHOLE)
         else:
@@ -212,16 +223,69 @@ def _defined_names(node: ast.stmt) -> list[str]:
     return []
 
 
-def _registers(node: ast.stmt, bindings: dict[str, Binding], definitions: dict[str, list]) -> bool:
-    """A function or class decorated by the library's own code (defined in its module or imported from the
-    library): the decorator runs at import and may put it in a registry that code reads by key, where no
-    name leads to it. (The standard library's decorators, ``dataclass`` and ``functools.cache``, do not.)"""
+# decorators that only wrap or describe what they decorate (the standard library's): anything else may
+# register it somewhere at import (a registry, atexit), where no name leads to it
+PURE_DECORATORS = {
+    "dataclass",
+    "cache",
+    "lru_cache",
+    "cached_property",
+    "contextmanager",
+    "property",
+    "setter",
+    "getter",
+    "deleter",
+    "staticmethod",
+    "classmethod",
+    "abstractmethod",
+    "total_ordering",
+    "wraps",
+    "overload",
+    "unique",
+}
+
+
+def _import_time_parts(node: ast.stmt) -> list[ast.AST]:
+    """What a top-level definition runs when its module is imported: a function's decorators and default
+    values; a class's decorators, bases, keywords (a metaclass) and body, with the same of its methods; an
+    assignment's value."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return [*node.decorator_list, *node.args.defaults, *[d for d in node.args.kw_defaults if d is not None]]
+    if isinstance(node, ast.ClassDef):
+        parts = [*node.decorator_list, *node.bases, *node.keywords]
+        for statement in node.body:
+            parts += (
+                _import_time_parts(statement)
+                if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                else [statement]
+            )
+        return parts
+    return [node.value] if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and node.value else []
+
+
+def _runs_at_import(node: ast.stmt, library_names: set[str]) -> bool:
+    """A definition whose import runs the library's code, or may register it where no name leads to it: a
+    decorator that is not a plain wrapper of the standard library's, a class with a base or metaclass of the
+    library's (``__init_subclass__``, a metaclass registry), a call to the library's code in a default value,
+    a class body or an assignment's value (``_done = fill()``)."""
     for decorator in getattr(node, "decorator_list", []):
-        root = decorator.func if isinstance(decorator, ast.Call) else decorator
-        while isinstance(root, ast.Attribute):
-            root = root.value
-        if isinstance(root, ast.Name) and (root.id in bindings or root.id in definitions):
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = target.attr if isinstance(target, ast.Attribute) else target.id if isinstance(target, ast.Name) else ""
+        if name not in PURE_DECORATORS:
             return True
+    if isinstance(node, ast.ClassDef):
+        for method in node.body:
+            if isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and _runs_at_import(
+                method, library_names
+            ):
+                return True
+        bases = {n.id for base in [*node.bases, *node.keywords] for n in ast.walk(base) if isinstance(n, ast.Name)}
+        if bases & library_names:
+            return True
+    for part in _import_time_parts(node):
+        for call in (n for n in ast.walk(part) if isinstance(n, ast.Call)):
+            if {n.id for n in ast.walk(call) if isinstance(n, ast.Name)} & library_names:
+                return True
     return False
 
 
@@ -235,6 +299,7 @@ def parse_module(source: str, name: str, is_package: bool = False) -> Module:
     bindings: dict[str, Binding] = {}
     on_import: list[Code] = []
     statements = list(ast.parse(source).body)
+    pending: list[tuple[ast.stmt, list[str]]] = []
     while statements:
         node = statements.pop(0)
         if _never_run(node):
@@ -242,19 +307,17 @@ def parse_module(source: str, name: str, is_package: bool = False) -> Module:
             continue
         if isinstance(node, ast.Import | ast.ImportFrom):
             bindings.update(_import_bindings(node, package))
-            continue
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            continue  # the module's docstring (or a bare string): runs nothing
+        elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):  # a bare string runs nothing
+            pending.append((node, _defined_names(node)))
+    library_names = set(bindings) | {defined for _, names in pending for defined in names}
+    for node, names in pending:
         code = Code(node, references(node, package))
-        names = _defined_names(node)
-        if names and _registers(node, bindings, definitions):
-            on_import.append(code)  # a decorator of the library's runs it at import: it may register it
-        # a plain assignment of a constant is reached by name; any other statement runs at import (when in
-        # doubt: an assignment whose value calls something runs too, but only the names read it)
-        for defined in names:
+        for defined in names:  # reached by name
             definitions.setdefault(defined, []).append(code)
-        if not names:
+        if not names or _runs_at_import(node, library_names):
             on_import.append(code)
+            # an import inside a top-level block (try/except ImportError, if, with) binds its names for the module
+            bindings.update({k: b for k, b in code.references.bindings.items() if not k.startswith(("*", "<"))})
     return Module(name, definitions, bindings, on_import)
 
 
@@ -306,10 +369,11 @@ class Reach:
         self.library = library
         self.definitions: set[tuple[str, str]] = set()
         self.imported: set[str] = set()
+        self.whole: set[str] = set()
         self._pending: list[tuple[str, References, dict[str, Binding]]] = []
 
     def add_script(self, tree: ast.Module) -> None:
-        found = references(tree, PACKAGE)
+        found = references(tree, PACKAGE, script=True)
         self._pending.append(("", found, found.bindings))
         self._drain()
 
@@ -326,6 +390,9 @@ class Reach:
                 self._whole_module(name)
         if found.whole_module and module:
             self._whole_module(module)
+        elif found.whole_module:  # eval or globals() in the script: anything it imported
+            for name in scope:
+                self._name(module, name, scope)
         for binding in found.bindings.values():
             self._import(binding.module)
             if binding.symbol == WHOLE:
@@ -350,9 +417,11 @@ class Reach:
         return binding.symbol is None or self.library.path(f"{binding.module}.{binding.symbol}") is not None
 
     def _name(self, module: str, name: str, scope: dict[str, Binding]) -> None:
+        """Reach ``name`` as used in ``module``: its definition there and what an import binds it to (both,
+        as a function's own import may shadow a definition of the module)."""
         if module and name in self.library.module(module).definitions:
             self._symbol(module, name)
-        elif name in scope:
+        if name in scope:
             binding = scope[name]
             self._import(binding.module)
             if self._is_module(binding):
@@ -382,11 +451,20 @@ class Reach:
             self._whole_module(module)
 
     def _whole_module(self, module: str) -> None:
+        """Reach every name of ``module``: its definitions, and what its imports bind (a name it re-exports,
+        a module it imports is an attribute of it too)."""
+        if module in self.whole:
+            return
+        self.whole.add(module)
         self._import(module)
-        for name in self.library.module(module).definitions:
+        parsed = self.library.module(module)
+        for name in parsed.definitions:
             self._symbol(module, name)
-        for star in [b for key, b in self.library.module(module).bindings.items() if key.startswith("*")]:
-            self._whole_module(star.module)
+        for key, binding in parsed.bindings.items():
+            if key.startswith("*"):
+                self._whole_module(binding.module)
+            elif not key.startswith("<"):
+                self._name(module, key, parsed.bindings)
 
     def _import(self, module: str) -> None:
         """Importing ``module`` runs each package's ``__init__.py`` above it, then its own top-level
@@ -505,10 +583,8 @@ def commented(source: str) -> str:
     return "".join(lines) + "\n# the end\n"
 
 
-def dry_run_reruns(repo: Path, args: list[str]) -> tuple[int, dict[str, int]]:
-    """``snakemake -n *args`` in ``repo``: (the number of jobs it would run, those of them rerun because their
-    params changed, by rule: the jobs whose code changed; the others follow them, by Snakemake's rule
-    that a job whose input is rebuilt reruns)."""
+def dry_run_jobs(repo: Path, args: list[str]) -> dict[str, int]:
+    """``snakemake -n *args`` in ``repo``: the jobs it would run, by rule (from its job stats table)."""
     import re
     import subprocess
     import sys
@@ -517,46 +593,65 @@ def dry_run_reruns(repo: Path, args: list[str]) -> tuple[int, dict[str, int]]:
     result = subprocess.run([snakemake, "-n", *args], cwd=repo, capture_output=True, text=True, check=True)
     text = result.stdout + result.stderr
     if "Nothing to be done" in text:
-        return 0, {}
-    total = int(re.search(r"^total\s+(\d+)$", text, re.M).group(1))
-    direct: dict[str, int] = {}
-    for rule, block in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", text, re.M | re.S):
-        if re.search(r"reason:.*Params have changed", block):
-            direct[rule] = direct.get(rule, 0) + 1
-    return total, direct
+        return {}
+    table = text.split("Job stats:")[1].split("\n\n")[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M) if rule != "total"}
+
+
+def rule_hashes(repo: Path) -> dict[str, str]:
+    """Each rule of ``repo``'s workflow -> the code hashes of the scripts it may run (one per source for the
+    dataset stage), joined."""
+    workflow = Path(repo) / "workflow"
+    return {
+        rule: " ".join(code_hash(workflow / "scripts" / f"{script}.py", workflow / PACKAGE) for script in scripts)
+        for rule, scripts in rule_scripts(workflow / "rules").items()
+    }
+
+
+def _jobs_cell(jobs: dict[str, int]) -> str:
+    """'none', 'dataset, decode ×3' for a few rules, else '130 jobs of 33 rules' (a cell stays short)."""
+    if len(jobs) > 6:
+        return f"{sum(jobs.values())} jobs of {len(jobs)} rules"
+    return ", ".join(f"{rule} ×{n}" if n > 1 else rule for rule, n in sorted(jobs.items())) or "none"
 
 
 def rerun_table(repo: Path, args: list[str]) -> str:
     """A Markdown table: for a comment in every module, and for each library module with every top-level
-    definition edited (:func:`planted_change`), the jobs whose code changes and the jobs that rerun in all,
-    from ``snakemake -n *args`` in ``repo``, a checkout holding a finished run. Each module is edited in
-    place and put back."""
+    definition edited (:func:`planted_change`), the jobs whose code that changes (their rule's code hash)
+    and the jobs that rerun in all (``snakemake -n *args`` in ``repo``, a checkout holding a finished run:
+    Snakemake's own count, the jobs downstream included). Each module is edited in place and put back."""
     library = Path(repo) / "workflow" / PACKAGE
     files = sorted(library.rglob("*.py"))
     originals = {path: path.read_text() for path in files}
-    total_jobs = None
+    every_job = dry_run_jobs(repo, [*args, "--forceall"])
+    before = rule_hashes(repo)
+
+    def row(what: str) -> tuple[str, dict[str, int], int]:
+        after = rule_hashes(repo)
+        changed = {rule: every_job[rule] for rule in every_job if before.get(rule) != after.get(rule)}
+        return what, changed, sum(dry_run_jobs(repo, args).values())
+
     rows = []
     try:
         for path in files:
             path.write_text(commented(originals[path]))
-        rows.append(("a comment or docstring, in every module at once", *dry_run_reruns(repo, args)))
+        rows.append(row("a comment or docstring, in every module at once"))
         for path in files:
             path.write_text(originals[path])
         for path in files:
             path.write_text(planted_change(originals[path]))
-            rows.append((f"`{path.relative_to(library).as_posix()}`", *dry_run_reruns(repo, args)))
+            rows.append(row(f"`{path.relative_to(library).as_posix()}`"))
             path.write_text(originals[path])
-        total_jobs = dry_run_reruns(repo, [*args, "--forceall"])[0]
     finally:
         for path, text in originals.items():
             path.write_text(text)
     lines = [
-        f"| edit in `workflow/{PACKAGE}/…` | jobs whose code it changes | jobs that rerun (of {total_jobs}) |",
+        f"| edit in `workflow/{PACKAGE}/…` | jobs whose code it changes | jobs that rerun "
+        f"(of {sum(every_job.values())}) |",
         "|:--|:--|--:|",
     ]
-    for what, total, direct in rows:
-        changed = ", ".join(f"{rule} ×{n}" if n > 1 else rule for rule, n in sorted(direct.items())) or "none"
-        lines.append(f"| {what} | {changed} | {total} |")
+    for what, changed, total in rows:
+        lines.append(f"| {what} | {_jobs_cell(changed)} | {total} |")
     return "\n".join(lines)
 
 
