@@ -46,4 +46,4 @@ report: "workflow/report/workflow.rst"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        PLAN.all_targets(),

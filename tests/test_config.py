@@ -4,7 +4,7 @@ import re
 import pytest
 import yaml
 
-from headstart.config import ConfigError, export_runs, load_config, validate_config
+from headstart.config import ConfigError, load_config, parse_config, validate_config
 
 from conftest import ROOT
 
@@ -191,9 +191,9 @@ def test_every_late_failure_is_a_config_error_before_the_first_job(default, tmp_
     for fitting in ({"shots": 0}, {"shots": 0, "method": "sentence", "k": 1}, {"shots": 0, "method": "random"}):
         config["export"] = fitting
         validate_config(config)
-    assert export_runs(config, 0) == ["random/k0"]
+    assert parse_config(config).export_runs(0) == ["random/k0"]
     config["export"] = {"shots": 0}
-    assert export_runs(config, 0) == [
+    assert parse_config(config).export_runs(0) == [
         "random/k0", "wordnet/k1", "wordnet/kbest", "wordvec/k1", "wordvec/kbest", "sentence/k1", "sentence/kbest"
     ]  # fmt: skip
     config["export"] = {"shots": 3}

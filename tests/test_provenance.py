@@ -4,6 +4,7 @@ runs it, and a comment, a docstring or a change to code no script reaches change
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -306,3 +307,29 @@ def test_the_reruns_tables_edits_are_what_they_say(module):
     assert before.keys() == after.keys()
     for name in before:
         assert [c.tree for c in before[name]] != [c.tree for c in after[name]], name
+
+
+def test_code_hashes_are_remembered_only_for_the_bytes_they_were_computed_from(package, tmp_path, monkeypatch):
+    from headstart import provenance
+
+    library, script = package
+    cache = tmp_path / "cache" / "code_hashes.json"
+    first = provenance.CodeHashes(script.parent, library, cache)("job")
+    assert first == code_hash(script, library) and cache.is_file()
+
+    def not_again(*args):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(provenance, "code_hash", not_again)
+    assert provenance.CodeHashes(script.parent, library, cache)("job") == first  # the next parse reads it
+    monkeypatch.undo()
+    monkeypatch.setattr("headstart.provenance.PACKAGE", "pkg")
+    edit(library, *CHANGES["method"])  # any edit to the library: computed again, from the new code
+    assert provenance.CodeHashes(script.parent, library, cache)("job") == code_hash(script, library) != first
+    script.write_text(SCRIPT + "run(2)\n")  # an edit to the script
+    assert provenance.CodeHashes(script.parent, library, cache)("job") == code_hash(script, library)
+    cache.write_text("{not json")  # a broken cache is no cache
+    assert provenance.CodeHashes(script.parent, library, cache)("job") == code_hash(script, library)
+    # an entry of other bytes is never read: a forged hash for another library's digest goes unused
+    cache.write_text(json.dumps({"0" * 64: {"job:" + "0" * 64: "forged"}}))
+    assert provenance.CodeHashes(script.parent, library, cache)("job") != "forged"

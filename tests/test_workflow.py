@@ -427,7 +427,8 @@ def test_a_missing_word_vector_file_is_an_error_on_every_run(tiny, tmp_path):
     )
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override), check=False)
     assert result.returncode != 0  # older GloVe results exist: without the check, "Nothing to be done"
-    assert f"headstart: similarity.wordvec.vectors: {tmp_path / 'nope.txt'} is not a file" in result.stderr
+    message = f"headstart: invalid config: similarity.wordvec.vectors: {tmp_path / 'nope.txt'} is not a file"
+    assert message in result.stderr
 
 
 def test_a_sentence_encoder_that_is_no_folder_is_an_error_before_the_first_job(tiny, tmp_path):
@@ -437,8 +438,8 @@ def test_a_sentence_encoder_that_is_no_folder_is_an_error_before_the_first_job(t
     result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override), check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert (
-        f"headstart: similarity.sentence.encoder: {tmp_path} is neither a packaged encoder (all-minilm-l6-v2) "
-        "nor a sentence-transformers model folder (no modules.json)"
+        f"headstart: invalid config: similarity.sentence.encoder: {tmp_path} is neither a packaged encoder "
+        "(all-minilm-l6-v2) nor a sentence-transformers model folder (no modules.json)"
     ) in result.stderr
 
 

@@ -1,7 +1,15 @@
-"""Config validation against workflow/schemas/config.schema.yaml, with one-line errors."""
+"""The config: validated against workflow/schemas/config.schema.yaml with one-line errors, checked across
+fields, then parsed once into frozen dataclasses (:func:`parse_config`) that the rules and the planning
+code (headstart.plan) read by attribute.
+
+A job's params are plain dicts and lists (a section's ``options``, or a ``tracked`` property): Snakemake
+compares a finished job's params by their repr and ignores any other type, so a dataclass there would
+never rerun a job whose settings changed."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +21,21 @@ from .errors import HeadstartError
 from .vocabulary import (
     BASELINES,
     COTUNING_METHODS,
+    COTUNING_TRADE_OFF,
     FASHION_MNIST_LABELS,
     METHOD_SUFFIXES,
+    PACKAGED_ENCODERS,
     PRIOR_SUFFIX,
     SOURCE_CLASSES,
+    VISUAL_MEASURES,
     WEIGHT_SOURCES,
+    Method,
     VocabularyError,
     fashion_mnist_label,
     needs_no_images,
     run_name,
     runs_to_keep,
+    sentence_encoder_folder,
     similarity_measure,
 )
 
@@ -92,24 +105,6 @@ def _check_classes(config: dict[str, Any]) -> None:
         raise ConfigError(f"dataset.classes: ImageNet-21k archives are per synset; give a synset to {named}")
 
 
-def run_ks(config: dict[str, Any], method: str, shots: int) -> list[str]:
-    """The K labels of a method's runs at a shot level ('0' for a baseline; a prior is centred on its
-    measure's best-K head; below the largest shot level only K = best, unless k_fixed_at_largest_shot_only
-    is false)."""
-    finetune = config["finetune"]
-    if method in BASELINES:
-        return ["0"]
-    if method.endswith(PRIOR_SUFFIX):
-        return ["best"]
-    every_level = not finetune.get("k_fixed_at_largest_shot_only", True)
-    return [str(k) for k in finetune["k"] if k == "best" or every_level or int(shots) == max(finetune["shots"])]
-
-
-def job_runs(config: dict[str, Any], shots: int) -> list[tuple[str, str]]:
-    """The (method, K) runs that one fine-tuning job of a shot level trains in lockstep."""
-    return [(method, k) for method in config["finetune"]["methods"] for k in run_ks(config, method, shots)]
-
-
 def decoded_shots(split: dict[str, Any]) -> int:
     """The training images per class that are decoded and extracted for every experiment on the dataset:
     split.max_shots, at most the whole training pool (by default all of it)."""
@@ -117,21 +112,11 @@ def decoded_shots(split: dict[str, Any]) -> int:
     return min(split.get("max_shots") or pool, pool)
 
 
-def export_runs(config: dict[str, Any], shots: int) -> list[str]:
-    """The runs ('<method>/k<K>') export may choose among at ``shots`` images per class, as export's keys
-    allow: at 0, the untrained heads that need no image (the largest shot level's runs of those methods)."""
-    export, finetune = config.get("export") or {}, config["finetune"]
-    if shots == 0:
-        runs = [(m, k) for m, k in job_runs(config, max(finetune["shots"])) if needs_no_images(m)]
-    else:
-        runs = job_runs(config, shots)
-    return runs_to_keep([run_name(m, k) for m, k in runs], export.get("method"), export.get("k"))
-
-
 def _check_export(config: dict[str, Any]) -> None:
     """export's choices name runs that exist: the shot level (0: an untrained head that needs no image),
     the seed, and a run of that method and K at that shot level."""
     export, finetune = config.get("export") or {}, config["finetune"]
+    runs = FinetuneConfig.from_options(finetune)
     if export.get("shots") not in (None, 0) and export["shots"] not in finetune["shots"]:
         raise ConfigError(
             f"export.shots: {export['shots']} is not a shot level of finetune.shots {finetune['shots']} (nor 0)"
@@ -142,7 +127,7 @@ def _check_export(config: dict[str, Any]) -> None:
         raise ConfigError(f"export.seed: {export['seed']} is not one of finetune.seeds {finetune['seeds']}")
     shots = max(finetune["shots"]) if export.get("shots") is None else export["shots"]
     method, k = export.get("method"), export.get("k")
-    if export_runs(config, shots):
+    if runs.export_runs(ExportConfig.from_options(export, runs.largest_shot), shots):
         return
     if shots == 0:
         raise ConfigError(
@@ -151,7 +136,7 @@ def _check_export(config: dict[str, Any]) -> None:
             + (f"; {method} needs images" if method and not needs_no_images(method) else "")
             + (f" with K {k}" if k is not None else "")
         )
-    fitting = [run_k for m, run_k in job_runs(config, shots) if method is None or m == method]
+    fitting = [run_k for m, run_k in runs.job_runs(shots) if method is None or m == method]
     raise ConfigError(
         f"export: no run at {shots} images per class is "
         + " with ".join(filter(None, [f"method {method}" if method else "", f"K {k}" if k is not None else ""]))
@@ -264,3 +249,283 @@ def load_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(Path(path).read_text())
     validate_config(config)
     return config
+
+
+def _check_local_files(config: dict[str, Any]) -> None:
+    """The files a measure reads from the user's disk exist: checked at every parse, as Snakemake would
+    otherwise say "Nothing to be done" while older results exist."""
+    similarity = config["similarity"]
+    vectors = similarity["wordvec"]["vectors"]
+    if "wordvec" in similarity["measures"] and vectors != "glove-6b-50d" and not os.path.isfile(vectors):
+        raise ConfigError(f"similarity.wordvec.vectors: {vectors} is not a file (download it, or use glove-6b-50d)")
+    encoder = (similarity.get("sentence") or {}).get("encoder", DEFAULT_ENCODER)
+    if "sentence" in similarity["measures"] and encoder not in PACKAGED_ENCODERS:
+        if not os.path.isfile(os.path.join(encoder, "modules.json")):
+            raise ConfigError(
+                f"similarity.sentence.encoder: {encoder} is neither a packaged encoder "
+                f"({', '.join(PACKAGED_ENCODERS)}) nor a sentence-transformers model folder (no modules.json)"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# The parsed config
+
+DEFAULT_ENCODER = "all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """dataset: and split:, and the seed that draws the split."""
+
+    name: str
+    source: str  # fashion_mnist | imagenet21k | imagefolder
+    options: dict[str, Any]  # the dataset section, as validated (the dataset job's param)
+    split_options: dict[str, Any]
+    seed: int
+
+    @property
+    def split(self) -> dict[str, Any]:
+        """split's options that change the dataset and split jobs (max_shots is the decode stage's alone)."""
+        return {key: value for key, value in self.split_options.items() if key != "max_shots"}
+
+    @property
+    def decoded_shots(self) -> int:
+        """The training images per class decoded and extracted for every experiment on the dataset."""
+        return decoded_shots(self.split_options)
+
+    @property
+    def source_options(self) -> dict[str, Any]:
+        """The source's own section (dataset.fashion_mnist, .imagenet21k, .imagefolder); {} when absent."""
+        return self.options.get(self.source) or {}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    resize: int
+    crop: int
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The source model (model: and its entry of models:)."""
+
+    name: str
+    options: dict[str, Any]  # its models: entry (library, arch, weights, trainable, head)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    device: str
+    options: dict[str, Any]
+
+    @property
+    def tracked(self) -> dict[str, Any]:
+        """The options that change the extraction's result (the device does not)."""
+        return {key: value for key, value in self.options.items() if key != "device"}
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    measures: tuple[str, ...]
+    wordvec: dict[str, Any]
+    sentence_encoder: str  # a packaged encoder's name or the user's folder
+
+    @property
+    def visual(self) -> tuple[str, ...]:
+        return tuple(m for m in self.measures if m in VISUAL_MEASURES)
+
+    @property
+    def wordnet(self) -> tuple[str, ...]:
+        return tuple(m for m in self.measures if m.startswith("wordnet"))
+
+    @property
+    def sentence_folder(self) -> str:
+        """Where the sentence measure reads its encoder (a packaged one is unpacked under results/)."""
+        return sentence_encoder_folder(self.sentence_encoder)
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    k_grid: tuple[int, ...]
+    c_grid: dict[str, Any]
+
+    @property
+    def head_ks(self) -> list[str]:
+        """The K labels of the similarity heads written: every K of the grid and the best K per class type,
+        whatever an experiment fine-tunes, so that the heads (shared by every experiment) never depend on one."""
+        return [str(k) for k in self.k_grid] + ["best"]
+
+
+# Fine-tuning options that only choose which jobs exist (methods, shots, K), or where and how fast a job runs
+# (device, checkpoint spacing): kept out of a job's params, because Snakemake reruns a finished job whose params
+# changed. cotuning_trade_off reaches a job through its Co-Tuning head file, which holds it.
+FINETUNE_UNTRACKED = frozenset(
+    {
+        "methods",
+        "shots",
+        "k",
+        "k_fixed_at_largest_shot_only",
+        "seeds",
+        "device",
+        "checkpoint_every",
+        "cotuning_trade_off",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    methods: tuple[Method, ...]
+    shots: tuple[int, ...]  # largest first
+    seeds: tuple[int, ...]
+    k: tuple[str, ...]  # the K labels fine-tuned ('best' or a K of heads.k_grid)
+    k_fixed_at_largest_shot_only: bool
+    train: str  # head | last_stage
+    augment: bool
+    options: dict[str, Any]
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> FinetuneConfig:
+        return cls(
+            methods=tuple(Method(name) for name in options["methods"]),
+            shots=tuple(sorted(options["shots"], reverse=True)),
+            seeds=tuple(options["seeds"]),
+            k=tuple(str(k) for k in options["k"]),
+            k_fixed_at_largest_shot_only=options.get("k_fixed_at_largest_shot_only", True),
+            train=options["train"],
+            augment=options["augment"],
+            options=options,
+        )
+
+    def run_ks(self, method: Method, shots: int) -> list[str]:
+        """The K labels of a method's runs at a shot level ('0' for a baseline; a prior is centred on its
+        measure's best-K head; below the largest shot level only K = best, unless
+        k_fixed_at_largest_shot_only is false)."""
+        if method.is_baseline:
+            return ["0"]
+        if method.suffix == PRIOR_SUFFIX:
+            return ["best"]
+        every_level = not self.k_fixed_at_largest_shot_only
+        return [k for k in self.k if k == "best" or every_level or int(shots) == self.largest_shot]
+
+    def job_runs(self, shots: int | str) -> list[tuple[str, str]]:
+        """The (method, K) runs that one fine-tuning job of a shot level trains in lockstep."""
+        return [(method.name, k) for method in self.methods for k in self.run_ks(method, int(shots))]
+
+    def export_runs(self, export: ExportConfig, shots: int) -> list[str]:
+        """The runs ('<method>/k<K>') export may choose among at ``shots`` images per class, as export's keys
+        allow: at 0, the untrained heads that need no image (the largest shot level's runs of those methods)."""
+        if shots == 0:
+            runs = [(m, k) for m, k in self.job_runs(self.largest_shot) if not Method(m).needs_images]
+        else:
+            runs = self.job_runs(shots)
+        return runs_to_keep([run_name(m, k) for m, k in runs], export.method, export.k)
+
+    @property
+    def largest_shot(self) -> int:
+        return self.shots[0]
+
+    @property
+    def method_names(self) -> list[str]:
+        return [method.name for method in self.methods]
+
+    @property
+    def cotuning_trade_off(self) -> float:
+        return self.options.get("cotuning_trade_off", COTUNING_TRADE_OFF)
+
+    @property
+    def tracked(self) -> dict[str, Any]:
+        """The options that change a fine-tuning job's result: every option but FINETUNE_UNTRACKED, with the
+        own optimisers of the methods it trains only (so that Co-Tuning's SGD reruns no job without it)."""
+        options = {key: value for key, value in self.options.items() if key not in FINETUNE_UNTRACKED}
+        own = options.get("method_optimizers") or {}
+        options["method_optimizers"] = {m: sgd for m, sgd in own.items() if m in self.method_names}
+        return options
+
+    @property
+    def on_cached_features(self) -> bool:
+        """A head trained on cached features (train: head, no augment): a few small matmuls on a few MB."""
+        return self.train == "head" and not self.augment
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """export: which run is handed back (None: chosen on validation)."""
+
+    shots: int  # the shot level (0: an untrained head that needs no image)
+    method: str | None
+    k: str | None
+    seed: int | None
+    options: dict[str, Any]  # the keys set (not None)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None, largest_shot: int) -> ExportConfig:
+        options = {key: value for key, value in (options or {}).items() if value is not None}
+        k = options.get("k")
+        return cls(
+            options.get("shots", largest_shot),
+            options.get("method"),
+            k if k is None else str(k),
+            options.get("seed"),
+            options,
+        )
+
+    @property
+    def tracked(self) -> dict[str, Any]:
+        """What the fine-tuning jobs of the export's shot level read: which runs they may keep (the seed is
+        chosen after them)."""
+        return {key: value for key, value in self.options.items() if key != "seed"}
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    example_class: str | None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole config, parsed once (:func:`parse_config`)."""
+
+    experiment: str
+    seed: int
+    data: DataConfig
+    preprocess: PreprocessConfig
+    model: ModelConfig
+    models: dict[str, dict[str, Any]]  # every models: entry by name (a job of another model reads its own)
+    extract: ExtractConfig
+    similarity: SimilarityConfig
+    heads: HeadsConfig
+    finetune: FinetuneConfig
+    export: ExportConfig
+    report: ReportConfig
+
+    def export_runs(self, shots: int) -> list[str]:
+        """The runs ('<method>/k<K>') export may choose among at ``shots`` images per class."""
+        return self.finetune.export_runs(self.export, shots)
+
+
+def parse_config(raw: dict[str, Any]) -> Config:
+    """Validate ``raw`` (Snakemake's merged config) and parse it into a :class:`Config`."""
+    validate_config(raw)
+    _check_local_files(raw)
+    finetune = FinetuneConfig.from_options(raw["finetune"])
+    similarity = raw["similarity"]
+    return Config(
+        experiment=raw["experiment"],
+        seed=raw["seed"],
+        data=DataConfig(raw["dataset"]["name"], raw["dataset"]["source"], raw["dataset"], raw["split"], raw["seed"]),
+        preprocess=PreprocessConfig(raw["preprocess"]["resize"], raw["preprocess"]["crop"], raw["preprocess"]),
+        model=ModelConfig(raw["model"], raw["models"][raw["model"]]),
+        models=raw["models"],
+        extract=ExtractConfig(raw["extract"]["device"], raw["extract"]),
+        similarity=SimilarityConfig(
+            tuple(similarity["measures"]),
+            similarity["wordvec"],
+            (similarity.get("sentence") or {}).get("encoder", DEFAULT_ENCODER),
+        ),
+        heads=HeadsConfig(tuple(raw["heads"]["k_grid"]), raw["heads"]["c_grid"]),
+        finetune=finetune,
+        export=ExportConfig.from_options(raw.get("export"), finetune.largest_shot),
+        report=ReportConfig((raw.get("report") or {}).get("example_class")),
+    )

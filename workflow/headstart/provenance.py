@@ -31,6 +31,8 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -513,6 +515,44 @@ def code_hash(script: Path, library: Path) -> str:
     for part in reached_code(script, library):
         digest.update("\0".join(part).encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+class CodeHashes:
+    """:func:`code_hash` for the scripts of one workflow, remembered between Snakefile parses in ``cache`` (a
+    JSON file): an entry is used only while the bytes of the script, of every library module and of this
+    module are those it was computed from, so it is never stale; an edit anywhere recomputes (a no-op run
+    parses the Snakefile once, and a cluster job once more; the trees take about half a second)."""
+
+    def __init__(self, scripts: Path, library: Path, cache: Path):
+        self.scripts, self.library, self.cache = Path(scripts), Path(library), Path(cache)
+        digest = hashlib.sha256(Path(__file__).read_bytes())
+        for path in sorted(self.library.rglob("*.py")):
+            digest.update(path.relative_to(self.library).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        self.library_digest = digest.hexdigest()
+        try:
+            stored = json.loads(self.cache.read_text())
+        except (OSError, ValueError):
+            stored = {}
+        self.hashes: dict[str, str] = stored.get(self.library_digest, {}) if isinstance(stored, dict) else {}
+
+    def __call__(self, script: str) -> str:
+        path = self.scripts / f"{script}.py"
+        key = f"{script}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+        if not isinstance(self.hashes.get(key), str):
+            self.hashes[key] = code_hash(path, self.library)
+            self._store()
+        return self.hashes[key]
+
+    def _store(self) -> None:
+        """Write the cache whole, for this library alone, by rename: a parse beside this one reads either
+        file, never half of one."""
+        try:
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.cache.with_name(f"{self.cache.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps({self.library_digest: self.hashes}))
+            os.replace(temporary, self.cache)
+        except OSError:  # a read-only checkout: every parse computes the hashes
+            pass
 
 
 def rule_scripts(rules_dir: Path) -> dict[str, list[str]]:

@@ -1,10 +1,11 @@
-"""The names the config and every stage share: method kinds and suffixes, measure kinds, the datasets'
-fixed facts. Constants and one-line lookups only, so that editing the config check (headstart.config)
-reruns no job (headstart.provenance)."""
+"""The names the config and every stage share: method kinds and suffixes (and :class:`Method`, which reads
+them), measure kinds, the datasets' fixed facts. Constants and small lookups only, kept apart from the config
+check (headstart.config) so that editing that check reruns no job (headstart.provenance)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HeadstartError
@@ -77,6 +78,36 @@ def needs_no_images(method: str) -> bool:
     if method == "random":
         return True
     return method not in BASELINES and method not in VISUAL_MEASURES and similarity_measure(method) == method
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of finetune.methods: a baseline, or a similarity measure's head, plain or with a suffix."""
+
+    name: str
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.name in BASELINES
+
+    @property
+    def measure(self) -> str | None:
+        """The similarity measure its head comes from (None for a baseline)."""
+        return None if self.is_baseline else similarity_measure(self.name)
+
+    @property
+    def suffix(self) -> str:
+        """'' , CALIBRATED_SUFFIX or PRIOR_SUFFIX."""
+        return next((s for s in METHOD_SUFFIXES if not self.is_baseline and self.name.endswith(s)), "")
+
+    @property
+    def is_cotuning(self) -> bool:
+        return self.name in COTUNING_METHODS
+
+    @property
+    def needs_images(self) -> bool:
+        """Whether its head is made from the shot level's images (:func:`needs_no_images`)."""
+        return not needs_no_images(self.name)
 
 
 def fashion_mnist_label(name: str | None) -> int:

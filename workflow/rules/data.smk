@@ -13,7 +13,7 @@ rule download_fashion_mnist:
         [f"{DATA}/downloads/{name}" for name in FASHION_MNIST_FILES],
     params:
         code=library_code("download_fashion_mnist"),  # reruns the job when the library code it runs changes
-        mirror=config["dataset"].get("fashion_mnist", {}).get("mirror"),
+        mirror=CONFIG.data.source_options.get("mirror"),
     log:
         log_file("download_fashion_mnist", DATASET),
     conda:
@@ -28,7 +28,7 @@ rule download_archive:
         archive=temp(f"{DATA}/downloads/{{wnid}}.tar"),
     params:
         code=library_code("download_archive"),  # reruns the job when the library code it runs changes
-        source=config["dataset"].get("imagenet21k"),
+        source=CONFIG.data.source_options,
     log:
         log_file("download_archive", DATASET, "{wnid}"),
     conda:
@@ -39,16 +39,16 @@ rule download_archive:
 
 rule dataset:
     input:
-        dataset_inputs,
-        download_targets(),
+        lambda wildcards: PLAN.dataset_inputs(),
+        PLAN.download_targets(),
     output:
         inventory=f"{DATA}/images.parquet",
         report=f"{DATA}/images_report.tsv",
     params:
         code=library_code(f"dataset_{DATASET_SOURCE}"),  # reruns the job when the library code it runs changes
-        dataset=config["dataset"],
-        split=tracked(config["split"], {"max_shots"}),  # the decode stage's alone
-        seed=config["seed"],
+        dataset=CONFIG.data.options,
+        split=CONFIG.data.split,
+        seed=CONFIG.seed,
     log:
         log_file("dataset", DATASET),
     benchmark:
@@ -67,8 +67,8 @@ rule split:
         classes=f"{DATA}/classes.parquet",
     params:
         code=library_code("split"),  # reruns the job when the library code it runs changes
-        split=tracked(config["split"], {"max_shots"}),  # the decode stage's alone
-        seed=config["seed"],
+        split=CONFIG.data.split,
+        seed=CONFIG.seed,
     log:
         log_file("split", DATASET),
     benchmark:
@@ -86,9 +86,9 @@ rule decode:
         pixels=f"{PIXELS}/{{split}}.safetensors",
     params:
         code=library_code("decode"),  # reruns the job when the library code it runs changes
-        preprocess=config["preprocess"],
+        preprocess=CONFIG.preprocess.options,
         # the dataset's training images, not an experiment's: every experiment shares this cache
-        largest_shot=lambda wildcards: DECODED_SHOTS if wildcards.split == "train" else 0,
+        largest_shot=lambda wildcards: CONFIG.data.decoded_shots if wildcards.split == "train" else 0,
     priority: 10  # on the critical path (every head and fine-tuning job waits on the features): before side jobs
     retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly
     log:

@@ -9,7 +9,7 @@ rule model_weights:
         weights="results/models/{model}/weights.safetensors",
     params:
         code=library_code("model_weights"),  # reruns the job when the library code it runs changes
-        entry=lambda wildcards: config["models"][wildcards.model],
+        entry=lambda wildcards: CONFIG.models[wildcards.model],
     log:
         log_file("model_weights", "{model}"),
     benchmark:
@@ -28,7 +28,7 @@ rule source_head:
         classes="results/models/{model}/source_classes.parquet",
     params:
         code=library_code("source_head"),  # reruns the job when the library code it runs changes
-        entry=lambda wildcards: config["models"][wildcards.model],
+        entry=lambda wildcards: CONFIG.models[wildcards.model],
     log:
         log_file("source_head", "{model}"),
     benchmark:
@@ -49,9 +49,9 @@ rule extract:
         **{f"features_{split}": f"{RUN}/extract/features_{split}.safetensors" for split in SPLITS},
     params:
         code=library_code("extract"),  # reruns the job when the library code it runs changes
-        entry=config["models"][MODEL],
-        preprocess=config["preprocess"],
-        extract=tracked(config["extract"], EXTRACT_UNTRACKED),
+        entry=CONFIG.model.options,
+        preprocess=CONFIG.preprocess.options,
+        extract=CONFIG.extract.tracked,
         model=MODEL,
     priority: 10  # on the critical path (every head and fine-tuning job waits on it): before side jobs
     retries: 2  # a long job a kill can end (preemption, time limit, OOM); it restarts cleanly

@@ -5,9 +5,9 @@
 
 FINETUNE_PARAMS = dict(
     code=library_code("finetune"),  # reruns the job when the library code it runs changes
-    finetune=finetune_tracked(),
-    entry=config["models"][MODEL],
-    preprocess=config["preprocess"],
+    finetune=CONFIG.finetune.tracked,
+    entry=CONFIG.model.options,
+    preprocess=CONFIG.preprocess.options,
 )
 
 
@@ -15,9 +15,7 @@ rule finetune:
     wildcard_constraints:
         shots=rf"(?!{EXPORT_SHOTS}(?!\d))\d+",  # not the export's shot level: finetune_export, below
     input:
-        heads=lambda wildcards: [
-            head_file(method, k, wildcards.shots, wildcards.seed) for method, k in job_runs(wildcards.shots)
-        ],
+        heads=lambda wildcards: PLAN.job_heads(wildcards.shots, wildcards.seed),
         features_train=f"{RUN}/extract/features_train.safetensors",
         features_test=f"{RUN}/extract/features_test.safetensors",
         features_val=f"{RUN}/extract/features_val.safetensors",
@@ -29,9 +27,9 @@ rule finetune:
         curves=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.parquet",
     params:
         **FINETUNE_PARAMS,
-    threads: finetune_threads()
+    threads: PLAN.finetune_threads
     resources:
-        mem_mb=finetune_mem_mb(),
+        mem_mb=PLAN.finetune_mem_mb,
     retries: 2  # a killed job (preemption, time limit, OOM) resumes from its checkpoint
     log:
         log_file("finetune", DATASET, MODEL, EXPERIMENT, "shots{shots}_seed{seed}"),
@@ -53,7 +51,7 @@ use rule finetune as finetune_export with:
         selected=f"{EXP}/runs/shots{{shots}}/seed{{seed}}.selected.safetensors",
     params:
         **FINETUNE_PARAMS,
-        export=tracked(EXPORT, {"seed"}),  # which runs it may keep: only these jobs rerun when it changes
+        export=CONFIG.export.tracked,  # which runs it may keep: only these jobs rerun when it changes
 
 
 rule export_untrained:
@@ -61,16 +59,14 @@ rule export_untrained:
     # validation at iteration 0 (read from the largest shot level's curves); nothing is fine-tuned for it
     input:
         curves=f"{EXP}/runs/shots{LARGEST_SHOT}/seed{{seed}}.parquet",
-        heads=lambda wildcards: [
-            head_file(*split_run_name(name), LARGEST_SHOT, wildcards.seed) for name in config_export_runs(config, 0)
-        ],
+        heads=lambda wildcards: PLAN.untrained_heads(wildcards.seed),
         weights=f"{MODELS}/weights.safetensors",
     output:
         candidate=f"{EXP}/runs/shots0/seed{{seed}}.selected.safetensors",
     params:
         code=library_code("export_untrained"),  # reruns the job when the library code it runs changes
-        entry=config["models"][MODEL],
-        train=config["finetune"]["train"],
+        entry=CONFIG.model.options,
+        train=CONFIG.finetune.train,
     log:
         log_file("export_untrained", DATASET, MODEL, EXPERIMENT, "seed{seed}"),
     benchmark:
@@ -83,7 +79,7 @@ rule export_untrained:
 
 rule export:
     input:
-        candidates=[f"{EXP}/runs/shots{EXPORT_SHOTS}/seed{seed}.selected.safetensors" for seed in SEEDS],
+        candidates=[PLAN.candidate_file(EXPORT_SHOTS, seed) for seed in SEEDS],
         weights=f"{MODELS}/weights.safetensors",
         classes=f"{DATA}/classes.parquet",
     output:
@@ -91,11 +87,11 @@ rule export:
         card=f"{EXP}/export/card.json",
     params:
         code=library_code("export"),  # reruns the job when the library code it runs changes
-        entry=config["models"][MODEL],
+        entry=CONFIG.model.options,
         model=MODEL,
-        preprocess=config["preprocess"],
-        train=config["finetune"]["train"],
-        seed=EXPORT.get("seed"),
+        preprocess=CONFIG.preprocess.options,
+        train=CONFIG.finetune.train,
+        seed=CONFIG.export.seed,
     log:
         log_file("export", DATASET, MODEL, EXPERIMENT),
     benchmark:
@@ -108,7 +104,7 @@ rule export:
 
 rule curves:
     input:
-        all_curves(),
+        PLAN.all_curves(),
     output:
         f"{EXP}/curves.parquet",
     params:

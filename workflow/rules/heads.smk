@@ -11,20 +11,20 @@
 
 rule heads_similarity:
     input:
-        sim=lambda wildcards: sim_file(wildcards.measure, wildcards.level.removeprefix("shots")),
+        sim=lambda wildcards: PLAN.sim_file(wildcards.measure, wildcards.level.removeprefix("shots")),
         head=f"{MODELS}/source_head.safetensors",
         features_val=f"{RUN}/extract/features_val.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",
     output:
-        **{f"k{k}": f"{RUN}/heads/{{measure}}/k{k}/{{level}}.safetensors" for k in HEAD_KS},
+        **{f"k{k}": f"{RUN}/heads/{{measure}}/k{k}/{{level}}.safetensors" for k in CONFIG.heads.head_ks},
         kgrid=f"{RUN}/kgrid/{{measure}}/{{level}}.parquet",
         best_k=f"{RUN}/kgrid/{{measure}}/{{level}}_best_k.json",
     params:
         code=library_code("heads_similarity"),  # reruns the job when the library code it runs changes
-        k_grid=config["heads"]["k_grid"],
-        head_ks=HEAD_KS,
-        seed=config["seed"],
+        k_grid=list(CONFIG.heads.k_grid),
+        head_ks=CONFIG.heads.head_ks,
+        seed=CONFIG.seed,
     log:
         log_file("heads_similarity", DATASET, MODEL, "{measure}_{level}"),
     benchmark:
@@ -57,7 +57,7 @@ rule heads_imprint:
 rule heads_linear:
     input:
         unpack(
-            lambda wildcards: {"prior": head_file(similarity_measure(wildcards.linear), "best", wildcards.shots, None)}
+            lambda wildcards: {"prior": PLAN.head_file(similarity_measure(wildcards.linear), "best", wildcards.shots, None)}
             if wildcards.linear != "probe"
             else {}
         ),
@@ -70,7 +70,7 @@ rule heads_linear:
         sweep=f"{RUN}/heads/{{linear}}/k{{k}}/shots{{shots}}_sweep.parquet",
     params:
         code=library_code("heads_linear"),  # reruns the job when the library code it runs changes
-        c_grid=config["heads"]["c_grid"],
+        c_grid=CONFIG.heads.c_grid,
     log:
         log_file("heads_linear", DATASET, MODEL, "{linear}_k{k}_shots{shots}"),
     benchmark:
@@ -92,7 +92,7 @@ rule heads_cotuning:
         head=f"{EXP}/heads/{{cotuning}}/k0/shots{{shots}}_seed{{seed}}.safetensors",
     params:
         code=library_code("heads_cotuning"),  # reruns the job when the library code it runs changes
-        trade_off=config["finetune"].get("cotuning_trade_off", COTUNING_TRADE_OFF),
+        trade_off=CONFIG.finetune.cotuning_trade_off,
     log:
         log_file("heads_cotuning", DATASET, MODEL, EXPERIMENT, "{cotuning}_shots{shots}_seed{seed}"),
     benchmark:
@@ -123,7 +123,7 @@ rule heads_random:
 
 rule heads_calibrated:
     input:
-        head=lambda wildcards: head_file(similarity_measure(wildcards.calibrated), wildcards.k, wildcards.shots, None),
+        head=lambda wildcards: PLAN.head_file(similarity_measure(wildcards.calibrated), wildcards.k, wildcards.shots, None),
         features_train=f"{RUN}/extract/features_train.safetensors",
         manifest=f"{DATA}/manifest.parquet",
         classes=f"{DATA}/classes.parquet",

@@ -82,7 +82,7 @@ rule fig2:
     params:
         code=library_code("fig2"),  # reruns the job when the library code it runs changes
         shots=LARGEST_SHOT,
-        example_class=config["report"].get("example_class"),
+        example_class=CONFIG.report.example_class,
     log:
         log_file("fig2", DATASET, MODEL, EXPERIMENT),
     benchmark:
@@ -95,7 +95,7 @@ rule fig2:
 
 rule fig3:
     input:
-        kgrid=[kgrid_file(m, LARGEST_SHOT) for m in MEASURES],
+        kgrid=[PLAN.kgrid_file(m, LARGEST_SHOT) for m in MEASURES],
     output:
         png=report(f"{EXP}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
         pdf=f"{EXP}/figures/fig3.pdf",
@@ -115,7 +115,7 @@ rule fig3:
 
 rule table1:
     input:
-        **{f"sim_{m}": sim_file(m, LARGEST_SHOT) for m in MEASURES},
+        **{f"sim_{m}": PLAN.sim_file(m, LARGEST_SHOT) for m in MEASURES},
         classes=f"{DATA}/classes.parquet",
         source_classes=f"{MODELS}/source_classes.parquet",
     output:
@@ -125,7 +125,7 @@ rule table1:
     params:
         code=library_code("table1"),  # reruns the job when the library code it runs changes
         measures=MEASURES,
-        example_class=config["report"].get("example_class"),
+        example_class=CONFIG.report.example_class,
     log:
         log_file("table1", DATASET, MODEL, EXPERIMENT),
     benchmark:
@@ -139,14 +139,7 @@ rule table1:
 rule table2:
     input:
         curves=f"{EXP}/curves.parquet",
-        best_k=sorted(
-            {
-                kgrid_file(similarity_measure(m), n, "_best_k.json")
-                for m in METHODS
-                if m not in BASELINES
-                for n in SHOTS
-            }
-        ),
+        best_k=PLAN.best_k_files(),
     output:
         csv=report(f"{EXP}/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
         md=f"{EXP}/tables/table2.md",
@@ -166,7 +159,7 @@ rule table2:
 
 rule table_init:
     input:
-        heads=[head_file(m, k, LARGEST_SHOT, SEEDS[0]) for m, k in job_runs(LARGEST_SHOT)],
+        heads=PLAN.job_heads(LARGEST_SHOT, SEEDS[0]),
         features_test=f"{RUN}/extract/features_test.safetensors",
     output:
         csv=report(f"{EXP}/tables/init.csv", caption="../report/table_init.rst", category="Tables"),
@@ -174,7 +167,7 @@ rule table_init:
         tex=f"{EXP}/tables/init.tex",
     params:
         code=library_code("table_init"),  # reruns the job when the library code it runs changes
-        runs=job_runs(LARGEST_SHOT),
+        runs=CONFIG.finetune.job_runs(LARGEST_SHOT),
         shots=LARGEST_SHOT,
         seed=SEEDS[0],
     log:
@@ -189,12 +182,7 @@ rule table_init:
 
 rule table_linear:
     input:
-        sweeps=[
-            f"{RUN}/heads/{m}/k{'0' if m == 'probe' else 'best'}/shots{n}_sweep.parquet"
-            for m in LINEAR
-            if m in METHODS
-            for n in SHOTS
-        ],
+        sweeps=PLAN.linear_sweeps(),
     output:
         csv=report(f"{EXP}/tables/linear_c.csv", caption="../report/table_linear.rst", category="Tables"),
         md=f"{EXP}/tables/linear_c.md",
@@ -233,7 +221,7 @@ rule table_convergence:
 
 rule top_sources:
     input:
-        **{f"sim_{m}": sim_file(m, LARGEST_SHOT) for m in MEASURES},
+        **{f"sim_{m}": PLAN.sim_file(m, LARGEST_SHOT) for m in MEASURES},
         classes=f"{DATA}/classes.parquet",
         source_classes=f"{MODELS}/source_classes.parquet",
     output:

@@ -27,10 +27,10 @@ rule similarity_wordnet:
         classes=f"{DATA}/classes.parquet",
         source_classes=f"{MODELS}/source_classes.parquet",
     output:
-        **{m: f"{RUN}/sim/{m}.parquet" for m in WORDNET},
+        **{m: f"{RUN}/sim/{m}.parquet" for m in CONFIG.similarity.wordnet},
     params:
         code=library_code("similarity_wordnet"),  # reruns the job when the library code it runs changes
-        measures=WORDNET,
+        measures=list(CONFIG.similarity.wordnet),
         model=MODEL,
     log:
         log_file("similarity_wordnet", DATASET, MODEL),
@@ -44,14 +44,14 @@ rule similarity_wordnet:
 
 rule similarity_wordvec:
     input:
-        wordvec_inputs,
+        lambda wildcards: PLAN.wordvec_inputs(),
         classes=f"{DATA}/classes.parquet",
         source_classes=f"{MODELS}/source_classes.parquet",
     output:
         f"{RUN}/sim/wordvec.parquet",
     params:
         code=library_code("similarity_wordvec"),  # reruns the job when the library code it runs changes
-        wordvec=config["similarity"]["wordvec"],
+        wordvec=CONFIG.similarity.wordvec,
         model=MODEL,
     log:
         log_file("similarity_wordvec", DATASET, MODEL),
@@ -81,14 +81,14 @@ rule sentence_encoder:
 
 rule similarity_sentence:
     input:
-        encoder=SENTENCE_ENCODER,
+        encoder=CONFIG.similarity.sentence_folder,
         classes=f"{DATA}/classes.parquet",
         source_classes=f"{MODELS}/source_classes.parquet",
     output:
         f"{RUN}/sim/sentence.parquet",
     params:
         code=library_code("similarity_sentence"),  # reruns the job when the library code it runs changes
-        encoder=_encoder,
+        encoder=CONFIG.similarity.sentence_encoder,
         model=MODEL,
     log:
         log_file("similarity_sentence", DATASET, MODEL),
