@@ -4,7 +4,7 @@ import re
 import pytest
 import yaml
 
-from headstart.config import ConfigError, load_config, parse_config, validate_config
+from headstart.config import ConfigError, check_model_parts, load_config, parse_config, validate_config
 
 from conftest import ROOT
 
@@ -188,10 +188,18 @@ def test_every_late_failure_is_a_config_error_before_the_first_job(default, tmp_
     config["export"] = {"shots": 0, "method": "inference_prior"}  # fitted on images: no untrained head at 0
     with pytest.raises(ConfigError, match=r"^export.shots: 0 images per class needs .*; inference_prior needs images$"):
         validate_config(config)
-    for fitting in ({"shots": 0}, {"shots": 0, "method": "sentence", "k": 1}, {"shots": 0, "method": "random"}):
+    for fitting in ({"shots": 0}, {"shots": 0, "method": "sentence", "k": 1}):
         config["export"] = fitting
         validate_config(config)
-    assert parse_config(config).export_runs(0) == ["random/k0"]
+    assert parse_config(config).export_runs(0) == ["sentence/k1"]
+    config["export"] = {"shots": 0, "method": "random"}  # an Xavier draw: chance level, never handed back
+    with pytest.raises(ConfigError, match=r"^export.shots: at 0 images per class the only head to export would be "):
+        validate_config(config)
+    only_random = copy.deepcopy(config)
+    only_random["export"] = {"shots": 0}
+    only_random["finetune"]["methods"] = ["random", "inference", "probe"]
+    with pytest.raises(ConfigError, match=r"random's untrained one \(an Xavier draw, chance level\)"):
+        validate_config(only_random)
     config["export"] = {"shots": 0}
     assert parse_config(config).export_runs(0) == [
         "random/k0", "wordnet/k1", "wordnet/kbest", "wordvec/k1", "wordvec/kbest", "sentence/k1", "sentence/kbest"
@@ -248,3 +256,68 @@ def test_the_check_passes_where_wordnets_files_are_not_on_the_machine(default, m
 
     monkeypatch.setattr(headstart.wordnet, "wordnet_files_dir", lambda: None)
     validate_config(copy.deepcopy(default))
+
+
+def test_a_crop_larger_than_the_resize_is_a_config_error(default):
+    config = copy.deepcopy(default)
+    config["preprocess"] = {"resize": 72, "crop": 100}
+    with pytest.raises(ConfigError, match=r"^preprocess.crop: 100 is larger than preprocess.resize \(72\)"):
+        validate_config(config)
+
+
+def test_files_the_config_names_are_checked_before_the_first_job(default, tmp_path):
+    config = copy.deepcopy(default)
+    config["models"]["efficientnet_lite0"]["weights"] = {"path": str(tmp_path / "nope.pth")}
+    with pytest.raises(
+        ConfigError, match=rf"^models.efficientnet_lite0.weights.path: {tmp_path}/nope.pth is not a file"
+    ):
+        parse_config(config)
+    (tmp_path / "nope.pth").write_bytes(b"")
+    parse_config(config)
+
+
+def test_an_imagefolder_class_too_small_for_the_split_is_a_config_error(default, tmp_path):
+    for folder, n in {"Mug": 5, "Teapot": 3}.items():
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            (tmp_path / folder / f"{i}.jpg").write_bytes(b"")
+    config = copy.deepcopy(default)
+    config["dataset"] = {"name": "mine", "source": "imagefolder", "imagefolder": {"root": str(tmp_path)}}
+    config["similarity"]["measures"] = ["inference", "softmax"]
+    config["finetune"].update(methods=["random", "inference"], shots=[1], k=[1, "best"])
+    config["split"] = {"train_per_class": 2, "val_per_class": 1, "test_per_class": 2, "max_shots": None}
+    config["report"]["example_class"] = None
+    with pytest.raises(ConfigError, match=rf"class 'Teapot' has 3 image files in {tmp_path}/Teapot; the split needs 4"):
+        parse_config(config)
+    (tmp_path / "Teapot" / "3.png").write_bytes(b"")
+    assert parse_config(config).data.name == "mine"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"head": "fc"}, r"models.efficientnet_lite0: head 'fc' is not the last module of the model"),
+        ({"trainable": ["blocks.99"]}, r"models.efficientnet_lite0: trainable module 'blocks.99' not found"),
+    ],
+)
+def test_a_head_or_trainable_part_the_network_lacks_is_a_config_error(default, tmp_path, change, message):
+    config = copy.deepcopy(default)
+    config["models"]["efficientnet_lite0"].update(change)
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        check_model_parts(parse_config(config).model, tmp_path / "checks.json")
+    assert not (tmp_path / "checks.json").exists()  # a failed check is never remembered
+
+
+def test_a_passed_model_check_runs_once_per_setting(default, tmp_path, monkeypatch):
+    cache = tmp_path / "checks.json"
+    check_model_parts(parse_config(copy.deepcopy(default)).model, cache)
+
+    def not_again(*args):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr("headstart.models.build_architecture", not_again)
+    check_model_parts(parse_config(copy.deepcopy(default)).model, cache)  # remembered: not built again
+    config = copy.deepcopy(default)
+    config["models"]["efficientnet_lite0"]["trainable"] = ["conv_head"]
+    with pytest.raises(AssertionError, match="built again"):  # another setting: checked again
+        check_model_parts(parse_config(config).model, cache)

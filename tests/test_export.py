@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 from sklearn.metrics import f1_score
 
-from headstart.predict import load_classifier, read_card
+from headstart.card import load_classifier, read_card
 from headstart.selection import SelectedState, best_selected
 from headstart.vocabulary import runs_to_keep
 
@@ -206,6 +206,21 @@ def _preprocess(**values):
     return lambda card, _: {**card, "preprocess": {**card["preprocess"], **values}}
 
 
+def _timm_config(change):
+    """A change to timm's config.json (None: removed); the card stays."""
+
+    def rewrite(card, folder):
+        import json
+
+        path = folder / "config.json"
+        config = change(json.loads(path.read_text()))
+        path.unlink()
+        if config is not None:
+            path.write_text(json.dumps(config))
+
+    return rewrite
+
+
 def _weights(change):
     def rewrite(card, folder):
         from headstart.tables import read_tensors, write_tensors
@@ -223,8 +238,35 @@ def _truncate(card, folder):
 
 HOSTILE = {
     "two classes fewer": (lambda card, _: _classes(card, 1), r"classes: .* is too short|lists \d+ classes"),
-    "one class fewer": (lambda card, _: _classes(card, 2), r"lists 2 classes, its head in .* has 3"),
-    "one class more": (lambda card, _: _classes(card, 4), r"lists 4 classes, its head in .* has 3"),
+    "one class fewer": (lambda card, _: _classes(card, 2), r"label_names .* are not the 2 classes of card.json"),
+    "one class more": (lambda card, _: _classes(card, 4), r"label_names .* are not the 4 classes of card.json"),
+    "classes reversed": (
+        lambda card, _: {**card, "classes": card["classes"][::-1]},
+        r"config.json: label_names \['Widget B', 'gizmo-c', 'widget_a'\] .* are not the 3 classes of card.json in its "
+        r"order \(widget_a, gizmo-c, Widget B\)",
+    ),
+    "timm's labels reversed": (
+        _timm_config(lambda config: {**config, "label_names": config["label_names"][::-1]}),
+        r"config.json: label_names \['widget_a', 'gizmo-c', 'Widget B'\]",
+    ),
+    "timm's config gone": (_timm_config(lambda config: None), r"config.json does not exist: a timm export needs"),
+    "timm's config of another network": (
+        _timm_config(lambda config: {**config, "architecture": "resnet18"}),
+        r"config.json: architecture 'resnet18' is not the card's 'tf_efficientnet_lite0'",
+    ),
+    "two classes with one label": (
+        lambda card, _: {
+            **card,
+            "classes": [
+                card["classes"][0],
+                {**card["classes"][1], "label": card["classes"][0]["label"]},
+                card["classes"][2],
+            ],
+        },
+        r"classes: label 'Widget B' is given to two classes",
+    ),
+    "a hub name": (lambda card, _: {**card, "arch": "hf-hub:timm/resnet18.a1_in1k"}, r"arch: .* does not match"),
+    "another folder": (lambda card, _: {**card, "arch": "local-dir:/tmp"}, r"arch: .* does not match"),
     "std 0": (_preprocess(std=[0.0, 0.2, 0.2]), r"preprocess.std.0: 0.0 is less than or equal to the minimum of 0"),
     "negative std": (_preprocess(std=[-0.2, 0.2, 0.2]), r"preprocess.std.0: -0.2 is less than or equal"),
     "a 2-value mean": (_preprocess(mean=[0.5, 0.5]), r"preprocess.mean: \[0.5, 0.5\] is too short"),
@@ -251,7 +293,7 @@ HOSTILE = {
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_a_tampered_or_broken_export_is_one_line_naming_the_file(widgets, tmp_path, name):
     """Issue 28: each is one line naming the file and what is wrong, from the library and the command."""
-    from headstart.export import ExportError
+    from headstart.card import ExportError
 
     repo, folder = widgets
     change, message = HOSTILE[name]
@@ -278,7 +320,7 @@ def test_a_tampered_or_broken_export_is_one_line_naming_the_file(widgets, tmp_pa
 
 
 def test_the_predict_command_checks_its_arguments_before_the_work(widgets, tmp_path):
-    from headstart.export import ExportError
+    from headstart.card import ExportError
     from headstart.predict import predict_folder
 
     repo, folder = widgets
@@ -288,7 +330,7 @@ def test_the_predict_command_checks_its_arguments_before_the_work(widgets, tmp_p
         predict_folder(export, folder, tmp_path)
     with pytest.raises(ExportError, match=r"--top -1: give at least 1 label"):
         predict_folder(export, folder, tmp_path / "p.csv", top=-1)
-    with pytest.raises(ExportError, match=r"is the export's own card.json"):
+    with pytest.raises(ExportError, match=r"card.json: is inside the export"):
         predict_folder(export, folder, export / "card.json")
     assert (export / "card.json").read_text() == card
     one = predict_folder(export, folder / "widget_a" / "0.png", tmp_path / "one.csv")  # a single image
@@ -307,6 +349,145 @@ def test_the_predict_command_checks_its_arguments_before_the_work(widgets, tmp_p
     assert table.at[str(mixed / "c.tiff"), "error"].startswith("skipped: TIFF is not read")
     assert table.at[str(mixed / "d.jpg"), "error"] == "skipped: a link to nothing"
     assert str(mixed / "notes.txt") not in table.index  # not an image file: not listed
+
+
+def test_predict_never_overwrites_what_is_not_its_own_csv(widgets, tmp_path):
+    """Issue 39: an input image, a file of the export, an existing file that is no CSV, a folder that is a
+    file or cannot be written: each refused before the first image, and the file as it was."""
+    import os
+    import shutil
+
+    from headstart.card import ExportError
+    from headstart.predict import predict_folder
+
+    repo, folder = widgets
+    export = tmp_path / "export"
+    shutil.copytree(repo / "results/widgets/efficientnet_lite0/head/export", export)
+    images = tmp_path / "images"
+    shutil.copytree(folder / "widget_a", images)
+    before = {path: path.read_bytes() for path in [*export.iterdir(), *images.iterdir()]}
+    (tmp_path / "notes.docx").write_bytes(b"the user's own")
+    (tmp_path / "a_file").write_text("")
+    refused = {
+        images / "0.png": r"is one of the images to classify",
+        export / "config.json": r"is inside the export",
+        export / "new.csv": r"is inside the export",
+        tmp_path / "notes.docx": r"exists and is not a CSV file",
+        tmp_path / "a_file" / "p.csv": r"a_file is a file, not a folder",
+    }
+    for out, message in refused.items():
+        with pytest.raises(ExportError, match=f"-o {out}: .*{message}"):
+            predict_folder(export, images, out)
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ExportError, match=r"cannot be written"):
+            predict_folder(export, images, locked / "p.csv")
+    assert {path: path.read_bytes() for path in before} == before
+    assert (tmp_path / "notes.docx").read_bytes() == b"the user's own" and not (export / "new.csv").exists()
+    out = tmp_path / "new" / "deeper" / "p.csv"  # a folder that does not exist yet is made
+    assert len(predict_folder(export, images, out)) == len(list(images.iterdir())) and out.is_file()
+    assert [p.name for p in out.parent.iterdir()] == ["p.csv"]  # nothing left beside it (written whole, renamed)
+
+
+def test_predict_fails_when_no_image_could_be_classified_and_counts_what_it_did(widgets, tmp_path):
+    repo, folder = widgets
+    export = repo / "results/widgets/efficientnet_lite0/head/export"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"not a png")
+    (broken / "b.gif").write_bytes(b"GIF89a")
+    command = [sys.executable, "-m", "headstart.predict", str(export)]
+    env = {"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [*command, str(broken), "-o", str(tmp_path / "p.csv")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "no image could be classified (2 unreadable or skipped" in result.stderr
+    assert not (tmp_path / "p.csv").exists()
+    shutil_copy = (folder / "widget_a" / "0.png").read_bytes()
+    (broken / "c.png").write_bytes(shutil_copy)
+    result = subprocess.run(
+        [*command, str(broken), "-o", str(tmp_path / "p.csv")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "1 images classified, 2 unreadable or skipped" in result.stdout
+
+
+def test_images_in_a_linked_folder_are_classified_and_a_link_loop_ends(widgets, tmp_path):
+    from headstart.predict import image_files
+
+    repo, folder = widgets
+    root = tmp_path / "photos"
+    root.mkdir()
+    (root / "linked").symlink_to(folder / "widget_a", target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    found, skipped = image_files(root)
+    assert sorted(p.name for p in found) == sorted(p.name for p in (folder / "widget_a").iterdir()) and not skipped
+
+
+def test_loading_an_export_reaches_no_network_and_no_other_folder(widgets, monkeypatch):
+    """Issue 39: with every socket refused, the export loads and predicts; it reads only its own folder."""
+    import os
+    import socket
+
+    import torch
+
+    repo, _ = widgets
+    export = repo / "results/widgets/efficientnet_lite0/head/export"
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was reached")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    opened, recording = [], [True]
+    sys.addaudithook(lambda event, args: recording[0] and event == "open" and opened.append(str(args[0])))
+    model = load_classifier(export)
+    recording[0] = False
+    monkeypatch.undo()
+    card = read_card(export)
+    logits = model(torch.zeros(1, 3, card["preprocess"]["crop"], card["preprocess"]["crop"]))
+    assert logits.shape == (1, 3)
+    python = (sys.prefix, sys.base_prefix, "/proc/", "/sys/", "/dev/")
+    data = [p for p in opened if not p.endswith((".py", ".pyc", ".so")) and not p.startswith(python) and p != "."]
+    assert data and all(os.path.realpath(p).startswith(str(export.resolve())) for p in data), data
+
+
+def readme_timm_snippet() -> str:
+    from conftest import ROOT
+
+    blocks = (ROOT / "README.md").read_text().split("```python\n")[1:]
+    return next(block.split("```")[0] for block in blocks if "local-dir:" in block)
+
+
+def test_the_readmes_timm_snippet_predicts_as_headstart_does(widgets, tmp_path):
+    """Issue 39: an EXIF-rotated JPEG and a 16-bit PNG get the same probabilities from the README's timm lines
+    as from headstart predict (which reads them upright and scaled, headstart.images.to_rgb)."""
+    from headstart.predict import predict_folder
+
+    repo, folder = widgets
+    export = repo / "results/widgets/efficientnet_lite0/head/export"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    upright = Image.open(folder / "widget_a" / "0.png").convert("RGB").resize((96, 64))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view": stored turned the other way
+    upright.transpose(Image.Transpose.ROTATE_90).save(photos / "sideways.jpg", exif=exif.tobytes(), quality=95)
+    grey = np.asarray(Image.open(folder / "Widget B" / "0.png").convert("L"), dtype=np.uint16) * 40 + 1000
+    Image.fromarray(grey.astype(np.uint16)).save(photos / "deep.png")
+    assert Image.open(photos / "deep.png").mode.startswith("I")
+    table = predict_folder(export, photos, tmp_path / "p.csv", top=3).set_index("image")
+    for name in ("sideways.jpg", "deep.png"):
+        code = readme_timm_snippet()
+        code = code.replace("results/mine/efficientnet_lite0/head/export", str(export)).replace(
+            '"photo.jpg"', repr(str(photos / name))
+        )
+        scope: dict = {}
+        exec(code, scope)  # noqa: S102 - the README's own lines, as a user runs them
+        probabilities, labels = scope["probabilities"], scope["labels"]
+        row = table.loc[str(photos / name)]
+        for rank in (1, 2, 3):
+            index = labels.index(row[f"label_{rank}"])
+            assert float(probabilities[index]) == pytest.approx(row[f"probability_{rank}"], abs=1e-4), (name, rank)
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +558,8 @@ def test_a_linear_timm_export_loads_with_timm_alone(lite0_weights, tmp_path):
 
 
 def test_a_cosine_head_stays_in_headstarts_format_and_says_so(lite0_weights, tmp_path):
-    from headstart.export import ExportError, export_classifier
+    from headstart.card import ExportError
+    from headstart.export import export_classifier
 
     entry, weights = lite0_weights
     out = tmp_path / "export"
@@ -441,8 +623,17 @@ def test_pip_install_gives_the_headstart_command_from_any_folder(widgets, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(out)
     assert len(table) == 11 and (table["label_1"] == "widget_a").mean() > 0.5
-    usage = subprocess.run([str(prefix / "bin/headstart")], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert usage.returncode == 2 and "headstart predict" in usage.stderr
+
+    def command(*args):
+        return subprocess.run([str(prefix / "bin/headstart"), *args], env=env, capture_output=True, text=True)
+
+    usage = command()
+    assert usage.returncode == 2 and usage.stderr.startswith("headstart: no command given\nusage:")
+    bogus = command("bogus")
+    assert bogus.returncode == 2 and bogus.stderr.startswith("headstart: unknown command 'bogus'\nusage:")
+    assert "headstart predict" in bogus.stderr and command("--help").returncode == 0
+    version = command("--version")
+    assert version.returncode == 0 and version.stdout == "headstart 0.1.0\n"
 
 
 def test_zero_images_exports_the_untrained_head_best_on_validation(widgets):

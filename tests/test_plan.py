@@ -147,7 +147,8 @@ def test_the_dataset_stage_downloads_only_what_is_not_on_disk(raw, tmp_path):
 
 
 def test_an_imagefolders_images_are_the_dataset_stages_inputs(raw, tmp_path):
-    for folder, names in {"Mug": ["a.jpg", "b.PNG", "notes.txt"], "Teapot": ["c.webp"]}.items():
+    files = {"Mug": ["a.jpg", "b.PNG", "e.bmp", "notes.txt"], "Teapot": ["c.webp", "d.jpeg", "f.png"]}
+    for folder, names in files.items():
         (tmp_path / folder).mkdir()
         for name in names:
             (tmp_path / folder / name).write_bytes(b"")
@@ -155,12 +156,10 @@ def test_an_imagefolders_images_are_the_dataset_stages_inputs(raw, tmp_path):
     config = copy.deepcopy(raw)
     config["dataset"] = dataset
     config["similarity"]["measures"] = ["inference", "softmax", "wordvec", "sentence"]
-    config["finetune"]["methods"] = ["random", "inference", "probe"]
+    config["finetune"].update(methods=["random", "inference", "probe"], shots=[1], k=[1, "best"])
+    config["split"] = {"train_per_class": 2, "val_per_class": 1, "test_per_class": 1, "max_shots": None}
     config["report"]["example_class"] = None
     plan = Plan(parse_config(config))
-    assert plan.dataset_inputs() == [
-        str(tmp_path / "Mug/a.jpg"),
-        str(tmp_path / "Mug/b.PNG"),
-        str(tmp_path / "Teapot/c.webp"),
-    ]
+    images = ["Mug/a.jpg", "Mug/b.PNG", "Mug/e.bmp", "Teapot/c.webp", "Teapot/d.jpeg", "Teapot/f.png"]
+    assert plan.dataset_inputs() == [str(tmp_path / name) for name in images]
     assert plan.download_targets() == [] and Path(plan.data) == Path("results/mine")

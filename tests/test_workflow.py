@@ -431,6 +431,15 @@ def test_a_missing_word_vector_file_is_an_error_on_every_run(tiny, tmp_path):
     assert message in result.stderr
 
 
+def test_a_part_the_network_lacks_is_one_line_before_the_first_job(tiny, tmp_path):
+    override = tmp_path / "head.yaml"
+    entry = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["efficientnet_lite0"]
+    override.write_text(yaml.safe_dump({"models": {"efficientnet_lite0": {**entry, "head": "fc"}}}))
+    result = snakemake(tiny, "-n", "--configfile", "tests/data/tiny.yaml", str(override), check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "headstart: invalid config: models.efficientnet_lite0: head 'fc' is not the last module" in result.stderr
+
+
 def test_a_sentence_encoder_that_is_no_folder_is_an_error_before_the_first_job(tiny, tmp_path):
     override = tmp_path / "encoder.yaml"
     encoder = {"measures": ["inference", "wordnet", "sentence"], "sentence": {"encoder": str(tmp_path)}}
@@ -469,7 +478,7 @@ def imagefolder_repo(tmp_path, images_per_class: int, test_per_class: int):
 
 
 def test_changing_an_imagefolder_reruns_the_dataset_stage(tmp_path):
-    repo, root, override, rng = imagefolder_repo(tmp_path, images_per_class=4, test_per_class=1)
+    repo, root, override, rng = imagefolder_repo(tmp_path, images_per_class=5, test_per_class=1)
     wnids = FOLDER_WNIDS
     args = ["results/folder/images.parquet", "--configfile", "tests/data/tiny.yaml", str(override)]
     snakemake(repo, "--cores", "1", *args)
@@ -479,7 +488,11 @@ def test_changing_an_imagefolder_reruns_the_dataset_stage(tmp_path):
     snakemake(repo, "--cores", "1", *args)
     (root / wnids[1] / "0.jpg").unlink()
     assert planned_jobs(snakemake(repo, "-n", *args)) == {"dataset": 1}  # an image removed
-    Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / wnids[1] / "0.jpg")
+    (root / wnids[1] / "1.jpg").unlink()  # one image fewer than the split needs: refused before any job
+    refused = snakemake(repo, "-n", *args, check=False)
+    assert refused.returncode != 0 and "has 3 image files" in refused.stderr and "the split needs 4" in refused.stderr
+    for name in ("0.jpg", "1.jpg"):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / wnids[1] / name)
     snakemake(repo, "--cores", "1", *args)
     (root / "not_a_class").mkdir()  # a folder that is not one of dataset.classes: nothing to redo
     Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / "not_a_class" / "x.jpg")

@@ -15,9 +15,19 @@ COMMANDS = {"predict": "classify images with an exported classifier (an export f
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--version":
+        from . import __version__
+
+        print(f"headstart {__version__}")
+        return 0
     if not argv or argv[0] not in COMMANDS:
         asked = bool(argv) and argv[0] in ("-h", "--help")
         usage = "usage:\n" + "\n".join(f"  headstart {name} ...   {what}" for name, what in COMMANDS.items())
+        usage += "\n  headstart --version"
+        if argv and not asked:  # say what was wrong before how to say it
+            usage = f"headstart: unknown command {argv[0]!r}\n{usage}"
+        elif not argv:
+            usage = f"headstart: no command given\n{usage}"
         print(usage, file=sys.stdout if asked else sys.stderr)
         return 0 if asked else 2
     from .predict import main as predict

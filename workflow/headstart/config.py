@@ -37,6 +37,7 @@ from .vocabulary import (
     runs_to_keep,
     sentence_encoder_folder,
     similarity_measure,
+    split_run_name,
 )
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -127,7 +128,14 @@ def _check_export(config: dict[str, Any]) -> None:
         raise ConfigError(f"export.seed: {export['seed']} is not one of finetune.seeds {finetune['seeds']}")
     shots = max(finetune["shots"]) if export.get("shots") is None else export["shots"]
     method, k = export.get("method"), export.get("k")
-    if runs.export_runs(ExportConfig.from_options(export, runs.largest_shot), shots):
+    candidates = runs.export_runs(ExportConfig.from_options(export, runs.largest_shot), shots)
+    if shots == 0 and candidates and all(split_run_name(name)[0] == "random" for name in candidates):
+        raise ConfigError(
+            "export.shots: at 0 images per class the only head to export would be random's untrained one (an "
+            "Xavier draw, chance level): add a WordNet, word-vector or sentence method to finetune.methods, or "
+            "export at a shot level"
+        )
+    if candidates:
         return
     if shots == 0:
         raise ConfigError(
@@ -161,6 +169,12 @@ def _check_consistency(config: dict[str, Any]) -> None:
     _check_export(config)
     if config["finetune"]["eval_every"] > config["finetune"]["iterations"]:
         raise ConfigError("finetune.eval_every: larger than finetune.iterations")
+    preprocess = config["preprocess"]
+    if preprocess["crop"] > preprocess["resize"]:
+        raise ConfigError(
+            f"preprocess.crop: {preprocess['crop']} is larger than preprocess.resize ({preprocess['resize']}), "
+            "the shorter side an image is resized to before its centre crop"
+        )
 
 
 def _check_models(config: dict[str, Any]) -> None:
@@ -252,8 +266,14 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def _check_local_files(config: dict[str, Any]) -> None:
-    """The files a measure reads from the user's disk exist: checked at every parse, as Snakemake would
-    otherwise say "Nothing to be done" while older results exist."""
+    """The files the config names on the user's disk exist, and an ImageFolder holds enough images per
+    class: checked at every parse, before the first job (Snakemake would otherwise say "Nothing to be done"
+    while older results exist, or fail inside a job)."""
+    weights = config["models"][config["model"]]["weights"].get("path")
+    if weights and not os.path.isfile(weights):
+        raise ConfigError(f"models.{config['model']}.weights.path: {weights} is not a file")
+    if config["dataset"]["source"] == "imagefolder":
+        _check_imagefolder_sizes(config["dataset"], config["split"])
     similarity = config["similarity"]
     vectors = similarity["wordvec"]["vectors"]
     if "wordvec" in similarity["measures"] and vectors != "glove-6b-50d" and not os.path.isfile(vectors):
@@ -265,6 +285,58 @@ def _check_local_files(config: dict[str, Any]) -> None:
                 f"similarity.sentence.encoder: {encoder} is neither a packaged encoder "
                 f"({', '.join(PACKAGED_ENCODERS)}) nor a sentence-transformers model folder (no modules.json)"
             )
+
+
+def _check_imagefolder_sizes(dataset: dict[str, Any], split: dict[str, Any]) -> None:
+    """Each ImageFolder class holds at least the split's train and test images per class (its image files,
+    counted; an unreadable one still fails the dataset job, naming it)."""
+    from .classes import dataset_classes  # only for an ImageFolder: it imports NLTK (1.5 s)
+    from .data import imagefolder_files
+
+    root, needed = dataset["imagefolder"]["root"], split["train_per_class"] + split["test_per_class"]
+    for target in dataset_classes(dataset):
+        found = len(imagefolder_files(root, target.folder))
+        if found < needed:
+            raise ConfigError(
+                f"dataset.imagefolder: class {target.name!r} has {found} image files in {Path(root) / target.folder}; "
+                f"the split needs {needed} per class (split.train_per_class {split['train_per_class']} + "
+                f"test_per_class {split['test_per_class']}): add images, or lower those"
+            )
+
+
+def check_model_parts(model: ModelConfig, cache: Path | None = None) -> None:
+    """The head and the trainable modules that the model's entry names are parts of its architecture (built
+    without weights), so that a typo fails here, not inside the first job. Building the network needs torch
+    and timm (seconds): a passed check is remembered in ``cache`` under the entry's settings and the
+    libraries' versions, so that it runs once per changed setting, not at every parse."""
+    import hashlib
+    import importlib.metadata
+    import json
+
+    entry = model.options
+    checked = {key: entry[key] for key in ("library", "arch", "trainable", "head")}
+    versions = {name: importlib.metadata.version(name) for name in ("timm", "torch", "torchvision")}
+    key = hashlib.sha256(json.dumps([checked, versions], sort_keys=True).encode()).hexdigest()
+    try:
+        passed = set(json.loads(cache.read_text())) if cache is not None else set()
+    except (OSError, ValueError, TypeError):
+        passed = set()
+    if key in passed:
+        return
+    from .models import ModelError, build_architecture, split_model
+
+    try:
+        split_model(build_architecture(entry["library"], entry["arch"]), list(entry["trainable"]), entry["head"])
+    except ModelError as err:
+        raise ConfigError(f"models.{model.name}: {err}") from None
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(sorted(passed | {key})))
+            os.replace(partial, cache)
+        except OSError:  # a read-only checkout: the check runs at every parse
+            pass
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,45 +6,21 @@ default), the one with the best validation macro F, at that evaluation: its trai
 those across seeds (on validation again, never on test) and writes ``export/model.safetensors`` (the
 whole network: the frozen trunk is written too, so the classifier loads without the workflow's results,
 its package or a download; 14 MB for EfficientNet-Lite0, 170 MB for ResNet-101) and ``export/card.json``.
-headstart.predict loads it and classifies images.
+Its format is headstart.card's; headstart.predict loads it and classifies images.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
-from .classifiers import Classifier, CosineClassifier
-from .errors import HeadstartError
+from .card import ExportError, assemble, make_card, write_export
+from .classifiers import Classifier
 from .tables import read_tensor_metadata, read_tensors, write_tensors
-
-CARD = "card.json"
-WEIGHTS = "model.safetensors"
-TIMM_CONFIG = "config.json"  # timm's own description of the network and its preprocessing
-
-
-class ExportError(HeadstartError, ValueError):
-    """An export that cannot be made or read; the message says which file and why."""
-
-
-class ExportedClassifier(nn.Module):
-    """Normalised images (N, 3, H, W) -> one logit per target class: the frozen part of the network,
-    then the fine-tuned classifier (its trainable part, if any, and its head), as in evaluation."""
-
-    def __init__(self, frozen: nn.Module, classifier: Classifier):
-        super().__init__()
-        self.frozen, self.classifier = frozen, classifier
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier.logits(self.frozen(images))
 
 
 def choose_candidate(paths: Sequence[Path], seed: int | None = None) -> Path:
@@ -117,66 +93,6 @@ def write_untrained_candidate(
     return best
 
 
-def assemble(card: dict[str, Any], parts, head_shape: tuple[int, int]) -> ExportedClassifier:
-    """The exported module's structure for ``card`` around the source network's ``parts``: in head mode
-    the whole network up to the features is frozen; in last-stage mode the trainable part belongs to the
-    classifier."""
-    trained_part = card["train"] == "last_stage"
-    frozen = parts.trunk if trained_part else nn.Sequential(parts.trunk, parts.trainable)
-    trainable = parts.trainable if trained_part else nn.Identity()
-    zeros = np.zeros(head_shape, np.float32)
-    if card["classifier"] == "cosine":
-        classifier = CosineClassifier(trainable, zeros + 1, 1.0, 0.0)
-    else:
-        classifier = Classifier(trainable, zeros, np.zeros(head_shape[0], np.float32), 0.0)
-    return ExportedClassifier(frozen, classifier).eval()
-
-
-def timm_native(card: dict[str, Any]) -> bool:
-    """Whether an export is timm's own format (config.json + model.safetensors in timm's names, loadable
-    with timm alone): a timm network with a linear head. A cosine head (imprinting) or a torchvision
-    network is headstart's format, read by headstart.load_classifier."""
-    return card["library"] == "timm" and card["classifier"] == "linear"
-
-
-def timm_network(card: dict[str, Any], state: dict[str, torch.Tensor] | None = None) -> nn.Module:
-    """The card's timm network with one output per class, as timm builds it; with ``state`` (the exported
-    module's tensors in headstart's names, :func:`assemble`'s structure) holding those weights."""
-    import timm
-
-    from .models import split_model
-
-    model = timm.create_model(card["arch"], pretrained=False, num_classes=len(card["classes"]))
-    if state is not None:
-        parts = split_model(model, card["trainable"], card["head"])  # the model's own modules, shared
-        module = assemble(card, parts, tuple(state["classifier.head.weight"].shape))
-        module.load_state_dict(state, strict=True)
-        with torch.no_grad():  # the fine-tuned head into timm's classifier (assemble made its own Linear)
-            parts.head.weight.copy_(module.classifier.head.weight)
-            parts.head.bias.copy_(module.classifier.head.bias)
-    return model.eval()
-
-
-def _write_timm(card: dict[str, Any], state: dict[str, torch.Tensor], out_dir: Path) -> None:
-    """``out_dir``/model.safetensors in timm's names and ``out_dir``/config.json (timm's save_config_for_hf:
-    architecture, num_classes, label_names, and the preprocessing as pretrained_cfg)."""
-    from timm.models._hub import save_config_for_hf  # (timm exports save_for_hf, which also pickles)
-
-    model = timm_network(card, state)
-    write_tensors(model.state_dict(), out_dir / WEIGHTS, {"format": "timm", "card": CARD})
-    pre = card["preprocess"]
-    data_config = {
-        "input_size": (3, pre["crop"], pre["crop"]),
-        "crop_pct": pre["crop"] / pre["resize"],  # shorter side to resize, then the centre crop
-        "crop_mode": "center",
-        "interpolation": "bilinear",
-        "mean": tuple(pre["mean"]),
-        "std": tuple(pre["std"]),
-    }
-    labels = [cls["label"] for cls in card["classes"]]
-    save_config_for_hf(model, str(out_dir / TIMM_CONFIG), model_config={"label_names": labels}, data_config=data_config)
-
-
 def export_classifier(
     candidate: Path,
     entry: dict[str, Any],
@@ -193,45 +109,11 @@ def export_classifier(
 
     state, meta = read_tensors(candidate)
     parts, mean, std = load_parts(entry, weights)
-    card = {
-        "model": model_name,
-        "library": entry["library"],
-        "arch": entry["arch"],
-        "trainable": list(entry["trainable"]),
-        "head": entry["head"],
-        "train": train,
-        "classifier": meta["classifier"],
-        "classes": [
-            {"id": class_id, "label": name, "synset": synset}
-            for class_id, name, synset in zip(classes["class_id"], classes["name"], classes["synset"], strict=True)
-        ],
-        "preprocess": {"resize": preprocess["resize"], "crop": preprocess["crop"], "mean": mean, "std": std},
-        **{key: meta[key] for key in ("method", "k", "shots", "seed", "iteration", "scores")},
-        "selected_on": "validation macro F (the run, then its iteration)",
-    }
-    card["weights_format"] = "timm" if timm_native(card) else "headstart"
-    card["load_with"] = (
-        "timm alone: timm.create_model('local-dir:<this folder>', pretrained=True), preprocessing from "
-        "timm.data.resolve_data_config; or headstart.load_classifier(<this folder>)"
-        if timm_native(card)
-        else "headstart.load_classifier(<this folder>) (a cosine head or a torchvision network is not timm's format)"
-    )
+    card = make_card(meta, entry, model_name, classes, {**preprocess, "mean": mean, "std": std}, train)
     module = assemble(card, parts, tuple(state["head.weight"].shape))
     try:
         module.classifier.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise ExportError(f"{candidate} does not fit {entry['arch']}: {err}") from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / TIMM_CONFIG).unlink(missing_ok=True)
-    if timm_native(card):
-        _write_timm(card, module.state_dict(), out_dir)
-    else:
-        write_tensors(module.state_dict(), out_dir / WEIGHTS, {"format": "headstart", "card": CARD})
-    (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    write_export(card, module, out_dir)
     return card
-
-
-if __name__ == "__main__":  # the command's older name: python -m headstart.predict
-    from .predict import main
-
-    sys.exit(main())

@@ -32,18 +32,21 @@ class ModelParts:
         return self.head(self.features(images))
 
 
-def _build_architecture(library: str, arch: str) -> nn.Module:
+def build_architecture(library: str, arch: str, **options: Any) -> nn.Module:
+    """The network ``arch`` of ``library`` (timm, torchvision), without weights: a plain model name the
+    library lists (never a hub name or a path, which would read a download or another folder); ``options``
+    go to the library's builder (num_classes)."""
     if library == "timm":
         import timm
 
         if arch not in timm.list_models():
             raise ModelError(f"unknown timm model {arch!r}")
-        return timm.create_model(arch, pretrained=False)
+        return timm.create_model(arch, pretrained=False, **options)
     import torchvision.models
 
     if arch not in torchvision.models.list_models():
         raise ModelError(f"unknown torchvision model {arch!r}")
-    return torchvision.models.get_model(arch, weights=None)
+    return torchvision.models.get_model(arch, weights=None, **options)
 
 
 def _package_file(spec: str) -> Path:
@@ -107,7 +110,7 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], key_order: bo
 def load_source_model(entry: dict[str, Any]) -> nn.Module:
     """The ImageNet-1k classifier described by a config ``models`` entry, in eval mode."""
     library, arch, weights = entry["library"], entry["arch"], entry["weights"]
-    model = _build_architecture(library, arch)
+    model = build_architecture(library, arch)
     if weights.get("package_file"):
         path = _package_file(weights["package_file"])
         load_weights(model, _load_state_dict(path), weights.get("key_order", False), str(path))
@@ -175,7 +178,7 @@ def load_parts(entry: dict[str, Any], weights: Path | str) -> tuple[ModelParts, 
     weights were trained with. Reads one local file: never downloads."""
     from .tables import read_tensors
 
-    model = _build_architecture(entry["library"], entry["arch"])
+    model = build_architecture(entry["library"], entry["arch"])
     try:
         state, _ = read_tensors(weights)
     except FileNotFoundError:

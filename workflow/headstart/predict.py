@@ -8,7 +8,7 @@ No job runs this module: editing it reruns nothing (headstart.provenance).
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,111 +17,9 @@ from typing import Any
 import pandas as pd
 import torch
 
+from .card import ExportError, load_classifier, read_card
 from .errors import HeadstartError
-from .export import CARD, WEIGHTS, ExportedClassifier, ExportError, assemble, timm_network
-from .tables import read_tensors
 from .vocabulary import IMAGE_SUFFIXES
-
-# What a card must hold to rebuild its classifier (headstart.export writes it); checked before any weight
-# is read, so that a broken or tampered card is one line, not a traceback or silently other predictions.
-CARD_SCHEMA = {
-    "type": "object",
-    "required": ["library", "arch", "trainable", "head", "train", "classifier", "classes", "preprocess"],
-    "properties": {
-        "library": {"enum": ["timm", "torchvision"]},
-        "arch": {"type": "string", "minLength": 1},
-        "trainable": {"type": "array", "items": {"type": "string"}},
-        "head": {"type": "string", "minLength": 1},
-        "train": {"enum": ["head", "last_stage"]},
-        "classifier": {"enum": ["linear", "cosine"]},
-        "weights_format": {"enum": ["timm", "headstart"]},
-        "classes": {
-            "type": "array",
-            "minItems": 2,
-            "items": {"type": "object", "required": ["id", "label"], "properties": {"label": {"type": "string"}}},
-        },
-        "preprocess": {
-            "type": "object",
-            "required": ["resize", "crop", "mean", "std"],
-            "properties": {
-                "resize": {"type": "integer", "minimum": 1},
-                "crop": {"type": "integer", "minimum": 1},
-                "mean": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
-                "std": {
-                    "type": "array",
-                    "items": {"type": "number", "exclusiveMinimum": 0},
-                    "minItems": 3,
-                    "maxItems": 3,
-                },
-            },
-        },
-    },
-}
-
-
-def read_card(export_dir: Path | str) -> dict[str, Any]:
-    """The card of ``export_dir``, checked against :data:`CARD_SCHEMA`; an :class:`ExportError` naming the
-    file and what is wrong otherwise."""
-    import jsonschema
-
-    path = Path(export_dir) / CARD
-    if not path.is_file():
-        raise ExportError(f"{path} does not exist: {export_dir} is not an export folder")
-    try:
-        card = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ExportError(f"{path} is not JSON: {err}") from None
-    errors = list(jsonschema.Draft202012Validator(CARD_SCHEMA).iter_errors(card))
-    if errors:
-        error = jsonschema.exceptions.best_match(errors)
-        where = ".".join(str(part) for part in error.absolute_path) or "the card"
-        raise ExportError(f"{path}: {where}: {error.message}")
-    pre = card["preprocess"]
-    if pre["crop"] > pre["resize"]:
-        raise ExportError(f"{path}: preprocess.crop ({pre['crop']}) is larger than preprocess.resize ({pre['resize']})")
-    return card
-
-
-def load_classifier(export_dir: Path | str) -> ExportedClassifier:
-    """The exported classifier of ``export_dir`` (card.json + model.safetensors), in eval mode on the CPU:
-    normalised images (N, 3, crop, crop) -> (N, classes) logits, classes in the card's order. Needs no
-    download: the whole network is in the folder. The card and the tensors are checked against each other:
-    a class list that does not fit the head, or tensors that do not fit the card's network, are one
-    :class:`ExportError` naming the file."""
-    from safetensors import SafetensorError
-
-    from .models import _build_architecture, split_model
-
-    card = read_card(export_dir)
-    weights = Path(export_dir) / WEIGHTS
-    try:
-        state, _ = read_tensors(weights)
-    except (SafetensorError, OSError) as err:
-        raise ExportError(f"{weights} is not a readable safetensors file: {err}") from None
-    timm_format = card.get("weights_format", "headstart") == "timm"
-    head_key = f"{card['head']}.weight" if timm_format else "classifier.head.weight"
-    head = state.get(head_key)
-    if head is None or head.dim() != 2:
-        raise ExportError(f"{weights} has no 2-D {head_key}: not the weights of {CARD}")
-    if head.shape[0] != len(card["classes"]):
-        raise ExportError(
-            f"{Path(export_dir) / CARD} lists {len(card['classes'])} classes, its head in {weights} has {head.shape[0]}"
-        )
-    try:
-        if timm_format:  # timm's own network and names: load them, then view the network as headstart's parts
-            network = timm_network(card)
-            network.load_state_dict(state, strict=True)
-            parts = split_model(network, card["trainable"], card["head"])
-            module = assemble(card, parts, tuple(head.shape))
-            module.classifier.head.load_state_dict(parts.head.state_dict())
-        else:
-            parts = split_model(_build_architecture(card["library"], card["arch"]), card["trainable"], card["head"])
-            module = assemble(card, parts, tuple(head.shape))
-            module.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        problem = " ".join(str(err).split())[:300]
-        raise ExportError(f"{weights} does not fit the network {CARD} describes ({card['arch']}): {problem}") from None
-    return module.eval()
 
 
 def image_transform(card: dict[str, Any]):
@@ -147,7 +45,7 @@ def image_files(images: Path | str) -> tuple[list[Path], list[tuple[Path, str]]]
     if not images.is_dir():
         raise ExportError(f"{images}: no such file or folder")
     found, skipped = [], []
-    for path in sorted(images.rglob("*")):
+    for path in _walk(images):
         suffix = path.suffix.lower()
         if path.is_symlink() and not path.exists():
             skipped.append((path, "a link to nothing"))
@@ -162,13 +60,42 @@ def image_files(images: Path | str) -> tuple[list[Path], list[tuple[Path, str]]]
     return found, skipped
 
 
-def check_output(out_csv: Path | str, export_dir: Path | str) -> Path:
-    """``out_csv`` as a file the predictions may be written to: not a folder, not a file of the export."""
+def _walk(folder: Path) -> list[Path]:
+    """Every path under ``folder``, in name order, following links to folders (each real folder once, so a
+    link back up is no loop)."""
+    seen, found = set(), []
+    for root, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            folders.clear()
+            continue
+        seen.add(real)
+        found += [Path(root) / name for name in files]
+        found += [Path(root) / name for name in folders if not os.path.exists(Path(root) / name)]
+    return sorted(found)
+
+
+def check_output(out_csv: Path | str, export_dir: Path | str, inputs: Sequence[Path] = ()) -> Path:
+    """``out_csv`` as a file the predictions may be written to, checked before the first image: not a
+    folder, nothing inside the export, none of the images, not an existing file other than a CSV, and in a
+    folder that exists (or can be made) and can be written."""
     out = Path(out_csv)
     if out.is_dir():
         raise ExportError(f"-o {out}: is a folder; name the CSV file to write")
-    if out.resolve().parent == Path(export_dir).resolve() and out.name in (CARD, WEIGHTS):
-        raise ExportError(f"-o {out}: is the export's own {out.name}; write the predictions elsewhere")
+    resolved, export = out.resolve(), Path(export_dir).resolve()
+    if resolved.is_relative_to(export):
+        raise ExportError(f"-o {out}: is inside the export {export_dir}; write the predictions elsewhere")
+    if any(resolved == Path(path).resolve() for path in inputs):
+        raise ExportError(f"-o {out}: is one of the images to classify; write the predictions elsewhere")
+    if out.exists() and out.suffix.lower() != ".csv":
+        raise ExportError(f"-o {out}: exists and is not a CSV file; name a new file, or a .csv to replace")
+    folder = resolved.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ExportError(f"-o {out}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"-o {out}: {folder} cannot be written")
     return out
 
 
@@ -184,9 +111,9 @@ def predict_folder(
 
     if top < 1:
         raise ExportError(f"--top {top}: give at least 1 label per image")
-    out = check_output(out_csv, export_dir)
     card = read_card(export_dir)
     files, skipped = image_files(folder)
+    out = check_output(out_csv, export_dir, files)
     model = load_classifier(export_dir)
     transform = image_transform(card)
     labels = [cls["label"] for cls in card["classes"]]
@@ -221,8 +148,19 @@ def predict_folder(
     columns = ["image"] + [f"{kind}_{r}" for r in range(1, top + 1) for kind in ("label", "probability")]
     table = pd.DataFrame(rows)
     table = table.reindex(columns=columns + (["error"] if "error" in table else []))
+    if "error" in table and table["error"].notna().all():
+        first = table.iloc[0]
+        raise ExportError(
+            f"{folder}: no image could be classified ({len(table)} unreadable or skipped; {first['image']}: "
+            f"{first['error']})"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.part")  # renamed whole: never half a CSV
+    try:
+        table.to_csv(partial, index=False)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return table
 
 
@@ -239,7 +177,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m headstart.pre
     except HeadstartError as err:
         print(f"headstart: {err}", file=sys.stderr)
         return 1
-    print(f"{len(table)} images -> {args.out}")
+    failed = int(table["error"].notna().sum()) if "error" in table else 0
+    print(f"{len(table) - failed} images classified, {failed} unreadable or skipped -> {args.out}")
     return 0
 
 

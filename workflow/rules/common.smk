@@ -5,7 +5,7 @@ import sys
 
 from pathlib import Path
 
-from headstart.config import ConfigError, parse_config
+from headstart.config import ConfigError, check_model_parts, parse_config
 from headstart.plan import SPLITS, Plan, benchmark_file, log_file
 from headstart.provenance import CodeHashes
 from headstart.vocabulary import (
@@ -19,6 +19,7 @@ from headstart.vocabulary import (
 
 try:
     CONFIG = parse_config(config)
+    check_model_parts(CONFIG.model, Path(workflow.basedir) / ".snakemake" / "headstart" / "model_checks.json")
 except ConfigError as err:
     sys.exit(f"headstart: invalid config: {err}")
 PLAN = Plan(CONFIG)
