@@ -12,6 +12,7 @@ import yaml
 
 from headstart.extract import CentreCrops, SplitOutputs, extract_split
 from headstart.finetune import FinetuneError, JobFiles, finetune_job, job_settings
+from headstart.headfile import write_head
 from headstart.heads import xavier_head
 from headstart.models import load_source_model, normalization, save_source_weights, split_model
 from headstart.pixels import decode_images
@@ -77,7 +78,7 @@ def job_inputs(tmp_path_factory):
     for method, k, seed in [("random", "0", 0), ("inference", "1", 1), ("wordnet", "best", 2)]:
         weight, bias = xavier_head(3, parts.head.in_features, seed)
         heads.append(root / f"{method}_{k}.safetensors")
-        write_tensors({"weight": weight, "bias": bias}, heads[-1], {"method": method, "k": k})
+        write_head(heads[-1], {"weight": weight, "bias": bias}, method, k, classes["class_id"].tolist())
     return root, manifest, classes, heads
 
 

@@ -49,14 +49,14 @@ def write_untrained_candidate(
     level's job of ``seed``: before its first step each run is its initial head), the first of ties; its
     head untrained, with the source network's own trainable part. Returns the run's name."""
     from .classifiers import classifier_from_head
+    from .headfile import read_head
     from .models import load_parts
-    from .tables import read_arrays
     from .vocabulary import run_name, split_run_name
 
     start = curve[curve["iteration"] == 0]
     files, scores = {}, {}
     for path in heads:
-        meta = read_tensor_metadata(path)
+        meta = read_tensor_metadata(path)  # (the metadata alone: the chosen head is read whole below)
         name = run_name(meta["method"], meta["k"])
         rows = start[(start["method"] == meta["method"]) & (start["k"] == str(meta["k"]))]
         if rows.empty:
@@ -64,7 +64,7 @@ def write_untrained_candidate(
         files[name], scores[name] = Path(path), rows.iloc[0]
     names = list(files)
     best = max(names, key=lambda name: (scores[name]["val_macro_f1"], -names.index(name)))
-    arrays, meta = read_arrays(files[best])
+    arrays, meta = read_head(files[best])
     parts, _, _ = load_parts(entry, weights)
     trainable = parts.trainable if train == "last_stage" else nn.Identity()
     model = classifier_from_head(trainable, arrays, meta, 0.0)

@@ -30,9 +30,10 @@ from torch import nn
 
 from .classifiers import classifier_from_head
 from .errors import HeadstartError
+from .headfile import read_head
 from .selection import SelectedState, best_selected, write_selected
 from .split import in_shot_level, labelled
-from .tables import read_arrays, read_rows, read_tensor_metadata, write_parquet
+from .tables import read_rows, read_tensor_metadata, write_parquet
 from .train import (
     EvalSet,
     LockstepData,
@@ -237,7 +238,7 @@ def build_runs(heads: Sequence[Path], trainable: nn.Module | None, dropout: floa
     copy of the trainable part (None: the head alone trains)."""
     runs = []
     for path in heads:
-        tensors, meta = read_arrays(path)
+        tensors, meta = read_head(path)
         part = nn.Identity()
         if trainable is not None:
             part = copy.deepcopy(trainable).train()

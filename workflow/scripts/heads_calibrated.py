@@ -3,14 +3,15 @@ images (never validation or test images)."""
 
 import pandas as pd
 
+from headstart.headfile import read_head, write_head
 from headstart.heads import calibrated_head
 from headstart.logs import setup_logging
 from headstart.split import shot_level_examples
-from headstart.tables import read_arrays, write_tensors
+from headstart.tables import read_arrays
 
 log = setup_logging(snakemake.log[0])
 method, shots = snakemake.wildcards.calibrated, int(snakemake.wildcards.shots)
-head, head_meta = read_arrays(snakemake.input.head)
+head, head_meta = read_head(snakemake.input.head)
 features, meta = read_arrays(snakemake.input.features_train, ["features"])
 examples, labels = shot_level_examples(
     features["features"],
@@ -28,8 +29,8 @@ log.info(
     temperature,
     len(labels),
 )
-write_tensors(
-    {"weight": weight, "bias": bias},
+write_head(
     snakemake.output.head,
-    {**head_meta, "method": method, "temperature": temperature, "fitted_on": f"train, {shots} images per class"},
+    {"weight": weight, "bias": bias},
+    **{**head_meta, "method": method, "temperature": temperature, "fitted_on": f"train, {shots} images per class"},
 )

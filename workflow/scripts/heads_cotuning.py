@@ -4,29 +4,28 @@ the source head it keeps, and the relationship p(source | target) of the shot le
 
 import pandas as pd
 
+from headstart.headfile import read_head, write_head
 from headstart.heads import cotuning_head
 from headstart.logs import setup_logging
-from headstart.tables import read_arrays, write_tensors
+from headstart.tables import read_arrays
 
 log = setup_logging(snakemake.log[0])
 shots, seed = int(snakemake.wildcards.shots), int(snakemake.wildcards.seed)
 classes = pd.read_parquet(snakemake.input.classes)
 source_wnids = pd.read_parquet(snakemake.input.source_classes)["wnid"]
-target, _ = read_arrays(snakemake.input.target)
+target, _ = read_head(snakemake.input.target)
 source, _ = read_arrays(snakemake.input.source)
 relationship = pd.read_parquet(snakemake.input.relationship).loc[classes["class_id"], source_wnids].to_numpy()
 tensors = cotuning_head((target["weight"], target["bias"]), (source["weight"], source["bias"]), relationship)
-write_tensors(
-    tensors,
+write_head(
     snakemake.output.head,
-    {
-        "method": snakemake.wildcards.cotuning,  # cotuning or cotuning_adam: the same start, two optimisers
-        "k": "0",
-        "shots": shots,
-        "seed": seed,
-        "classifier": "cotuning",
-        "trade_off": snakemake.params.trade_off,
-        "classes": classes["class_id"].tolist(),
-    },
+    tensors,
+    method=snakemake.wildcards.cotuning,  # cotuning or cotuning_adam: the same start, two optimisers
+    k="0",
+    classes=classes["class_id"].tolist(),
+    classifier="cotuning",
+    shots=shots,
+    seed=seed,
+    trade_off=snakemake.params.trade_off,
 )
 log.info("Co-Tuning, %d shots, seed %d: trade-off %g", shots, seed, snakemake.params.trade_off)

@@ -3,10 +3,11 @@
 import numpy as np
 import pandas as pd
 
+from headstart.headfile import write_head
 from headstart.heads import imprint_head
 from headstart.logs import setup_logging
 from headstart.split import shot_level_examples
-from headstart.tables import read_arrays, write_tensors
+from headstart.tables import read_arrays
 
 log = setup_logging(snakemake.log[0])
 shots = int(snakemake.wildcards.shots)
@@ -16,9 +17,13 @@ examples, labels = shot_level_examples(
     features["features"], meta["image_ids"], pd.read_parquet(snakemake.input.manifest), classes, shots
 )
 weight, scale = imprint_head(examples, labels, len(classes))
-write_tensors(
-    {"weight": weight, "bias": np.zeros(len(weight), np.float32), "scale": np.array([scale], np.float32)},
+write_head(
     snakemake.output.head,
-    {"method": "imprint", "k": "0", "shots": shots, "classifier": "cosine", "classes": classes["class_id"].tolist()},
+    {"weight": weight, "bias": np.zeros(len(weight), np.float32), "scale": np.array([scale], np.float32)},
+    method="imprint",
+    k="0",
+    classes=classes["class_id"].tolist(),
+    classifier="cosine",
+    shots=shots,
 )
 log.info("imprinted cosine head, %d shots (%d images), initial scale %g", shots, len(labels), scale)

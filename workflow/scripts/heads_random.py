@@ -2,17 +2,16 @@
 
 import pandas as pd
 
+from headstart.headfile import write_head
 from headstart.heads import xavier_head
 from headstart.logs import setup_logging
-from headstart.tables import read_arrays, write_tensors
+from headstart.tables import read_arrays
 
 setup_logging(snakemake.log[0])
 seed = int(snakemake.wildcards.seed)
 classes = pd.read_parquet(snakemake.input.classes)
 source, _ = read_arrays(snakemake.input.head, ["weight"])
 weight, bias = xavier_head(len(classes), source["weight"].shape[1], seed)
-write_tensors(
-    {"weight": weight, "bias": bias},
-    snakemake.output.head,
-    {"method": "random", "k": "0", "seed": seed, "classes": classes["class_id"].tolist()},
+write_head(
+    snakemake.output.head, {"weight": weight, "bias": bias}, "random", "0", classes["class_id"].tolist(), seed=seed
 )

@@ -5,10 +5,11 @@ import json
 
 import pandas as pd
 
+from headstart.headfile import write_head
 from headstart.heads import similarity_heads
 from headstart.logs import setup_logging
 from headstart.split import labelled
-from headstart.tables import read_arrays, write_parquet, write_tensors
+from headstart.tables import read_arrays, write_parquet
 
 log = setup_logging(snakemake.log[0])
 measure, level, params = snakemake.wildcards.measure, snakemake.wildcards.level, snakemake.params
@@ -31,17 +32,15 @@ scores, best, heads = similarity_heads(
 )
 log.info("%s, %s: best K per type %s", measure, level, best)
 for k_label, head in heads.items():
-    write_tensors(
-        {"weight": head["weight"], "bias": head["bias"]},
+    write_head(
         getattr(snakemake.output, f"k{k_label}"),
-        {
-            "method": measure,
-            "k": k_label,
-            "ks": head["ks"],
-            "shots": shots,
-            "random_rows": head["random_rows"],
-            "classes": classes["class_id"].tolist(),
-        },
+        {"weight": head["weight"], "bias": head["bias"]},
+        method=measure,
+        k=k_label,
+        classes=classes["class_id"].tolist(),
+        ks=head["ks"],
+        shots=shots,
+        random_rows=head["random_rows"],
     )
 write_parquet(scores.assign(measure=measure, shots=shots), snakemake.output.kgrid, {"measure": measure, "split": "val"})
 with open(snakemake.output.best_k, "w") as handle:

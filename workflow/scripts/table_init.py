@@ -1,6 +1,7 @@
 """Snakemake glue: each fine-tuning run's initial head at the largest shot level, as it starts
 (row norms, logit spread, softmax entropy, row cosines on the test images)."""
 
+from headstart.headfile import read_head
 from headstart.heads import init_table
 from headstart.logs import setup_logging
 from headstart.report import label, write_table
@@ -10,7 +11,7 @@ setup_logging(snakemake.log[0])
 features, _ = read_arrays(snakemake.input.features_test, ["features"])
 heads = []
 for (method, k), path in zip(snakemake.params.runs, snakemake.input.heads, strict=True):
-    heads.append((method, k, *read_arrays(path)))
+    heads.append((method, k, *read_head(path)))
 table = init_table(heads, features["features"])
 write_table(
     table.assign(method=table["method"].map(label)),
