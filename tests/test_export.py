@@ -3,6 +3,7 @@ no WordNet, the exported classifier and the predict command."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -84,7 +85,7 @@ def test_a_wordnet_measure_on_unmapped_classes_is_one_config_line(widgets):
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.startswith("headstart:")]
     assert lines == [
-        "headstart: invalid config: similarity.measures: wordnet need every class mapped to a WordNet synset; "
+        "headstart: invalid config: similarity.measures: wordnet needs every class mapped to a WordNet synset; "
         "unmapped: Widget B, gizmo-c, widget_a (give each a synset in dataset.classes, or measure with "
         "inference, softmax and wordvec only)"
     ]
@@ -193,6 +194,11 @@ def tampered(export, tmp_path, name, change):
     return copy
 
 
+def _text_with(card, key, text):
+    """The card as JSON text with preprocess.``key`` written as ``text`` (what json.dumps would not write)."""
+    return json.dumps({**card, "preprocess": {**card["preprocess"], key: "SLOT"}}).replace('"SLOT"', text)
+
+
 def _classes(card, n):
     extra = [{"id": f"x{i}", "label": f"x{i}"} for i in range(max(0, n - len(card["classes"])))]
     return {**card, "classes": (card["classes"] + extra)[:n]}
@@ -264,6 +270,25 @@ HOSTILE = {
             ],
         },
         r"classes: label 'Widget B' is given to two classes",
+    ),
+    "timm's preprocessing not the card's": (
+        _preprocess(mean=[0.485, 0.456, 0.406]),
+        r"config.json: pretrained_cfg's mean differ from the card's preprocess",
+    ),
+    "a NaN mean": (
+        lambda card, _: _text_with(card, "mean", "[NaN, NaN, NaN]"),
+        r"card.json is not JSON: NaN is not a number JSON allows",
+    ),
+    "an infinite std": (
+        lambda card, _: _text_with(card, "std", "[Infinity, 1, 1]"),
+        r"card.json is not JSON: Infinity is not a number JSON allows",
+    ),
+    "a fractional size": (_preprocess(resize=183.0), r"preprocess.resize: 183.0 is not a whole number of pixels"),
+    "a huge size": (_preprocess(resize=100000, crop=100000), r"preprocess.resize: 100000 is greater than the maximum"),
+    "nested too deep": (lambda card, _: "[" * 100000 + "]" * 100000, r"card.json is not JSON"),
+    "timm's weights, torchvision's library": (
+        lambda card, _: {**card, "library": "torchvision"},
+        r"weights_format timm with library 'torchvision'",
     ),
     "a hub name": (lambda card, _: {**card, "arch": "hf-hub:timm/resnet18.a1_in1k"}, r"arch: .* does not match"),
     "another folder": (lambda card, _: {**card, "arch": "local-dir:/tmp"}, r"arch: .* does not match"),
@@ -368,7 +393,10 @@ def test_predict_never_overwrites_what_is_not_its_own_csv(widgets, tmp_path):
     before = {path: path.read_bytes() for path in [*export.iterdir(), *images.iterdir()]}
     (tmp_path / "notes.docx").write_bytes(b"the user's own")
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "loop.csv").symlink_to(tmp_path / "loop.csv")
     refused = {
+        tmp_path / "loop.csv": r"loop",
+        tmp_path / ("x" * 240 + ".csv"): r"the file name is longer than 200 bytes",
         images / "0.png": r"is one of the images to classify",
         export / "config.json": r"is inside the export",
         export / "new.csv": r"is inside the export",
@@ -378,6 +406,12 @@ def test_predict_never_overwrites_what_is_not_its_own_csv(widgets, tmp_path):
     for out, message in refused.items():
         with pytest.raises(ExportError, match=f"-o {out}: .*{message}"):
             predict_folder(export, images, out)
+    with pytest.raises(ExportError, match=r"-o .*/new_folder/: is a folder; name the CSV file"):
+        predict_folder(export, images, f"{tmp_path}/new_folder/")
+    linked = tmp_path / "linked.csv"  # a link at the output: replaced by the CSV, its target kept
+    linked.symlink_to(tmp_path / "notes.docx")
+    predict_folder(export, images, linked)
+    assert not linked.is_symlink() and (tmp_path / "notes.docx").read_bytes() == b"the user's own"
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)

@@ -330,6 +330,10 @@ def test_code_hashes_are_remembered_only_for_the_bytes_they_were_computed_from(p
     assert provenance.CodeHashes(script.parent, library, cache)("job") == code_hash(script, library)
     cache.write_text("{not json")  # a broken cache is no cache
     assert provenance.CodeHashes(script.parent, library, cache)("job") == code_hash(script, library)
+    digest = provenance.CodeHashes(script.parent, library, cache).library_digest
+    for broken in ([], {digest: []}, {digest: {"job": 3}}, None):  # well-formed JSON of another shape
+        cache.write_text(json.dumps(broken))
+        assert provenance.CodeHashes(script.parent, library, cache)("job") == code_hash(script, library)
     # an entry of other bytes is never read: a forged hash for another library's digest goes unused
     cache.write_text(json.dumps({"0" * 64: {"job:" + "0" * 64: "forged"}}))
     assert provenance.CodeHashes(script.parent, library, cache)("job") != "forged"

@@ -174,8 +174,9 @@ CARD_SCHEMA = {
             "type": "object",
             "required": ["resize", "crop", "mean", "std"],
             "properties": {
-                "resize": {"type": "integer", "minimum": 1},
-                "crop": {"type": "integer", "minimum": 1},
+                # (an upper bound: a tampered size would resize every image to gigabytes)
+                "resize": {"type": "integer", "minimum": 1, "maximum": 4096},
+                "crop": {"type": "integer", "minimum": 1, "maximum": 4096},
                 "mean": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
                 "std": {
                     "type": "array",
@@ -197,16 +198,16 @@ def read_card(export_dir: Path | str) -> dict[str, Any]:
     path = Path(export_dir) / CARD
     if not path.is_file():
         raise ExportError(f"{path} does not exist: {export_dir} is not an export folder")
-    try:
-        card = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ExportError(f"{path} is not JSON: {err}") from None
+    card = _read_json(path)
     errors = list(jsonschema.Draft202012Validator(CARD_SCHEMA).iter_errors(card))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         where = ".".join(str(part) for part in error.absolute_path) or "the card"
         raise ExportError(f"{path}: {where}: {error.message}")
     pre = card["preprocess"]
+    for key in ("resize", "crop"):
+        if not isinstance(pre[key], int):  # JSON Schema counts 183.0 as an integer; a transform does not
+            raise ExportError(f"{path}: preprocess.{key}: {pre[key]!r} is not a whole number of pixels")
     if pre["crop"] > pre["resize"]:
         raise ExportError(f"{path}: preprocess.crop ({pre['crop']}) is larger than preprocess.resize ({pre['resize']})")
     for key in ("id", "label"):
@@ -215,20 +216,33 @@ def read_card(export_dir: Path | str) -> dict[str, Any]:
         if twice is not None:
             raise ExportError(f"{path}: classes: {key} {twice!r} is given to two classes; each output needs its own")
     if card.get("weights_format") == "timm":
+        if card["library"] != "timm":
+            raise ExportError(f"{path}: weights_format timm with library {card['library']!r}: not timm's network")
         _check_timm_config(Path(export_dir), card)
     return card
+
+
+def _not_a_number(constant: str):
+    raise ValueError(f"{constant} is not a number JSON allows")
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file of the export, as strict JSON (no NaN or Infinity); an ExportError naming it otherwise."""
+    try:
+        return json.loads(path.read_text(), parse_constant=_not_a_number)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # (JSONDecodeError is a ValueError)
+        raise ExportError(f"{path} is not JSON: {str(err)[:200] or 'nested too deep'}") from None
+    except OSError as err:
+        raise ExportError(f"{path} cannot be read: {err}") from None
 
 
 def _check_timm_config(export_dir: Path, card: dict[str, Any]) -> None:
     """timm's config.json describes the card's network and classes in the card's order: timm's users read
     the labels from it, headstart's from the card, and both must name each output alike."""
     path = export_dir / TIMM_CONFIG
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ExportError(f"{path} does not exist: a timm export needs timm's config.json beside {CARD}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ExportError(f"{path} is not JSON: {err}") from None
+    if not path.is_file():
+        raise ExportError(f"{path} does not exist: a timm export needs timm's config.json beside {CARD}")
+    config = _read_json(path)
     labels = [cls["label"] for cls in card["classes"]]
     if not isinstance(config, dict) or config.get("architecture") != card["arch"]:
         found = config.get("architecture") if isinstance(config, dict) else None
@@ -237,6 +251,21 @@ def _check_timm_config(export_dir: Path, card: dict[str, Any]) -> None:
         raise ExportError(
             f"{path}: label_names {config.get('label_names')} (num_classes {config.get('num_classes')}) are not "
             f"the {len(labels)} classes of {CARD} in its order ({', '.join(labels[:5])}{' …' * (len(labels) > 5)})"
+        )
+    pre, timm_pre = card["preprocess"], config.get("pretrained_cfg") or {}
+    expected = {
+        "input_size": [3, pre["crop"], pre["crop"]],
+        "mean": list(pre["mean"]),
+        "std": list(pre["std"]),
+    }
+    differing = [key for key, value in expected.items() if list(timm_pre.get(key) or []) != value]
+    crop_pct = timm_pre.get("crop_pct")
+    if not isinstance(crop_pct, int | float) or abs(crop_pct - pre["crop"] / pre["resize"]) > 1e-9:
+        differing.append("crop_pct")
+    if differing:
+        raise ExportError(
+            f"{path}: pretrained_cfg's {', '.join(differing)} differ from the card's preprocess: timm's users and "
+            "headstart's would see other pixels"
         )
 
 

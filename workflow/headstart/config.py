@@ -99,7 +99,8 @@ def _check_classes(config: dict[str, Any]) -> None:
     wordnet = [m for m in config["similarity"]["measures"] if m.startswith("wordnet")]
     if wordnet:
         raise ConfigError(
-            f"similarity.measures: {', '.join(wordnet)} need every class mapped to a WordNet synset; unmapped: "
+            f"similarity.measures: {', '.join(wordnet)} need{'s' * (len(wordnet) == 1)} every class mapped to a "
+            f"WordNet synset; unmapped: "
             f"{named} (give each a synset in dataset.classes, or measure with inference, softmax and wordvec only)"
         )
     if dataset["source"] == "imagenet21k":
@@ -316,7 +317,8 @@ def check_model_parts(model: ModelConfig, cache: Path | None = None) -> None:
     entry = model.options
     checked = {key: entry[key] for key in ("library", "arch", "trainable", "head")}
     versions = {name: importlib.metadata.version(name) for name in ("timm", "torch", "torchvision")}
-    key = hashlib.sha256(json.dumps([checked, versions], sort_keys=True).encode()).hexdigest()
+    checker = (Path(__file__).with_name("models.py")).read_text()  # the check itself: a stricter one checks again
+    key = hashlib.sha256(json.dumps([checked, versions, checker], sort_keys=True).encode()).hexdigest()
     try:
         passed = set(json.loads(cache.read_text())) if cache is not None else set()
     except (OSError, ValueError, TypeError):

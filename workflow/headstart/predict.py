@@ -80,9 +80,14 @@ def check_output(out_csv: Path | str, export_dir: Path | str, inputs: Sequence[P
     folder, nothing inside the export, none of the images, not an existing file other than a CSV, and in a
     folder that exists (or can be made) and can be written."""
     out = Path(out_csv)
-    if out.is_dir():
-        raise ExportError(f"-o {out}: is a folder; name the CSV file to write")
-    resolved, export = out.resolve(), Path(export_dir).resolve()
+    if out.is_dir() or str(out_csv).endswith(("/", os.sep)):
+        raise ExportError(f"-o {out_csv}: is a folder; name the CSV file to write")
+    if len(out.name.encode()) > 200:  # (room for the temporary name beside it, within 255 bytes)
+        raise ExportError(f"-o {out}: the file name is longer than 200 bytes")
+    try:
+        resolved, export = out.resolve(), Path(export_dir).resolve()
+    except (RuntimeError, OSError) as err:  # a link loop
+        raise ExportError(f"-o {out}: {err}") from None
     if resolved.is_relative_to(export):
         raise ExportError(f"-o {out}: is inside the export {export_dir}; write the predictions elsewhere")
     if any(resolved == Path(path).resolve() for path in inputs):
@@ -154,14 +159,35 @@ def predict_folder(
             f"{folder}: no image could be classified ({len(table)} unreadable or skipped; {first['image']}: "
             f"{first['error']})"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.part")  # renamed whole: never half a CSV
-    try:
-        table.to_csv(partial, index=False)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    _write_whole(table, out)
     return table
+
+
+def _write_whole(table: pd.DataFrame, out: Path) -> None:
+    """``table`` as CSV at ``out``, through a new temporary file beside it (created exclusively, so no link
+    planted there is followed) renamed at the end: never half a CSV."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    except OSError as err:
+        raise ExportError(f"-o {out}: cannot write there: {err}") from None
+    try:
+        with os.fdopen(handle, "w", newline="") as file:
+            table.to_csv(file, index=False)
+        os.chmod(partial, 0o666 & ~_umask())
+        os.replace(partial, out)
+    except OSError as err:
+        raise ExportError(f"-o {out}: cannot write there: {err}") from None
+    finally:
+        Path(partial).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m headstart.predict") -> int:

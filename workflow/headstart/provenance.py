@@ -533,7 +533,8 @@ class CodeHashes:
             stored = json.loads(self.cache.read_text())
         except (OSError, ValueError):
             stored = {}
-        self.hashes: dict[str, str] = stored.get(self.library_digest, {}) if isinstance(stored, dict) else {}
+        hashes = stored.get(self.library_digest) if isinstance(stored, dict) else None
+        self.hashes: dict[str, str] = hashes if isinstance(hashes, dict) else {}
 
     def __call__(self, script: str) -> str:
         path = self.scripts / f"{script}.py"
