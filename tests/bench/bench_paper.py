@@ -45,10 +45,11 @@ from headstart.classifiers import Classifier  # noqa: E402
 from headstart.devices import autocast_for, pick_device, to_device  # noqa: E402
 from headstart.extract import CentreCrops, SplitOutputs, extract_split  # noqa: E402
 from headstart.finetune import JobFiles, finetune_job, job_settings  # noqa: E402
+from headstart.headfile import write_head  # noqa: E402
 from headstart.heads import xavier_head  # noqa: E402
 from headstart.models import save_source_weights, split_model  # noqa: E402
 from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
-from headstart.tables import read_rows, write_tensors  # noqa: E402
+from headstart.tables import read_rows  # noqa: E402
 from headstart.train import (
     TensorBatches,
     batch_indices,
@@ -144,12 +145,12 @@ def make_job_inputs(
         ),
         device,
     )
+    classes_frame = pd.DataFrame({"class_id": [f"n{c:08d}" for c in range(classes)]})
     heads = []
     for r in range(RUNS):
         weight, bias = xavier_head(classes, parts.head.in_features, r)
         heads.append(work / f"head{r}.safetensors")
-        write_tensors({"weight": weight, "bias": bias}, heads[-1], {"method": f"m{r}", "k": "0"})
-    classes_frame = pd.DataFrame({"class_id": [f"n{c:08d}" for c in range(classes)]})
+        write_head(heads[-1], {"weight": weight, "bias": bias}, f"m{r}", "0", classes_frame["class_id"].tolist())
     return {"manifest": manifest, "classes": classes_frame, "heads": heads, "timing": timing}
 
 
