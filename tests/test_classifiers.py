@@ -12,6 +12,7 @@ from torch import nn
 from headstart.classifiers import CosineClassifier, CoTuningClassifier, classifier_from_head, cotuning_loss
 from headstart.heads import xavier_head
 from headstart.train import EvalSet, LockstepData, Run, TensorBatches, TrainSettings, evaluate, train_lockstep
+from headstart.vocabulary import RunId
 
 CPU = torch.device("cpu")
 
@@ -93,8 +94,8 @@ def test_lockstep_scores_the_validation_split_at_every_evaluation():
     x_val, y_val = torch.tensor(rng.normal(size=(8, 4)), dtype=torch.float32), np.repeat(np.arange(2), 4)
     weight, bias = xavier_head(2, 4, seed=1)
     runs = [
-        Run("random/k0", classifier_from_head(nn.Identity(), {"weight": weight, "bias": bias}, {}, 0.5)),
-        Run("imprint/k0", CosineClassifier(nn.Identity(), weight, 10.0, 0.5)),
+        Run(RunId("random", "0"), classifier_from_head(nn.Identity(), {"weight": weight, "bias": bias}, {}, 0.5)),
+        Run(RunId("imprint", "0"), CosineClassifier(nn.Identity(), weight, 10.0, 0.5)),
     ]
     data = LockstepData(
         nn.Identity(),
@@ -106,7 +107,7 @@ def test_lockstep_scores_the_validation_split_at_every_evaluation():
     )
     curves = train_lockstep(runs, data, settings(), CPU)
     for run in runs:
-        curve = curves[run.name]
+        curve = curves[run.id]
         assert sorted(curve["iteration"].unique()) == [0, 2, 4, 6]
         last = curve[curve["iteration"] == 6].iloc[0]
         # the last evaluation's validation score is the trained model's, computed as the test one is
@@ -117,4 +118,4 @@ def test_lockstep_scores_the_validation_split_at_every_evaluation():
         assert curve["val_macro_f1"].notna().all()
     # the cosine run's rows are unit vectors after training
     np.testing.assert_allclose(runs[1].model.head.weight.detach().norm(dim=1), [1, 1], atol=1e-6)
-    assert isinstance(curves["random/k0"], pd.DataFrame)
+    assert isinstance(curves[RunId("random", "0")], pd.DataFrame)

@@ -191,7 +191,7 @@ def test_every_late_failure_is_a_config_error_before_the_first_job(default, tmp_
     for fitting in ({"shots": 0}, {"shots": 0, "method": "sentence", "k": 1}):
         config["export"] = fitting
         validate_config(config)
-    assert parse_config(config).export_runs(0) == ["sentence/k1"]
+    assert [str(run) for run in parse_config(config).export_runs(0)] == ["sentence/k1"]
     config["export"] = {"shots": 0, "method": "random"}  # an Xavier draw: chance level, never handed back
     with pytest.raises(ConfigError, match=r"^export.shots: at 0 images per class the only head to export would be "):
         validate_config(config)
@@ -201,7 +201,7 @@ def test_every_late_failure_is_a_config_error_before_the_first_job(default, tmp_
     with pytest.raises(ConfigError, match=r"random's untrained one \(an Xavier draw, chance level\)"):
         validate_config(only_random)
     config["export"] = {"shots": 0}
-    assert parse_config(config).export_runs(0) == [
+    assert [str(run) for run in parse_config(config).export_runs(0)] == [
         "random/k0", "wordnet/k1", "wordnet/kbest", "wordvec/k1", "wordvec/kbest", "sentence/k1", "sentence/kbest"
     ]  # fmt: skip
     config["export"] = {"shots": 3}

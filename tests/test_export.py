@@ -17,7 +17,7 @@ from sklearn.metrics import f1_score
 
 from headstart.card import load_classifier, read_card
 from headstart.selection import SelectedState, best_selected
-from headstart.vocabulary import runs_to_keep
+from headstart.vocabulary import RunId, runs_to_keep
 
 from conftest import copy_repository, planned_jobs, snakemake
 
@@ -170,14 +170,18 @@ def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
 
 
 def test_only_the_runs_export_names_are_kept_and_the_best_on_validation_wins():
-    names = ["random/k0", "inference/k1", "inference/kbest", "imprint/k0"]
-    assert runs_to_keep(names, None, None) == names
-    assert runs_to_keep(names, "inference", None) == ["inference/k1", "inference/kbest"]
-    assert runs_to_keep(names, "inference", "best") == ["inference/kbest"]
-    assert runs_to_keep(names, "probe", None) == []
-    kept = {name: SelectedState(10, score, {}) for name, score in zip(names, [0.5, 0.7, 0.7, 0.6], strict=True)}
-    assert best_selected(kept, names) == "inference/k1"  # the first of ties in run order
-    assert best_selected({}, names) is None
+    random, inference_1, inference_best, imprint = runs = [
+        RunId("random", "0"), RunId("inference", "1"), RunId("inference", "best"), RunId("imprint", "0")
+    ]  # fmt: skip
+    assert runs_to_keep(runs, None, None) == runs
+    assert runs_to_keep(runs, "inference", None) == [inference_1, inference_best]
+    assert runs_to_keep(runs, "inference", "best") == runs_to_keep(runs, None, "best") == [inference_best]
+    assert runs_to_keep(runs, "probe", None) == []
+    kept = {run: SelectedState(10, score, {}) for run, score in zip(runs, [0.5, 0.7, 0.7, 0.6], strict=True)}
+    assert best_selected(kept, runs) == inference_1  # the first of ties in run order
+    assert best_selected(kept, [imprint, random]) == imprint
+    assert best_selected({}, runs) is None
+    assert str(inference_best) == "inference/kbest"  # the run's name in checkpoints and logs
 
 
 def tampered(export, tmp_path, name, change):

@@ -101,7 +101,7 @@ def test_each_job_trains_the_runs_worked_out_by_hand(default):
         ("softmax", "1"), ("softmax", "best"), ("imprint", "0"), ("probe", "0"),
     ]  # fmt: skip
     assert len(default.finetune.job_runs(100)) == 17 - 5 and ("inference", "1") not in default.finetune.job_runs(1)
-    assert default.export_runs(0) == [
+    assert [str(run) for run in default.export_runs(0)] == [
         "random/k0", "wordnet/k1", "wordnet/kbest", "wordvec/k1", "wordvec/kbest", "sentence/k1", "sentence/kbest"
     ]  # fmt: skip
 

@@ -31,6 +31,7 @@ from headstart.train import (
     first_evaluation_rows,
     train_lockstep,
 )
+from headstart.vocabulary import RunId
 
 import legacy_train
 from conftest import ROOT
@@ -69,7 +70,7 @@ def make_run(name: str, head_seed: int, trainable: bool) -> Run:
         torch.manual_seed(head_seed)
         part = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU())
     weight, bias = xavier_head(3, 16, seed=head_seed)
-    return Run(name, Classifier(part, weight, bias, 0.5))
+    return Run(RunId(*name.split("/k")), Classifier(part, weight, bias, 0.5))
 
 
 class CountingTrunk(nn.Module):
@@ -92,12 +93,13 @@ class CountingTrunk(nn.Module):
 
 
 def train(runs, tmp_path=None, stop_at=None, frozen=None, mixed_precision=None, **kw) -> dict[str, pd.DataFrame]:
+    """Each run's curve by the run's name ('random/k0')."""
     x, y = blobs(10, 0)
     x_test, y_test = blobs(5, 1)
     data = LockstepData(
         frozen or nn.Identity(), TensorBatches(x, CPU), y, EvalSet(TensorBatches(x_test, CPU), y_test), WNIDS
     )
-    return train_lockstep(
+    curves = train_lockstep(
         runs,
         data,
         settings(**kw),
@@ -105,6 +107,7 @@ def train(runs, tmp_path=None, stop_at=None, frozen=None, mixed_precision=None, 
         checkpoint=None if tmp_path is None else tmp_path / "ckpt.pt",
         options=LockstepOptions(stop_at=stop_at, mixed_precision=mixed_precision),
     )
+    return {str(run): curve for run, curve in curves.items()}
 
 
 def run(tmp_path=None, stop_at=None, trainable=False, **kw) -> pd.DataFrame:
@@ -272,7 +275,10 @@ def runs_from_one_part() -> list[Run]:
         "imprint/k0": CosineClassifier(copy.deepcopy(part), weight, 7.0, 0.5),
         "cotuning/k0": CoTuningClassifier(copy.deepcopy(part), weight, bias, 0.5, *source, np.full((3, 5), 0.2), 2.3),
     }
-    return [Run(name, model.to(memory_format=torch.channels_last)) for name, model in classifiers.items()]
+    return [
+        Run(RunId(*name.split("/k")), model.to(memory_format=torch.channels_last))
+        for name, model in classifiers.items()
+    ]
 
 
 def test_first_evaluation_runs_the_shared_trainable_part_once_and_scores_as_each_alone():
@@ -363,7 +369,7 @@ def test_iteration_zero_predictions_under_bf16_autocast_equal_fp32():
     assert (rounded != fp32).mean() > 0.3  # what bf16 logits would do to arg-max
     np.testing.assert_array_equal(exact, fp32)
     wnids = [str(i) for i in range(100)]
-    runs = lambda: [Run("random/k0", Classifier(nn.Linear(16, 16), weight, bias, 0.5))]  # noqa: E731
+    runs = lambda: [Run(RunId("random", "0"), Classifier(nn.Linear(16, 16), weight, bias, 0.5))]  # noqa: E731
     torch.manual_seed(0)
     common = dict(iterations=2, eval_every=1, batch_size=32)
 
@@ -371,7 +377,7 @@ def test_iteration_zero_predictions_under_bf16_autocast_equal_fp32():
         test = EvalSet(TensorBatches(features, CPU), labels)
         data = LockstepData(nn.Identity(), TensorBatches(features, CPU), labels, test, wnids)
         options = LockstepOptions(mixed_precision=mixed_precision)
-        return train_lockstep(runs(), data, settings(**common), CPU, options=options)["random/k0"]
+        return train_lockstep(runs(), data, settings(**common), CPU, options=options)[RunId("random", "0")]
 
     fp32_curve = train()
     torch.manual_seed(0)

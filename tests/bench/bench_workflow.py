@@ -39,6 +39,7 @@ from headstart.heads import xavier_head  # noqa: E402
 from headstart.models import load_source_model, normalization, split_model  # noqa: E402
 from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
 from headstart.train import EvalSet, LockstepData, Run, TensorBatches, TrainSettings, train_lockstep  # noqa: E402
+from headstart.vocabulary import RunId  # noqa: E402
 
 from conftest import copy_repository  # noqa: E402
 
@@ -95,7 +96,7 @@ def training_speed(iterations: int = 30) -> tuple[float, float]:
         start = time.perf_counter()
         test = EvalSet(TensorBatches(features[:16], cpu), labels[:16])
         data = LockstepData(frozen, train, labels, test, [str(c) for c in range(10)])
-        train_lockstep([Run("random/k0", Classifier(nn.Identity(), weight, bias, 0.75))], data, settings, cpu)
+        train_lockstep([Run(RunId("random", "0"), Classifier(nn.Identity(), weight, bias, 0.75))], data, settings, cpu)
         speed[name] = iterations / (time.perf_counter() - start)
     return speed["cached"], speed["trunk"]
 

@@ -31,6 +31,7 @@ from headstart.train import (
     evaluate,
     train_lockstep,
 )
+from headstart.vocabulary import RunId
 
 pytestmark = pytest.mark.gpu
 
@@ -53,7 +54,7 @@ def make_run(name: str, seed: int) -> Run:
     torch.manual_seed(seed)
     part = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU())
     weight, bias = xavier_head(3, 16, seed=seed)
-    return Run(name, Classifier(part, weight, bias, 0.5))
+    return Run(RunId(*name.split("/k")), Classifier(part, weight, bias, 0.5))
 
 
 def train(runs, checkpoint=None, stop_at=None, device=DEVICE) -> dict[str, pd.DataFrame]:
@@ -63,7 +64,9 @@ def train(runs, checkpoint=None, stop_at=None, device=DEVICE) -> dict[str, pd.Da
     settings = TrainSettings(40, 5, 2, 8, 0.5, 1e-2, (0.9, 0.999), 1e-8, 7)
     test = EvalSet(TensorBatches(x_test.to(device), device), y_test)
     data = LockstepData(nn.Identity(), TensorBatches(x.to(device), device), y, test, ["a", "b", "c"])
-    return train_lockstep(runs, data, settings, device, checkpoint=checkpoint, options=LockstepOptions(stop_at=stop_at))
+    options = LockstepOptions(stop_at=stop_at)
+    curves = train_lockstep(runs, data, settings, device, checkpoint=checkpoint, options=options)
+    return {str(run): curve for run, curve in curves.items()}
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one_on_the_device(tmp_path):

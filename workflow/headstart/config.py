@@ -30,14 +30,13 @@ from .vocabulary import (
     VISUAL_MEASURES,
     WEIGHT_SOURCES,
     Method,
+    RunId,
     VocabularyError,
     fashion_mnist_label,
     needs_no_images,
-    run_name,
     runs_to_keep,
     sentence_encoder_folder,
     similarity_measure,
-    split_run_name,
 )
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -130,7 +129,7 @@ def _check_export(config: dict[str, Any]) -> None:
     shots = max(finetune["shots"]) if export.get("shots") is None else export["shots"]
     method, k = export.get("method"), export.get("k")
     candidates = runs.export_runs(ExportConfig.from_options(export, runs.largest_shot), shots)
-    if shots == 0 and candidates and all(split_run_name(name)[0] == "random" for name in candidates):
+    if shots == 0 and candidates and all(run.method == "random" for run in candidates):
         raise ConfigError(
             "export.shots: at 0 images per class the only head to export would be random's untrained one (an "
             "Xavier draw, chance level): add a WordNet, word-vector or sentence method to finetune.methods, or "
@@ -483,18 +482,18 @@ class FinetuneConfig:
         every_level = not self.k_fixed_at_largest_shot_only
         return [k for k in self.k if k == "best" or every_level or int(shots) == self.largest_shot]
 
-    def job_runs(self, shots: int | str) -> list[tuple[str, str]]:
-        """The (method, K) runs that one fine-tuning job of a shot level trains in lockstep."""
-        return [(method.name, k) for method in self.methods for k in self.run_ks(method, int(shots))]
+    def job_runs(self, shots: int | str) -> list[RunId]:
+        """The runs that one fine-tuning job of a shot level trains in lockstep."""
+        return [RunId(method.name, k) for method in self.methods for k in self.run_ks(method, int(shots))]
 
-    def export_runs(self, export: ExportConfig, shots: int) -> list[str]:
-        """The runs ('<method>/k<K>') export may choose among at ``shots`` images per class, as export's keys
-        allow: at 0, the untrained heads that need no image (the largest shot level's runs of those methods)."""
+    def export_runs(self, export: ExportConfig, shots: int) -> list[RunId]:
+        """The runs export may choose among at ``shots`` images per class, as export's keys allow: at 0, the
+        untrained heads that need no image (the largest shot level's runs of those methods)."""
         if shots == 0:
-            runs = [(m, k) for m, k in self.job_runs(self.largest_shot) if not Method(m).needs_images]
+            runs = [run for run in self.job_runs(self.largest_shot) if not Method(run.method).needs_images]
         else:
             runs = self.job_runs(shots)
-        return runs_to_keep([run_name(m, k) for m, k in runs], export.method, export.k)
+        return runs_to_keep(runs, export.method, export.k)
 
     @property
     def largest_shot(self) -> int:
@@ -574,8 +573,8 @@ class Config:
     export: ExportConfig
     report: ReportConfig
 
-    def export_runs(self, shots: int) -> list[str]:
-        """The runs ('<method>/k<K>') export may choose among at ``shots`` images per class."""
+    def export_runs(self, shots: int) -> list[RunId]:
+        """The runs export may choose among at ``shots`` images per class."""
         return self.finetune.export_runs(self.export, shots)
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from .card import ExportError, assemble, make_card, write_export
 from .classifiers import Classifier
 from .tables import read_tensor_metadata, read_tensors, write_tensors
+from .vocabulary import RunId
 
 
 def choose_candidate(paths: Sequence[Path], seed: int | None = None) -> Path:
@@ -42,42 +43,40 @@ def write_untrained_candidate(
     train: str,
     seed: int,
     out: Path,
-) -> str:
+) -> RunId:
     """Export's candidate at 0 images per class for one seed, in the format of a fine-tuning job's
     (headstart.selection.write_selected): of the runs whose initial head files are ``heads`` (heads that
     need no image), the one with the best validation macro F at iteration 0 of ``curve`` (the largest shot
     level's job of ``seed``: before its first step each run is its initial head), the first of ties; its
-    head untrained, with the source network's own trainable part. Returns the run's name."""
+    head untrained, with the source network's own trainable part. Returns the run."""
     from .classifiers import classifier_from_head
     from .headfile import read_head
     from .models import load_parts
-    from .vocabulary import run_name, split_run_name
 
     start = curve[curve["iteration"] == 0]
     files, scores = {}, {}
     for path in heads:
         meta = read_tensor_metadata(path)  # (the metadata alone: the chosen head is read whole below)
-        name = run_name(meta["method"], meta["k"])
-        rows = start[(start["method"] == meta["method"]) & (start["k"] == str(meta["k"]))]
+        run = RunId.of(meta)
+        rows = start[(start["method"] == run.method) & (start["k"] == run.k)]
         if rows.empty:
-            raise ExportError(f"no iteration-0 evaluation of {name} in the curves of seed {seed}")
-        files[name], scores[name] = Path(path), rows.iloc[0]
-    names = list(files)
-    best = max(names, key=lambda name: (scores[name]["val_macro_f1"], -names.index(name)))
+            raise ExportError(f"no iteration-0 evaluation of {run} in the curves of seed {seed}")
+        files[run], scores[run] = Path(path), rows.iloc[0]
+    candidates = list(files)
+    best = max(candidates, key=lambda run: (scores[run]["val_macro_f1"], -candidates.index(run)))
     arrays, meta = read_head(files[best])
     parts, _, _ = load_parts(entry, weights)
     trainable = parts.trainable if train == "last_stage" else nn.Identity()
     model = classifier_from_head(trainable, arrays, meta, 0.0)
     if type(model) is not Classifier:
         raise ExportError(f"{files[best]}: a {meta.get('classifier')} head is not an untrained classifier to export")
-    method, k = split_run_name(best)
     at = scores[best]
     write_tensors(
         model.state_dict(),
         out,
         {
-            "method": method,
-            "k": k,
+            "method": best.method,
+            "k": best.k,
             "shots": 0,
             "seed": seed,
             "iteration": 0,

@@ -44,7 +44,7 @@ from .train import (
     TrainSettings,
     train_lockstep,
 )
-from .vocabulary import run_name, runs_to_keep, split_run_name
+from .vocabulary import RunId, runs_to_keep
 
 log = logging.getLogger(__name__)
 
@@ -178,19 +178,18 @@ def _identity(path: Path) -> list:
     return [path.name, path.stat().st_size, path.stat().st_mtime_ns]
 
 
-def curves_table(curves: dict[str, pd.DataFrame], shots: int, seed: int) -> pd.DataFrame:
+def curves_table(curves: dict[RunId, pd.DataFrame], shots: int, seed: int) -> pd.DataFrame:
     """Every run's curve in one table (columns method, k, shots, seed + the curve's), each run's first,
     selected and best test macro F logged."""
     frames = []
-    for name, curve in curves.items():
-        method, k = split_run_name(name)
-        frames.append(curve.assign(method=method, k=k, shots=shots, seed=seed))
+    for run, curve in curves.items():
+        frames.append(curve.assign(method=run.method, k=run.k, shots=shots, seed=seed))
         scores = curve.groupby("iteration")[["macro_f1", "val_macro_f1"]].first()
         chosen = scores["val_macro_f1"].idxmax()  # the first maximum: the earliest on ties
         log.info(
             "%s %d shots seed %d: test macro F first %.3f, selected %.3f (iteration %d, best on validation), "
             "test maximum %.3f",
-            name,
+            run,
             shots,
             seed,
             scores["macro_f1"].iloc[0],
@@ -234,7 +233,7 @@ def _eval_set(path: Path, mode: Mode, manifest: pd.DataFrame, classes: pd.DataFr
 
 
 def build_runs(heads: Sequence[Path], trainable: nn.Module | None, dropout: float) -> list[Run]:
-    """One run per head file, named '<method>/k<K>' from the head's own metadata; each gets its own
+    """One run per head file, which run it is from the head's own metadata; each gets its own
     copy of the trainable part (None: the head alone trains)."""
     runs = []
     for path in heads:
@@ -245,7 +244,7 @@ def build_runs(heads: Sequence[Path], trainable: nn.Module | None, dropout: floa
             for parameter in part.parameters():
                 parameter.requires_grad_(True)
         model = classifier_from_head(part, tensors, meta, dropout)
-        runs.append(Run(run_name(meta["method"], meta["k"]), model))
+        runs.append(Run(RunId.of(meta), model))
     names = [run.name for run in runs]
     if len(set(names)) != len(names):
         raise FinetuneError(f"two heads of the same run among {names}")
@@ -336,20 +335,21 @@ def finetune_job(
     val = _eval_set(files.features_val, mode, manifest, classes, device)
     frozen, train_inputs, train_labels, parts = _train_inputs(files, settings, manifest, classes, shots)
     runs = build_runs(files.heads, parts.trainable if mode.train == "last_stage" else None, settings.train.dropout)
-    names = [run.name for run in runs]
     log.info(
         "%d runs in lockstep (%s), %d training images, %s mode, augment=%s",
         len(runs),
-        ", ".join(names),
+        ", ".join(run.name for run in runs),
         len(train_labels),
         mode.train,
         mode.augment,
     )
-    keep = runs_to_keep(names, settings.export_method, settings.export_k) if files.selected is not None else []
+    keep = []
+    if files.selected is not None:
+        keep = runs_to_keep([run.id for run in runs], settings.export_method, settings.export_k)
     if files.selected is not None and not keep:
         raise FinetuneError(f"export: no run of this job is method {settings.export_method} with K {settings.export_k}")
     signature = _signature(files, settings, shots)
-    kept: dict[str, SelectedState] = {}
+    kept: dict[RunId, SelectedState] = {}
     with attempt_lock(files.lock):
         files.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         curves = train_lockstep(
@@ -364,14 +364,14 @@ def finetune_job(
             options=LockstepOptions(progress=f"{shots}-shot seed {seed}"),
         )
         if files.selected is not None:
-            name = best_selected(kept, keep)
-            model = next(run.model for run in runs if run.name == name)
-            write_selected(files.selected, name, kept[name], model, curves[name], shots, seed)
+            best = best_selected(kept, keep)
+            model = next(run.model for run in runs if run.id == best)
+            write_selected(files.selected, best, kept[best], model, curves[best], shots, seed)
             log.info(
                 "export candidate: %s at iteration %d (validation macro F %.3f)",
-                name,
-                kept[name].iteration,
-                kept[name].val_macro_f1,
+                best,
+                kept[best].iteration,
+                kept[best].val_macro_f1,
             )
         table = curves_table(curves, shots, seed)
         write_parquet(
@@ -380,7 +380,7 @@ def finetune_job(
             {
                 **signature,
                 "seed": seed,
-                "runs": list(curves),
+                "runs": [str(run) for run in curves],
                 "settings": asdict(settings.train),
                 "inputs": [str(path) for path in _inputs(files, mode)],
             },

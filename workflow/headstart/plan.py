@@ -23,7 +23,6 @@ from .vocabulary import (
     Method,
     fashion_mnist_local,
     local_archive,
-    split_run_name,
 )
 
 SPLITS = ("train", "val", "test")
@@ -119,7 +118,7 @@ class Plan:
     def untrained_heads(self, seed: int | str) -> list[str]:
         """The heads export.shots 0 chooses among: the untrained heads that need no image."""
         largest = self.config.finetune.largest_shot
-        return [self.head_file(*split_run_name(name), largest, seed) for name in self.config.export_runs(0)]
+        return [self.head_file(run.method, run.k, largest, seed) for run in self.config.export_runs(0)]
 
     def curves_file(self, shots: int | str, seed: int | str) -> str:
         """One fine-tuning job's curves (every run of a shot level and seed)."""

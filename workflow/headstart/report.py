@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import HeadstartError
-from .vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, needs_no_images, similarity_measure
+from .vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, Method, needs_no_images, similarity_measure
 
 LABELS = {
     "random": "Random",
@@ -37,10 +37,9 @@ LABELS = {
 def label(method: str) -> str:
     """The name a figure or table shows for a method (a calibrated or prior method: its measure's, with
     ', calibrated' or ', prior')."""
-    if method.endswith(CALIBRATED_SUFFIX):
-        return f"{label(similarity_measure(method))}, calibrated"
-    if method.endswith(PRIOR_SUFFIX):
-        return f"{label(similarity_measure(method))}, prior"
+    kind = Method(method)
+    if kind.suffix:
+        return f"{label(kind.measure)}, {kind.suffix.removeprefix('_')}"
     return LABELS.get(method, method)
 
 

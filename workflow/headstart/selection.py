@@ -15,7 +15,7 @@ from torch import nn
 from .classifiers import Classifier, classifier_kind
 from .errors import HeadstartError
 from .tables import write_tensors
-from .vocabulary import split_run_name
+from .vocabulary import RunId
 
 # classifier state that evaluation does not use: Co-Tuning's source head and relationship
 TRAINING_ONLY = ("source_head.", "relationship")
@@ -35,40 +35,39 @@ class SelectedState:
     state: dict[str, torch.Tensor]  # the run's classifier state_dict, on the CPU
 
 
-def select(kept: dict[str, SelectedState], name: str, model: nn.Module, rows: list[dict]) -> None:
-    """Keep run ``name``'s weights (``model``'s) if its latest evaluation (``rows``' last) has the best
+def select(kept: dict[RunId, SelectedState], run: RunId, model: nn.Module, rows: list[dict]) -> None:
+    """Keep ``run``'s weights (``model``'s) if its latest evaluation (``rows``' last) has the best
     validation macro F so far (the earliest of ties)."""
     iteration, score = rows[-1]["iteration"], rows[-1]["val_macro_f1"]
-    best = kept.get(name)
+    best = kept.get(run)
     if best is None or score > best.val_macro_f1:
         state = {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
-        kept[name] = SelectedState(iteration, score, state)
+        kept[run] = SelectedState(iteration, score, state)
 
 
-def best_selected(kept: dict[str, SelectedState], run_order: Sequence[str]) -> str | None:
-    """Of the runs named in ``run_order`` (those export may choose), the kept one with the best validation
-    macro F at its selected evaluation (the first in ``run_order`` on ties); None when none was kept."""
-    names = [name for name in run_order if name in kept]
-    if not names:
+def best_selected(kept: dict[RunId, SelectedState], run_order: Sequence[RunId]) -> RunId | None:
+    """Of the runs in ``run_order`` (those export may choose), the kept one with the best validation macro F
+    at its selected evaluation (the first in ``run_order`` on ties); None when none was kept."""
+    candidates = [run for run in run_order if run in kept]
+    if not candidates:
         return None
-    return max(names, key=lambda name: (kept[name].val_macro_f1, -names.index(name)))
+    return max(candidates, key=lambda run: (kept[run].val_macro_f1, -candidates.index(run)))
 
 
 def write_selected(
-    path: Path, name: str, selected: SelectedState, model: Classifier, curve: pd.DataFrame, shots: int, seed: int
+    path: Path, run: RunId, selected: SelectedState, model: Classifier, curve: pd.DataFrame, shots: int, seed: int
 ) -> None:
     """One job's candidate for export: the run's evaluation weights at its selected iteration, its
     classifier's kind (``model``, the run's), and its scores there (test macro F and accuracy from
     ``curve``, the run's curve)."""
     at = curve[curve["iteration"] == selected.iteration].iloc[0]
-    method, k = split_run_name(name)
     state = {key: value for key, value in selected.state.items() if not key.startswith(TRAINING_ONLY)}
     write_tensors(
         state,
         path,
         {
-            "method": method,
-            "k": k,
+            "method": run.method,
+            "k": run.k,
             "shots": shots,
             "seed": seed,
             "iteration": selected.iteration,

@@ -30,7 +30,7 @@ from .devices import autocast_for, to_device
 from .metrics import classification_scores
 from .optimizers import SGD, Adam
 from .selection import SelectedState, select
-from .vocabulary import split_run_name
+from .vocabulary import RunId
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,15 @@ class TrainSettings:
 
 @dataclass
 class Run:
-    """One run of a lockstep job: its name (e.g. 'inference/k1') and model."""
+    """One run of a lockstep job: which run it is and its model."""
 
-    name: str
+    id: RunId
     model: Classifier
+
+    @property
+    def name(self) -> str:
+        """The run's name in a checkpoint (e.g. 'inference/k1')."""
+        return str(self.id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +246,7 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 def _optimizer(run: Run, settings: TrainSettings) -> Adam | SGD:
     """The run's method's own optimiser (TrainSettings.method_optimizers), else the paper's Adam."""
-    own = settings.method_optimizers.get(split_run_name(run.name)[0])
+    own = settings.method_optimizers.get(run.id.method)
     if own is None:
         parameters = [p for p in run.model.parameters() if p.requires_grad]
         # fused: one kernel for all parameters (4x faster than the default on 2 CPU cores, measured)
@@ -265,17 +270,18 @@ def _schedule(runs: Sequence[Run], optimizers: dict, settings: TrainSettings, st
     """Each run's learning rates at ``step``: a function of the step alone (so a resumed run continues on
     the same schedule); the paper's Adam keeps its rate."""
     for run in runs:
-        own = settings.method_optimizers.get(split_run_name(run.name)[0])
+        own = settings.method_optimizers.get(run.id.method)
         if own is not None:
             for group in optimizers[run.name].param_groups:
                 group["lr"] = group["base_lr"] * own.factor(step, settings.iterations)
 
 
-def _plain(kept: dict[str, SelectedState]) -> dict[str, dict]:
+def _plain(kept: dict[RunId, SelectedState]) -> dict[str, dict]:
     """``kept`` as plain types and tensors, which a checkpoint loads with ``weights_only=True`` (the tensors
     themselves, not copies: they are already the run's own CPU copies)."""
     return {
-        name: {"iteration": s.iteration, "val_macro_f1": s.val_macro_f1, "state": s.state} for name, s in kept.items()
+        str(run): {"iteration": state.iteration, "val_macro_f1": state.val_macro_f1, "state": state.state}
+        for run, state in kept.items()
     }
 
 
@@ -284,8 +290,8 @@ def _resume(
     signature: dict,
     runs: Sequence[Run],
     optimizers: dict,
-    kept: dict[str, SelectedState] | None = None,
-    keep: Sequence[str] = (),
+    kept: dict[RunId, SelectedState] | None = None,
+    keep: Sequence[RunId] = (),
 ) -> tuple[dict, int] | None:
     """The curves so far and the step of a checkpoint of this ``signature``, its state loaded into the
     runs and optimizers (and, for a job that keeps the runs ``keep`` for export, the same runs' selected
@@ -301,13 +307,14 @@ def _resume(
     if not isinstance(state, dict) or state.get("signature") != signature:
         log.warning("ignoring checkpoint %s: it was made by other code, settings or inputs; starting over", checkpoint)
         return None
-    if keep and state.get("keep") != list(keep):
+    if keep and state.get("keep") != [str(run) for run in keep]:
         log.warning(
             "ignoring checkpoint %s: it kept other runs for export (%s); starting over", checkpoint, state.get("keep")
         )
         return None
     if keep and kept is not None:
-        kept.update({name: SelectedState(**selected) for name, selected in state.get("kept", {}).items()})
+        named = {run.name: run.id for run in runs}
+        kept.update({named[name]: SelectedState(**selected) for name, selected in state.get("kept", {}).items()})
     if not state["runs"]:  # the finished curves (see train_lockstep): nothing left to train
         log.info("%s holds the finished curves (iteration %d): nothing to train", checkpoint, state["iteration"])
         return state["rows"], state["iteration"]
@@ -383,8 +390,8 @@ def _start(
     optimizers: dict,
     checkpoint: Path | None,
     signature: dict,
-    keep: Sequence[str],
-    kept: dict[str, SelectedState],
+    keep: Sequence[RunId],
+    kept: dict[RunId, SelectedState],
 ) -> tuple[dict[str, list[dict]], int]:
     """The curves so far and the step to start from: a checkpoint's of this ``signature``, else each run's
     evaluation at iteration 0 (its weights kept for export when named in ``keep``)."""
@@ -393,8 +400,8 @@ def _start(
         return resumed
     rows = first_evaluation_rows(runs, data)
     for run in runs:
-        if run.name in keep:
-            select(kept, run.name, run.model, rows[run.name])
+        if run.id in keep:
+            select(kept, run.id, run.model, rows[run.name])
     return rows, 0
 
 
@@ -420,8 +427,8 @@ def _checkpoint_state(
     rows: dict,
     runs: Sequence[Run],
     optimizers: dict | None,
-    keep: Sequence[str],
-    kept: dict,
+    keep: Sequence[RunId],
+    kept: dict[RunId, SelectedState],
 ) -> dict:
     """What a checkpoint holds: the curves so far, the kept export weights and, unless the job is finished
     (``optimizers`` None), each run's trainable part, head and optimizer state."""
@@ -437,7 +444,7 @@ def _checkpoint_state(
         "iteration": iteration,
         "rows": rows,
         "runs": states,
-        "keep": list(keep),
+        "keep": [str(run) for run in keep],
         "kept": _plain(kept),
     }
 
@@ -449,10 +456,10 @@ def train_lockstep(
     device: torch.device,
     checkpoint: Path | None = None,
     signature: dict | None = None,
-    keep: Sequence[str] = (),
-    kept: dict[str, SelectedState] | None = None,
+    keep: Sequence[RunId] = (),
+    kept: dict[RunId, SelectedState] | None = None,
     options: LockstepOptions = LockstepOptions(),
-) -> dict[str, pd.DataFrame]:
+) -> dict[RunId, pd.DataFrame]:
     """Train every run on the same batches; evaluate each on the test split (and the validation split,
     which selects the iteration) at iteration 0 and every ``eval_every`` iterations. Returns each run's
     curve by name.
@@ -503,8 +510,8 @@ def train_lockstep(
                 train_loss = loss_sums[run.name].item() / loss_count
                 rows[run.name] += evaluation_rows(run.model, iteration, data.test, data.val, data.class_ids, train_loss)
                 loss_sums[run.name].zero_()
-                if run.name in keep:
-                    select(kept, run.name, run.model, rows[run.name])
+                if run.id in keep:
+                    select(kept, run.id, run.model, rows[run.name])
             loss_count = 0
             evaluations += 1
             bar.set_postfix({f"val F {run.name}": f"{rows[run.name][-1]['val_macro_f1']:.3f}" for run in runs[:3]})
@@ -517,4 +524,4 @@ def train_lockstep(
         if options.stop_at is not None and iteration >= options.stop_at:
             break
     bar.close()
-    return {name: pd.DataFrame(run_rows) for name, run_rows in rows.items()}
+    return {run.id: pd.DataFrame(rows[run.name]) for run in runs}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import HeadstartError
 
@@ -145,23 +146,23 @@ def local_archive(wnid: str, tar_dir: str | None) -> Path | None:
     return None
 
 
-def run_name(method: str, k: str | int) -> str:
-    """A run's name in a job's curves and checkpoints: '<method>/k<K>' (K 0 for a baseline)."""
-    return f"{method}/k{k}"
+class RunId(NamedTuple):
+    """One run of a fine-tuning job: a method and its K ('0' for a baseline, 'best' or a number). Its string
+    form, '<method>/k<K>', is how files and logs name it (a checkpoint's keys, the progress bar)."""
+
+    method: str
+    k: str
+
+    def __str__(self) -> str:
+        return f"{self.method}/k{self.k}"
+
+    @classmethod
+    def of(cls, meta: dict) -> RunId:
+        """The run a head file's or a selected file's metadata names."""
+        return cls(str(meta["method"]), str(meta["k"]))
 
 
-def split_run_name(name: str) -> tuple[str, str]:
-    """(method, K) of a run's name (:func:`run_name`)."""
-    method, k = name.rsplit("/k", 1)
-    return method, k
-
-
-def runs_to_keep(run_names: Sequence[str], method: str | None, k: str | int | None) -> list[str]:
-    """The runs ('<method>/k<K>') of a job that export may choose among: those of ``method`` and ``k``
-    when set, every run otherwise."""
-    kept = []
-    for name in run_names:
-        run_method, run_k = split_run_name(name)
-        if (method is None or run_method == method) and (k is None or run_k == str(k)):
-            kept.append(name)
-    return kept
+def runs_to_keep(runs: Sequence[RunId], method: str | None, k: str | int | None) -> list[RunId]:
+    """The runs of a job that export may choose among: those of ``method`` and ``k`` when set, every run
+    otherwise."""
+    return [run for run in runs if (method is None or run.method == method) and (k is None or run.k == str(k))]
