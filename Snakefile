@@ -37,6 +37,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/heads.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -105,7 +105,7 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def readme_block(name: str) -> str:
-    """The README's generated block ``name`` (see headstart.docs)."""
+    """The README's generated block ``name`` (see headstart.report.docs)."""
     readme = (ROOT / "README.md").read_text()
     return readme.split(f"<!-- generated: {name} -->")[1].split("<!-- /generated -->")[0]
 
@@ -134,7 +134,7 @@ def assert_answer_as_in_readme(experiment: Path, block: str) -> None:
       0.01 for the printed rounding (two decimals each of the mean and the half-width; a fixed head's
       '± 0.00' is then 0.01).
     A difference beyond that is not float rounding: the answer changed."""
-    from headstart.report import answer_runs, label, mean_ci
+    from headstart.report.statistics import answer_runs, label, mean_ci
 
     expected = markdown_table(block)
     summary = answer_runs(pd.read_parquet(experiment / "curves.parquet"))

@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from headstart.devices import autocast_for, to_device
-from headstart.metrics import classification_scores
+from headstart.core.devices import autocast_for, to_device
+from headstart.core.metrics import classification_scores
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from headstart.classifiers import CosineClassifier, CoTuningClassifier, classifier_from_head, cotuning_loss
-from headstart.heads import xavier_head
-from headstart.train import EvalSet, LockstepData, Run, TensorBatches, TrainSettings, evaluate, train_lockstep
-from headstart.vocabulary import RunId
+from headstart.core.vocabulary import RunId
+from headstart.finetune.classifiers import CosineClassifier, CoTuningClassifier, classifier_from_head, cotuning_loss
+from headstart.finetune.lockstep import (
+    EvalSet,
+    LockstepData,
+    Run,
+    TensorBatches,
+    TrainSettings,
+    evaluate,
+    train_lockstep,
+)
+from headstart.heads.initial import xavier_head
 
 CPU = torch.device("cpu")
 

@@ -4,7 +4,7 @@ import re
 import pytest
 import yaml
 
-from headstart.config import ConfigError, check_model_parts, load_config, parse_config, validate_config
+from headstart.pipeline.config import ConfigError, check_model_parts, load_config, parse_config, validate_config
 
 from conftest import ROOT
 
@@ -252,9 +252,9 @@ def test_shared_stages_depend_on_the_dataset_not_on_an_experiment(default):
 def test_the_check_passes_where_wordnets_files_are_not_on_the_machine(default, monkeypatch):
     """Without WordNet's files (NLTK fetches them later) a class given by synset name has no id yet: the
     example class is then not checked, rather than the default config refused."""
-    import headstart.wordnet
+    import headstart.core.wordnet
 
-    monkeypatch.setattr(headstart.wordnet, "wordnet_files_dir", lambda: None)
+    monkeypatch.setattr(headstart.core.wordnet, "wordnet_files_dir", lambda: None)
     validate_config(copy.deepcopy(default))
 
 
@@ -315,7 +315,7 @@ def test_a_passed_model_check_runs_once_per_setting(default, tmp_path, monkeypat
     def not_again(*args):
         raise AssertionError("built again")
 
-    monkeypatch.setattr("headstart.models.build_architecture", not_again)
+    monkeypatch.setattr("headstart.extract.models.build_architecture", not_again)
     check_model_parts(parse_config(copy.deepcopy(default)).model, cache)  # remembered: not built again
     config = copy.deepcopy(default)
     config["models"]["efficientnet_lite0"]["trainable"] = ["conv_head"]

@@ -13,8 +13,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from headstart.classes import ClassesError, TargetClass, resolve_classes
-from headstart.data import (
+from headstart.core.download import DownloadError, download
+from headstart.core.images import to_rgb
+from headstart.core.vocabulary import fashion_mnist_local
+from headstart.data.classes import ClassesError, TargetClass, resolve_classes
+from headstart.data.sources import (
     DatasetError,
     IngestLog,
     StageFiles,
@@ -27,10 +30,7 @@ from headstart.data import (
     ingest_imagenet21k,
     read_idx,
 )
-from headstart.download import DownloadError, download
-from headstart.images import to_rgb
-from headstart.split import make_manifest, shot_level_examples, shot_subset
-from headstart.vocabulary import fashion_mnist_local
+from headstart.data.split import make_manifest, shot_level_examples, shot_subset
 
 from conftest import ROOT, QuietHandler
 
@@ -93,7 +93,7 @@ def test_download_with_auth_header_and_404(tmp_path, http_root, monkeypatch):
     served, base = http_root
     (served / "a.bin").write_bytes(b"hello")
     monkeypatch.setenv("MY_AUTH", "Authorization: Bearer s3cret")
-    from headstart.download import auth_header_from_env
+    from headstart.core.download import auth_header_from_env
 
     with pytest.raises(DownloadError, match="refusing to send the Authorization header over plain http"):
         download(f"{base}/a.bin", tmp_path / "a.bin", headers=auth_header_from_env("MY_AUTH"))

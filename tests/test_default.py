@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from headstart.provenance import rerun_table
+from headstart.pipeline.provenance import rerun_table
 
 from conftest import EXP, ROOT, assert_answer_as_in_readme, copy_repository, planned_jobs, readme_block, snakemake
 

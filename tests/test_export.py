@@ -15,9 +15,9 @@ import yaml
 from PIL import Image
 from sklearn.metrics import f1_score
 
-from headstart.card import load_classifier, read_card
-from headstart.selection import SelectedState, best_selected
-from headstart.vocabulary import RunId, runs_to_keep
+from headstart.core.vocabulary import RunId, runs_to_keep
+from headstart.export.card import load_classifier, read_card
+from headstart.finetune.selection import SelectedState, best_selected
 
 from conftest import copy_repository, planned_jobs, snakemake
 
@@ -116,7 +116,7 @@ def test_the_exported_classifier_predicts_as_the_job_evaluated(widgets):
 def _test_macro_f1(repo, export) -> float:
     """The exported classifier's macro F on the test split, from the images on disk through the card's
     preprocessing (scikit-learn's F-score)."""
-    from headstart.predict import image_transform
+    from headstart.export.predict import image_transform
 
     card, model = read_card(export), load_classifier(export)
     transform = image_transform(card)
@@ -140,7 +140,7 @@ def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
     (images / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "predictions.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "headstart.predict", str(export), str(images), "-o", str(out)],
+        [sys.executable, "-m", "headstart.export.predict", str(export), str(images), "-o", str(out)],
         cwd=repo,
         env={"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -150,7 +150,7 @@ def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
     table = pd.read_csv(out)
     assert table.columns.tolist()[:3] == ["image", "label_1", "probability_1"] and "label_3" in table
     model = load_classifier(export)
-    from headstart.predict import image_transform
+    from headstart.export.predict import image_transform
 
     transform = image_transform(read_card(export))
     labels = [c["label"] for c in read_card(export)["classes"]]
@@ -161,7 +161,7 @@ def test_predict_classifies_a_folder_into_a_csv(widgets, tmp_path):
         assert row["probability_1"] >= row["probability_2"] >= row["probability_3"]
     assert table.set_index("image").at[str(images / "broken.jpg"), "error"].startswith("UnidentifiedImageError")
     missing = subprocess.run(
-        [sys.executable, "-m", "headstart.predict", str(tmp_path), str(images)],
+        [sys.executable, "-m", "headstart.export.predict", str(tmp_path), str(images)],
         env={"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -233,7 +233,7 @@ def _timm_config(change):
 
 def _weights(change):
     def rewrite(card, folder):
-        from headstart.tables import read_tensors, write_tensors
+        from headstart.core.tables import read_tensors, write_tensors
 
         state, meta = read_tensors(folder / "model.safetensors")
         write_tensors(change(state), folder / "model.safetensors", meta)
@@ -322,8 +322,8 @@ HOSTILE = {
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_a_tampered_or_broken_export_is_one_line_naming_the_file(widgets, tmp_path, name, capsys):
     """Issue 28: each is one line naming the file and what is wrong, from the library and the command."""
-    from headstart.card import ExportError
-    from headstart.predict import main
+    from headstart.export.card import ExportError
+    from headstart.export.predict import main
 
     repo, folder = widgets
     change, message = HOSTILE[name]
@@ -338,8 +338,8 @@ def test_a_tampered_or_broken_export_is_one_line_naming_the_file(widgets, tmp_pa
 
 
 def test_the_predict_command_checks_its_arguments_before_the_work(widgets, tmp_path):
-    from headstart.card import ExportError
-    from headstart.predict import predict_folder
+    from headstart.export.card import ExportError
+    from headstart.export.predict import predict_folder
 
     repo, folder = widgets
     export = repo / "results/widgets/efficientnet_lite0/head/export"
@@ -375,8 +375,8 @@ def test_predict_never_overwrites_what_is_not_its_own_csv(widgets, tmp_path):
     import os
     import shutil
 
-    from headstart.card import ExportError
-    from headstart.predict import predict_folder
+    from headstart.export.card import ExportError
+    from headstart.export.predict import predict_folder
 
     repo, folder = widgets
     export = tmp_path / "export"
@@ -424,7 +424,7 @@ def test_predict_fails_when_no_image_could_be_classified_and_counts_what_it_did(
     broken.mkdir()
     (broken / "a.png").write_bytes(b"not a png")
     (broken / "b.gif").write_bytes(b"GIF89a")
-    command = [sys.executable, "-m", "headstart.predict", str(export)]
+    command = [sys.executable, "-m", "headstart.export.predict", str(export)]
     env = {"PYTHONPATH": str(repo / "workflow"), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [*command, str(broken), "-o", str(tmp_path / "p.csv")], env=env, capture_output=True, text=True
@@ -440,7 +440,7 @@ def test_predict_fails_when_no_image_could_be_classified_and_counts_what_it_did(
 
 
 def test_images_in_a_linked_folder_are_classified_and_a_link_loop_ends(widgets, tmp_path):
-    from headstart.predict import image_files
+    from headstart.export.predict import image_files
 
     repo, folder = widgets
     root = tmp_path / "photos"
@@ -488,8 +488,8 @@ def readme_timm_snippet() -> str:
 
 def test_the_readmes_timm_snippet_predicts_as_headstart_does(widgets, tmp_path):
     """Issue 39: an EXIF-rotated JPEG and a 16-bit PNG get the same probabilities from the README's timm lines
-    as from headstart predict (which reads them upright and scaled, headstart.images.to_rgb)."""
-    from headstart.predict import predict_folder
+    as from headstart predict (which reads them upright and scaled, headstart.core.images.to_rgb)."""
+    from headstart.export.predict import predict_folder
 
     repo, folder = widgets
     export = repo / "results/widgets/efficientnet_lite0/head/export"
@@ -519,7 +519,7 @@ def test_the_readmes_timm_snippet_predicts_as_headstart_does(widgets, tmp_path):
 
 @pytest.fixture(scope="module")
 def lite0_weights(tmp_path_factory):
-    from headstart.models import save_source_weights
+    from headstart.extract.models import save_source_weights
 
     from conftest import ROOT
 
@@ -530,8 +530,9 @@ def lite0_weights(tmp_path_factory):
 
 
 def candidate(path, classifier: str, train: str = "head"):
-    """A fine-tuning job's export candidate (headstart.selection.write_selected's format) with a random head."""
-    from headstart.tables import write_tensors
+    """A fine-tuning job's export candidate (headstart.finetune.selection.write_selected's format) with a random
+    head."""
+    from headstart.core.tables import write_tensors
 
     rng = np.random.default_rng(0)
     tensors = {"head.weight": rng.normal(0, 0.05, (3, 1280)).astype(np.float32)}
@@ -556,7 +557,7 @@ def test_a_linear_timm_export_loads_with_timm_alone(lite0_weights, tmp_path):
 
     import timm
 
-    from headstart.export import export_classifier
+    from headstart.export.build import export_classifier
 
     entry, weights = lite0_weights
     out = tmp_path / "export"
@@ -577,7 +578,7 @@ def test_a_linear_timm_export_loads_with_timm_alone(lite0_weights, tmp_path):
     with torch.inference_mode():
         torch.testing.assert_close(model(images), load_classifier(out)(images), rtol=0, atol=1e-5)
     # and the head is the candidate's: the first logits are the frozen features times its rows
-    from headstart.tables import read_tensors
+    from headstart.core.tables import read_tensors
 
     state, _ = read_tensors(out / "model.safetensors")
     head, _ = read_tensors(tmp_path / "c.safetensors")
@@ -585,8 +586,8 @@ def test_a_linear_timm_export_loads_with_timm_alone(lite0_weights, tmp_path):
 
 
 def test_a_cosine_head_stays_in_headstarts_format_and_says_so(lite0_weights, tmp_path):
-    from headstart.card import ExportError
-    from headstart.export import export_classifier
+    from headstart.export.build import export_classifier
+    from headstart.export.card import ExportError
 
     entry, weights = lite0_weights
     out = tmp_path / "export"
@@ -635,7 +636,8 @@ def test_pip_install_gives_the_headstart_command_from_any_folder(widgets, tmp_pa
     )
     assert install.returncode == 0, install.stderr[-3000:]
     site = next(prefix.glob("lib/python3*/site-packages"))
-    assert (site / "headstart" / "predict.py").is_file() and not (site / "headstart" / "__editable__").exists()
+    assert (site / "headstart" / "export" / "predict.py").is_file()  # every stage's sub-package is installed
+    assert not (site / "headstart" / "__editable__").exists()
     env = {**os.environ, "PYTHONPATH": str(site), "PATH": f"{prefix / 'bin'}:{os.environ['PATH']}"}
     env.pop("PYTHONHOME", None)
     export = repo / "results/widgets/efficientnet_lite0/head/export"

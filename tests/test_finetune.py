@@ -10,14 +10,14 @@ import pytest
 import torch
 import yaml
 
-from headstart.extract import CentreCrops, SplitOutputs, extract_split
-from headstart.finetune import FinetuneError, JobFiles, finetune_job, job_settings
-from headstart.headfile import write_head
-from headstart.heads import xavier_head
-from headstart.models import load_source_model, normalization, save_source_weights, split_model
-from headstart.pixels import decode_images
-from headstart.split import imagenet1k_wnids
-from headstart.tables import read_metadata, read_tensors, write_tensors
+from headstart.core.tables import read_metadata, read_tensors, write_tensors
+from headstart.data.pixels import decode_images
+from headstart.data.split import imagenet1k_wnids
+from headstart.extract.features import CentreCrops, SplitOutputs, extract_split
+from headstart.extract.models import load_source_model, normalization, save_source_weights, split_model
+from headstart.finetune.job import FinetuneError, JobFiles, finetune_job, job_settings
+from headstart.heads.headfile import write_head
+from headstart.heads.initial import xavier_head
 
 from conftest import ROOT
 from test_train import write_images
@@ -197,7 +197,7 @@ def test_bf16_activations_from_a_gpu_train_on_a_cpu(job_inputs, tmp_path):
 
 
 def test_a_checkpoint_of_other_heads_is_not_resumed(job_inputs, tmp_path, caplog, monkeypatch):
-    import headstart.finetune as finetune_module
+    import headstart.finetune.job as finetune_module
 
     root, manifest, classes, heads = job_inputs
     options = {**OPTIONS, "train": "head", "augment": False, "iterations": 6}
@@ -255,7 +255,7 @@ def test_a_second_live_attempt_waits_for_the_first(tmp_path, caplog):
     import threading
     import time
 
-    from headstart.finetune import attempt_lock
+    from headstart.finetune.job import attempt_lock
 
     lock = tmp_path / "seed0.lock"
     holder = subprocess.Popen(
@@ -294,7 +294,7 @@ def test_a_second_live_attempt_waits_for_the_first(tmp_path, caplog):
 
 
 def test_every_attempt_keeps_its_log(tmp_path):
-    from headstart.logs import setup_logging
+    from headstart.core.logs import setup_logging
 
     log_file = tmp_path / "job.log"
     setup_logging(log_file, keep_attempts=True).info("first attempt")
@@ -331,7 +331,7 @@ def test_a_finished_checkpoint_of_other_code_or_settings_is_not_handed_back(job_
 
 def test_the_export_candidate_follows_the_export_settings(job_inputs, tmp_path):
     """Issue 26.2: after a job kept the best of every run, asking for one method keeps that method's run."""
-    from headstart.tables import read_tensor_metadata
+    from headstart.core.tables import read_tensor_metadata
 
     root, manifest, classes, heads = job_inputs
     options = {**OPTIONS, "train": "head", "augment": False}

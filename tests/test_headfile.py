@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from headstart.headfile import HeadFileError, read_head, write_head
-from headstart.tables import read_arrays, write_tensors
+from headstart.core.tables import read_arrays, write_tensors
+from headstart.heads.headfile import HeadFileError, read_head, write_head
 
 CLASSES = ["coat", "sandal", "bag"]
 

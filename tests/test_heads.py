@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from headstart.heads import (
+from headstart.heads.initial import (
     IMPRINT_SCALE,
     CGrid,
     best_k_per_type,
@@ -133,7 +133,7 @@ def test_the_sweep_keeps_the_strength_validation_favours_and_maps_back_to_raw_fe
     best = sweep["val_macro_f1"].max()
     assert chosen == sweep.loc[sweep["val_macro_f1"] == best, "c"].min()  # the strongest on ties
     # the returned head, on raw features, predicts what the chosen fit scored on validation
-    from headstart.metrics import classification_scores
+    from headstart.core.metrics import classification_scores
 
     predicted = head_predictions(weight, bias, val[0] * 3 + 5)
     assert classification_scores(val[1], predicted, 3).macro_f1 == pytest.approx(best)

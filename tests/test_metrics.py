@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from headstart.metrics import classification_scores
+from headstart.core.metrics import classification_scores
 
 
 def test_by_hand():

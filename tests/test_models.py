@@ -10,12 +10,12 @@ import yaml
 from PIL import Image
 from skimage import data as skdata
 
-from headstart.devices import pick_device
-from headstart.extract import CentreCrops, SplitOutputs, extract_split
-from headstart.models import ModelError, eval_transform, load_source_model, normalization, split_model
-from headstart.pixels import decode_images
-from headstart.split import imagenet1k_wnids
-from headstart.tables import read_tensors
+from headstart.core.devices import pick_device
+from headstart.core.tables import read_tensors
+from headstart.data.pixels import decode_images
+from headstart.data.split import imagenet1k_wnids
+from headstart.extract.features import CentreCrops, SplitOutputs, extract_split
+from headstart.extract.models import ModelError, eval_transform, load_source_model, normalization, split_model
 
 from conftest import ROOT
 
@@ -155,7 +155,7 @@ def test_extraction_equals_a_direct_forward(tmp_path, lite0):
 def test_jobs_read_the_network_from_the_saved_weights_file_alone(tmp_path, lite0):
     """save_source_weights (the localrule, the only step that may download) writes one file; load_parts reads
     that file only: the same network, with the package's weights file out of reach."""
-    from headstart.models import load_parts, save_source_weights
+    from headstart.extract.models import load_parts, save_source_weights
 
     save_source_weights(LITE0, tmp_path / "weights.safetensors", "efficientnet_lite0")
     unreachable = {**LITE0, "weights": {"package_file": "no_such_pkg:x.pth"}}  # loading from it would fail
@@ -192,7 +192,7 @@ def test_weights_that_cannot_be_fetched_are_one_line_naming_the_entry_to_set(tmp
 
     library = "torchvision" if "torchvision" in weights else "timm"
     code = (
-        "from headstart.models import ModelError, load_source_model\n"
+        "from headstart.extract.models import ModelError, load_source_model\n"
         "try:\n"
         f"    load_source_model({{'library': {library!r}, 'arch': 'resnet18', 'weights': {weights!r}}})\n"
         "except ModelError as err:\n"

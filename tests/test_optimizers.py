@@ -1,4 +1,5 @@
-"""headstart.optimizers against torch.optim itself: the same steps, bit for bit, and a checkpoint's round trip."""
+"""headstart.finetune.optimizers against torch.optim itself: the same steps, bit for bit, and a checkpoint's round
+trip."""
 
 import io
 import subprocess
@@ -9,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from headstart.optimizers import SGD, Adam
+from headstart.finetune.optimizers import SGD, Adam
 
 
 def _model(seed: int) -> nn.Module:
@@ -126,7 +127,7 @@ def test_training_never_imports_torch_dynamo():
     """torch.optim.Optimizer imports torch._dynamo at construction (seconds of every fine-tuning job)."""
     code = (
         "import sys, torch\n"
-        "from headstart.optimizers import SGD, Adam\n"
+        "from headstart.finetune.optimizers import SGD, Adam\n"
         "p = torch.zeros(3, requires_grad=True)\n"
         "for opt in (Adam([p], lr=1e-3, betas=(0.9, 0.999), eps=1e-8),"
         " SGD([{'params': [p], 'lr': 0.1}], momentum=0.9, nesterov=True, weight_decay=1e-4)):\n"

@@ -5,8 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from headstart.pixels import PixelCache, decode_images
-from headstart.tables import (
+from headstart.core.tables import (
     TensorStream,
     memmap_tensor,
     read_arrays,
@@ -15,6 +14,7 @@ from headstart.tables import (
     read_tensors,
     write_tensors,
 )
+from headstart.data.pixels import PixelCache, decode_images
 
 from test_train import write_images
 
@@ -107,8 +107,8 @@ def test_a_photo_taken_sideways_is_used_upright_in_training_and_prediction(tmp_p
     transform (extraction, prediction) both use."""
     from PIL import Image
 
-    from headstart.images import to_rgb
-    from headstart.models import eval_transform
+    from headstart.core.images import to_rgb
+    from headstart.extract.models import eval_transform
 
     upright = np.zeros((40, 20, 3), np.uint8)  # 40 high, 20 wide: a red top half, a blue bottom half
     upright[:20, :, 0], upright[20:, :, 2] = 255, 255

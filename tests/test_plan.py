@@ -11,9 +11,9 @@ import pytest
 import yaml
 from snakemake.persistence import UNREPRESENTABLE, PersistenceBase
 
-from headstart.config import FINETUNE_UNTRACKED, Config, parse_config
-from headstart.plan import Plan
-from headstart.vocabulary import Method
+from headstart.core.vocabulary import Method
+from headstart.pipeline.config import FINETUNE_UNTRACKED, Config, parse_config
+from headstart.pipeline.plan import Plan
 
 from conftest import ROOT
 

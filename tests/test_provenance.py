@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from headstart.provenance import code_hash, normalised, reached_definitions, rule_scripts
+from headstart.pipeline.provenance import code_hash, normalised, reached_definitions, rule_scripts
 
 from conftest import ROOT
 
@@ -95,7 +95,7 @@ CHANGES = {
 @pytest.fixture
 def package(tmp_path, monkeypatch) -> tuple[Path, Path]:
     """(the package folder, a script that imports it); its modules are named pkg.* (PACKAGE is patched)."""
-    monkeypatch.setattr("headstart.provenance.PACKAGE", "pkg")
+    monkeypatch.setattr("headstart.pipeline.provenance.PACKAGE", "pkg")
     library = tmp_path / "pkg"
     library.mkdir()
     for name, text in PACKAGE.items():
@@ -130,6 +130,42 @@ def test_a_real_change_in_each_kind_of_reference_changes_the_hash(package, kind)
     before = code_hash(script, library)
     edit(library, *CHANGES[kind])
     assert code_hash(script, library) != before
+
+
+def test_modules_in_stage_sub_packages_are_followed_across_packages(package):
+    """The library's layout: sub-packages whose modules import their siblings (``.x``), another stage's or
+    the core's (``..x``); a script imports a sub-package's module by its dotted name."""
+    library, script = package
+    stage = library / "stage"
+    stage.mkdir()
+    (stage / "__init__.py").write_text('"""A stage."""\n')
+    (stage / "helpers.py").write_text("def helper():\n    return 1\n\n\ndef unused():\n    return 0\n")
+    (stage / "job.py").write_text(
+        "from ..tools import first\nfrom .. import tools\nfrom .helpers import helper\n\n\n"
+        "def go():\n    return first(), tools.second(), helper()\n"
+    )
+    script.write_text("from pkg.stage.job import go\ngo()\n")
+    assert reached_definitions(script, library) == {
+        ("pkg.stage.job", "go"),
+        ("pkg.stage.helpers", "helper"),
+        ("pkg.tools", "first"),
+        ("pkg.tools", "second"),
+        ("pkg.tools", "register"),  # what importing tools runs: its decorator registration
+        ("pkg.tools", "REGISTRY"),
+    }
+    before = code_hash(script, library)
+    edit(library, "stage/helpers.py", "return 0", "return -1")  # reached by nothing
+    edit(library, "stage/__init__.py", '"""A stage."""', '"""A stage, described otherwise."""')
+    assert code_hash(script, library) == before
+    for change in [
+        ("tools.py", 'return "second"', 'return "2nd"'),  # through `from .. import tools`
+        ("tools.py", 'return "first"', 'return "1st"'),  # through `from ..tools import first`
+        ("stage/helpers.py", "return 1", "return 2"),  # a sibling
+        ("stage/__init__.py", '"""A stage, described otherwise."""', 'print("importing a stage")'),  # at import
+    ]:
+        edit(library, *change)
+        assert code_hash(script, library) != before, change
+        before = code_hash(script, library)
 
 
 def test_comments_docstrings_formatting_and_unreached_code_change_nothing(package):
@@ -275,9 +311,12 @@ def reached(script: str) -> set[tuple[str, str]]:
 
 def test_the_defaults_dataset_job_runs_the_fashion_mnist_reader_and_no_other_source():
     dataset = reached("dataset_fashion_mnist")
-    assert {("headstart.data", "ingest_fashion_mnist"), ("headstart.data", "read_idx")} <= dataset
-    assert not {("headstart.data", "ingest_imagefolder"), ("headstart.data", "ingest_imagenet21k")} & dataset
-    assert ("headstart.data", "ingest_imagefolder") in reached("dataset_imagefolder")
+    assert {("headstart.data.sources", "ingest_fashion_mnist"), ("headstart.data.sources", "read_idx")} <= dataset
+    assert (
+        not {("headstart.data.sources", "ingest_imagefolder"), ("headstart.data.sources", "ingest_imagenet21k")}
+        & dataset
+    )
+    assert ("headstart.data.sources", "ingest_imagefolder") in reached("dataset_imagefolder")
     assert rule_scripts(ROOT / "workflow/rules")["dataset"] == [
         "dataset_fashion_mnist",
         "dataset_imagefolder",
@@ -287,18 +326,20 @@ def test_the_defaults_dataset_job_runs_the_fashion_mnist_reader_and_no_other_sou
 
 def test_the_workflows_jobs_run_the_stages_they_belong_to():
     modules = lambda script: {module for module, _ in reached(script)}  # noqa: E731
-    assert "headstart.heads" in modules("heads_similarity") and "headstart.heads" not in modules("extract")
-    assert "headstart.report" in modules("fig3") and "headstart.report" not in modules("finetune")
-    assert "headstart.predict" not in set().union(*(modules(s.stem) for s in SCRIPTS.glob("*.py")))
+    assert "headstart.heads.initial" in modules("heads_similarity") and "headstart.heads.initial" not in modules(
+        "extract"
+    )
+    assert "headstart.report.statistics" in modules("fig3") and "headstart.report.statistics" not in modules("finetune")
+    assert "headstart.export.predict" not in set().union(*(modules(s.stem) for s in SCRIPTS.glob("*.py")))
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in LIBRARY.glob("*.py")))
+@pytest.mark.parametrize("module", sorted(p.relative_to(LIBRARY).as_posix() for p in LIBRARY.rglob("*.py")))
 def test_the_reruns_tables_edits_are_what_they_say(module):
     """The edits the reruns table plants: a comment before every statement and a reworded docstring (the same
     tree, other text), and a change to every definition (another tree for each)."""
     import ast
 
-    from headstart.provenance import commented, parse_module, planted_change
+    from headstart.pipeline.provenance import commented, parse_module, planted_change
 
     source = (LIBRARY / module).read_text()
     assert commented(source) != source and normalised(ast.parse(commented(source))) == normalised(ast.parse(source))
@@ -310,7 +351,7 @@ def test_the_reruns_tables_edits_are_what_they_say(module):
 
 
 def test_code_hashes_are_remembered_only_for_the_bytes_they_were_computed_from(package, tmp_path, monkeypatch):
-    from headstart import provenance
+    from headstart.pipeline import provenance
 
     library, script = package
     cache = tmp_path / "cache" / "code_hashes.json"
@@ -323,7 +364,7 @@ def test_code_hashes_are_remembered_only_for_the_bytes_they_were_computed_from(p
     monkeypatch.setattr(provenance, "code_hash", not_again)
     assert provenance.CodeHashes(script.parent, library, cache)("job") == first  # the next parse reads it
     monkeypatch.undo()
-    monkeypatch.setattr("headstart.provenance.PACKAGE", "pkg")
+    monkeypatch.setattr("headstart.pipeline.provenance.PACKAGE", "pkg")
     edit(library, *CHANGES["method"])  # any edit to the library: computed again, from the new code
     assert provenance.CodeHashes(script.parent, library, cache)("job") == code_hash(script, library) != first
     script.write_text(SCRIPT + "run(2)\n")  # an edit to the script

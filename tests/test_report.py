@@ -8,8 +8,8 @@ import pytest
 from matplotlib.colors import to_hex
 from scipy import stats
 
-from headstart.figures import MARKERS, PALETTE, figure1, figure2, figure3, figure_answer
-from headstart.report import (
+from headstart.report.figures import MARKERS, PALETTE, figure1, figure2, figure3, figure_answer
+from headstart.report.statistics import (
     ReportError,
     answer_table,
     answer_wide,
@@ -190,7 +190,7 @@ def test_figures_are_written(tmp_path):
 
 def test_each_method_keeps_its_colour_and_marker_in_every_figure(tmp_path, monkeypatch):
     figures = []
-    monkeypatch.setattr("headstart.figures.plt.close", figures.append)  # keep each figure to look at it
+    monkeypatch.setattr("headstart.report.figures.plt.close", figures.append)  # keep each figure to look at it
     curves = synthetic_curves()
     figure1(curves, 5, tmp_path / "f1.png", tmp_path / "f1.pdf")
     figure2(curves, "n1", "coat", 5, tmp_path / "f2.png", tmp_path / "f2.pdf")
@@ -343,7 +343,7 @@ def test_answer_table_by_hand(tmp_path):
 
 
 def test_docs_blocks_are_replaced_from_the_generated_table(tmp_path):
-    from headstart.docs import DocsError, main, markdown_table, splice
+    from headstart.report.docs import DocsError, main, markdown_table, splice
 
     table = tmp_path / "answer.md"
     table.write_text("Caption line.\n\n| a | b |\n|--:|--:|\n| 1 | 2 |\n")

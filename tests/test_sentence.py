@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from headstart.sentence import (
+from headstart.core.wordnet import synset_by_name, synset_from_wnid
+from headstart.similarity.sentence import (
     SentenceEncoderError,
     class_text,
     class_texts,
@@ -15,7 +16,6 @@ from headstart.sentence import (
     sentence_similarity,
     unpack_encoder,
 )
-from headstart.wordnet import synset_by_name, synset_from_wnid
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from headstart.similarity import (
+from headstart.core.wordnet import load_wordnet, prepare_nltk_root, semcor_information_content
+from headstart.similarity.measures import (
     WordVectorError,
     inference_fscore,
     label_words,
@@ -17,7 +18,6 @@ from headstart.similarity import (
     wordnet_similarity,
     wordvec_similarity,
 )
-from headstart.wordnet import load_wordnet, prepare_nltk_root, semcor_information_content
 
 
 def test_inference_fscore_by_hand():
@@ -175,7 +175,7 @@ def test_a_malformed_word_vector_file_names_the_file_and_line(tmp_path, text, fm
 
 
 def test_word_vector_files_empty_gzipped_or_misnamed(tmp_path):
-    from headstart.similarity import WordVectorError
+    from headstart.similarity.measures import WordVectorError
 
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")

@@ -9,14 +9,14 @@ import yaml
 from PIL import Image
 from torch import nn
 
-from headstart.classifiers import Classifier, CosineClassifier, CoTuningClassifier
-from headstart.extract import CentreCrops, SplitOutputs, extract_split
-from headstart.heads import xavier_head
-from headstart.models import load_source_model, normalization, split_model
-from headstart.pixels import CropBatches, PixelCache, decode_images
-from headstart.split import imagenet1k_wnids
-from headstart.tables import read_tensors
-from headstart.train import (
+from headstart.core.tables import read_tensors
+from headstart.core.vocabulary import RunId
+from headstart.data.pixels import CropBatches, PixelCache, decode_images
+from headstart.data.split import imagenet1k_wnids
+from headstart.extract.features import CentreCrops, SplitOutputs, extract_split
+from headstart.extract.models import load_source_model, normalization, split_model
+from headstart.finetune.classifiers import Classifier, CosineClassifier, CoTuningClassifier
+from headstart.finetune.lockstep import (
     EvalSet,
     LockstepData,
     LockstepOptions,
@@ -31,7 +31,7 @@ from headstart.train import (
     first_evaluation_rows,
     train_lockstep,
 )
-from headstart.vocabulary import RunId
+from headstart.heads.initial import xavier_head
 
 import legacy_train
 from conftest import ROOT

@@ -1,9 +1,7 @@
 import pandas as pd
 import pytest
 
-from headstart.classes import resolve_classes
-from headstart.split import imagenet1k_wnids, make_classes
-from headstart.wordnet import (
+from headstart.core.wordnet import (
     ancestors,
     lexnames_text,
     load_wordnet,
@@ -11,6 +9,8 @@ from headstart.wordnet import (
     synset_from_wnid,
     wordnet_reader,
 )
+from headstart.data.classes import resolve_classes
+from headstart.data.split import imagenet1k_wnids, make_classes
 
 from conftest import PAPER
 

@@ -16,8 +16,8 @@ import torch
 import yaml
 from PIL import Image
 
-from headstart.models import eval_transform, load_source_model, normalization
-from headstart.tables import read_metadata, read_tensor_metadata
+from headstart.core.tables import read_metadata, read_tensor_metadata
+from headstart.extract.models import eval_transform, load_source_model, normalization
 
 from conftest import EXP, ROOT, RUN, TINY, copy_repository, planned_jobs, snakemake
 
@@ -113,8 +113,8 @@ def test_rerun_plans_nothing_and_one_figure_reruns_alone(tiny):
 
 
 def planned_after_editing(repo, changes: dict[str, object]) -> dict[str, int]:
-    """The tiny config's dry run in ``repo`` with each library module named in ``changes`` rewritten by its
-    function (module -> str -> str), then put back."""
+    """The tiny config's dry run in ``repo`` with each library module named in ``changes`` (its path under
+    workflow/headstart) rewritten by its function (text -> text), then put back."""
     paths = {module: repo / "workflow/headstart" / module for module in changes}
     originals = {module: path.read_text() for module, path in paths.items()}
     try:
@@ -129,12 +129,16 @@ def planned_after_editing(repo, changes: dict[str, object]) -> dict[str, int]:
 
 
 def test_a_library_change_reruns_the_jobs_that_run_it_and_no_others(tiny):
-    from headstart.provenance import commented, planted_change
+    from headstart.pipeline.provenance import commented, planted_change
 
-    jobs = planned_after_editing(tiny, {"heads.py": planted_change})  # the heads and what follows, not extraction
+    jobs = planned_after_editing(
+        tiny, {"heads/initial.py": planted_change}
+    )  # the heads and what follows, not extraction
     assert {"heads_similarity", "heads_imprint", "heads_linear", "heads_random", "finetune", "table2"} <= set(jobs)
     assert not {"dataset", "split", "decode", "extract", "similarity_visual", "similarity_wordnet"} & set(jobs)
-    jobs = planned_after_editing(tiny, {"report.py": planted_change})  # the plotting code: figures and tables only
+    jobs = planned_after_editing(
+        tiny, {"report/statistics.py": planted_change}
+    )  # the plotting code: figures and tables only
     assert jobs and set(jobs) <= {
         "curves",
         "fig_answer",
@@ -152,15 +156,17 @@ def test_a_library_change_reruns_the_jobs_that_run_it_and_no_others(tiny):
     # the Fashion-MNIST reader: the dataset stage, and by Snakemake's rules every job after it
     signature = "def read_idx(path: Path) -> np.ndarray:"
     jobs = planned_after_editing(
-        tiny, {"data.py": lambda text: text.replace(signature, signature + "\n    assert path")}
+        tiny, {"data/sources.py": lambda text: text.replace(signature, signature + "\n    assert path")}
     )
     assert jobs.get("dataset") == 1 and {"split", "extract", "finetune"} <= set(jobs)
     # the ImageFolder reader (another source's), and a comment and a docstring in every module: nothing
     loop = 'for cls in tqdm(classes, desc="imagefolder classes", unit="class"):'
     assert (
-        planned_after_editing(tiny, {"data.py": lambda text: text.replace(loop, loop + "\n        assert cls")}) == {}
+        planned_after_editing(tiny, {"data/sources.py": lambda text: text.replace(loop, loop + "\n        assert cls")})
+        == {}
     )
-    modules = sorted(path.name for path in (tiny / "workflow/headstart").glob("*.py"))
+    library = tiny / "workflow/headstart"
+    modules = sorted(path.relative_to(library).as_posix() for path in library.rglob("*.py"))
     assert len(modules) > 20 and planned_after_editing(tiny, dict.fromkeys(modules, commented)) == {}
     assert planned_jobs(snakemake(tiny, "-n", *TINY)) == {}  # restored: nothing to do
 
@@ -567,7 +573,7 @@ def test_a_code_change_that_alters_results_changes_the_curves(tiny, tmp_path):
     shutil.copytree(tiny, repo, symlinks=True)
     curves = f"{EXP}/curves.parquet"
     before = pd.read_parquet(repo / curves)
-    train = repo / "workflow/headstart/train.py"
+    train = repo / "workflow/headstart/finetune/lockstep.py"
     original = train.read_text()
     changed = original.replace("lr=settings.lr,", "lr=settings.lr * 100,")
     assert changed != original

@@ -19,10 +19,10 @@ import torch
 import yaml
 from PIL import Image
 
-from headstart.devices import autocast_for, pick_device
-from headstart.extract import CentreCrops, SplitOutputs, extract_split
-from headstart.models import eval_transform, load_source_model, normalization, split_model
-from headstart.pixels import CropBatches, PixelCache, decode_images
+from headstart.core.devices import autocast_for, pick_device
+from headstart.data.pixels import CropBatches, PixelCache, decode_images
+from headstart.extract.features import CentreCrops, SplitOutputs, extract_split
+from headstart.extract.models import eval_transform, load_source_model, normalization, split_model
 
 
 def synchronize(device: torch.device) -> None:

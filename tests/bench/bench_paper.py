@@ -41,21 +41,21 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "tests")]  # this checkout's library
 
-from headstart.classifiers import Classifier  # noqa: E402
-from headstart.devices import autocast_for, pick_device, to_device  # noqa: E402
-from headstart.extract import CentreCrops, SplitOutputs, extract_split  # noqa: E402
-from headstart.finetune import JobFiles, finetune_job, job_settings  # noqa: E402
-from headstart.headfile import write_head  # noqa: E402
-from headstart.heads import xavier_head  # noqa: E402
-from headstart.models import save_source_weights, split_model  # noqa: E402
-from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
-from headstart.tables import read_rows  # noqa: E402
-from headstart.train import (
+from headstart.core.devices import autocast_for, pick_device, to_device  # noqa: E402
+from headstart.core.tables import read_rows  # noqa: E402
+from headstart.data.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
+from headstart.extract.features import CentreCrops, SplitOutputs, extract_split  # noqa: E402
+from headstart.extract.models import save_source_weights, split_model  # noqa: E402
+from headstart.finetune.classifiers import Classifier  # noqa: E402
+from headstart.finetune.job import JobFiles, finetune_job, job_settings  # noqa: E402
+from headstart.finetune.lockstep import (
     TensorBatches,
     batch_indices,
     crop_seeds,
     evaluate,
 )  # noqa: E402
+from headstart.heads.headfile import write_head  # noqa: E402
+from headstart.heads.initial import xavier_head  # noqa: E402
 
 import legacy_train  # noqa: E402
 

@@ -10,7 +10,7 @@ With --compare REV the same is measured for the commit REV (`git archive`), cold
 this one invocation, and the ratio printed. --markdown writes the workflow figures as the Markdown
 block of workflow/docs/performance.md:
 
-    PYTHONPATH=workflow .venv/bin/python -m headstart.docs workflow/docs/performance.md bench:default=FILE
+    PYTHONPATH=workflow .venv/bin/python -m headstart.report.docs workflow/docs/performance.md bench:default=FILE
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "tests")]  # this checkout's library
 
-from headstart.classifiers import Classifier  # noqa: E402
-from headstart.heads import xavier_head  # noqa: E402
-from headstart.models import load_source_model, normalization, split_model  # noqa: E402
-from headstart.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
-from headstart.train import EvalSet, LockstepData, Run, TensorBatches, TrainSettings, train_lockstep  # noqa: E402
-from headstart.vocabulary import RunId  # noqa: E402
+from headstart.core.vocabulary import RunId  # noqa: E402
+from headstart.data.pixels import CropBatches, PixelCache, decode_images  # noqa: E402
+from headstart.extract.models import load_source_model, normalization, split_model  # noqa: E402
+from headstart.finetune.classifiers import Classifier  # noqa: E402
+from headstart.finetune.lockstep import EvalSet, LockstepData, Run, TensorBatches, TrainSettings, train_lockstep  # noqa: E402
+from headstart.heads.initial import xavier_head  # noqa: E402
 
 from conftest import copy_repository  # noqa: E402
 

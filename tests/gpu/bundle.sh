@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, "workflow")
-from headstart.vocabulary import FASHION_MNIST_FILES, fashion_mnist_local  # noqa: E402
-from headstart.data import read_idx  # noqa: E402
-from headstart.wordnet import DEBIAN_WORDNET, prepare_nltk_root  # noqa: E402
+from headstart.core.vocabulary import FASHION_MNIST_FILES, fashion_mnist_local  # noqa: E402
+from headstart.data.sources import read_idx  # noqa: E402
+from headstart.core.wordnet import DEBIAN_WORDNET, prepare_nltk_root  # noqa: E402
 
 bundle = Path(sys.argv[1])
 wheels = bundle / "wheels"

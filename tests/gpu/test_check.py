@@ -69,7 +69,7 @@ def test_the_bundle_holds_what_a_bare_gpu_machine_lacks_within_48_mib(tmp_path):
         assert platform == "any" or ("x86_64" in platform and (python == "cp312" or abi == "abi3")), wheel.name
     with tarfile.open(bundle / "nltk_data.tar.gz") as archive:
         assert "nltk_data/corpora/wordnet/data.noun" in archive.getnames()
-    from headstart.data import read_idx
+    from headstart.data.sources import read_idx
 
     labels = read_idx(bundle / "fashion-mnist" / "train-labels-idx1-ubyte.gz")
     assert sorted(set(labels.tolist())) == list(range(10)) and len(labels) == 600

@@ -14,14 +14,14 @@ import torch
 import torchvision
 from torch import nn
 
-from headstart.classifiers import Classifier
-from headstart.devices import autocast_for
-from headstart.extract import CentreCrops, SplitOutputs, extract_split
-from headstart.heads import xavier_head
-from headstart.models import split_model
-from headstart.pixels import CropBatches, PixelCache, decode_images
-from headstart.tables import read_tensors
-from headstart.train import (
+from headstart.core.devices import autocast_for
+from headstart.core.tables import read_tensors
+from headstart.core.vocabulary import RunId
+from headstart.data.pixels import CropBatches, PixelCache, decode_images
+from headstart.extract.features import CentreCrops, SplitOutputs, extract_split
+from headstart.extract.models import split_model
+from headstart.finetune.classifiers import Classifier
+from headstart.finetune.lockstep import (
     EvalSet,
     LockstepData,
     LockstepOptions,
@@ -31,7 +31,7 @@ from headstart.train import (
     evaluate,
     train_lockstep,
 )
-from headstart.vocabulary import RunId
+from headstart.heads.initial import xavier_head
 
 pytestmark = pytest.mark.gpu
 
@@ -70,7 +70,7 @@ def train(runs, checkpoint=None, stop_at=None, device=DEVICE) -> dict[str, pd.Da
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one_on_the_device(tmp_path):
-    """Bit for bit: deterministic kernels (headstart.train.deterministic) and step-seeded dropout masks."""
+    """Bit for bit: deterministic kernels (headstart.finetune.lockstep.deterministic) and step-seeded dropout masks."""
     uninterrupted = train([make_run("random/k0", 0)])["random/k0"]
     partial = train([make_run("random/k0", 0)], tmp_path / "ckpt.pt", stop_at=23)["random/k0"]
     assert partial["iteration"].max() == 20

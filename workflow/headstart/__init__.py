@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 def load_classifier(export_dir):
     """The exported classifier of ``export_dir``: a torch module, normalised images -> one logit per target
-    class (see headstart.card). Imported on first use, so that ``import headstart`` stays light."""
-    from .card import load_classifier as load
+    class (see headstart.export.card). Imported on first use, so that ``import headstart`` stays light."""
+    from .export.card import load_classifier as load
 
     return load(export_dir)

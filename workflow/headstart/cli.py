@@ -2,7 +2,7 @@
 
     headstart predict EXPORT IMAGES [-o predictions.csv] [--top 5]
 
-classifies an image, or every image under a folder, with an exported classifier (headstart.predict).
+classifies an image, or every image under a folder, with an exported classifier (headstart.export.predict).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             usage = f"headstart: no command given\n{usage}"
         print(usage, file=sys.stdout if asked else sys.stderr)
         return 0 if asked else 2
-    from .predict import main as predict
+    from .export.predict import main as predict
 
     return predict(argv[1:], prog="headstart predict")
 

@@ -1,14 +1,14 @@
-# Wires the parsed config (headstart.config) and the plan (headstart.plan) to Snakemake: the names the rules
+# Wires the parsed config (headstart.pipeline.config) and the plan (headstart.pipeline.plan) to Snakemake: the names the rules
 # read, the wildcards' constraints and each rule's code hash. Nothing is decided here.
 import re
 import sys
 
 from pathlib import Path
 
-from headstart.config import ConfigError, check_model_parts, parse_config
-from headstart.plan import SPLITS, Plan, benchmark_file, log_file
-from headstart.provenance import CodeHashes
-from headstart.vocabulary import (
+from headstart.pipeline.config import ConfigError, check_model_parts, parse_config
+from headstart.pipeline.plan import SPLITS, Plan, benchmark_file, log_file
+from headstart.pipeline.provenance import CodeHashes
+from headstart.core.vocabulary import (
     BASELINES,
     COTUNING_METHODS,
     FASHION_MNIST_FILES,
@@ -37,7 +37,7 @@ DATA, RUN, PIXELS, MODELS, EXP = PLAN.data, PLAN.run, PLAN.pixels, PLAN.models, 
 
 
 # A hash of workflow/scripts/{script}.py and the library code it runs: a rule's param, so that a change to the
-# library reruns the jobs whose code changed, and no others (headstart.provenance).
+# library reruns the jobs whose code changed, and no others (headstart.pipeline.provenance).
 library_code = CodeHashes(
     Path(workflow.basedir) / "workflow" / "scripts",
     Path(workflow.basedir) / "workflow" / "headstart",

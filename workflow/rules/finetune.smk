@@ -1,6 +1,6 @@
 # Fine-tuning: one job per (shot level, seed) trains every (method, K) run of that level in lockstep:
 # the runs share each step's batch and one forward of the frozen trunk. A killed job resumes from its
-# checkpoint (retries: 2, below), made under the job's params and code (headstart.finetune.job_key):
+# checkpoint (retries: 2, below), made under the job's params and code (headstart.finetune.job.job_key):
 # a checkpoint of other code or settings is ignored, never resumed.
 
 FINETUNE_PARAMS = dict(
@@ -42,7 +42,7 @@ rule finetune:
 
 
 use rule finetune as finetune_export with:
-    # the jobs of the export's shot level also keep their candidate for export (headstart.export): one run's
+    # the jobs of the export's shot level also keep their candidate for export (headstart.export.build): one run's
     # weights, at its selected evaluation; no other job keeps weights
     wildcard_constraints:
         shots=str(EXPORT_SHOTS) if EXPORT_SHOTS else "(?!)",  # export.shots 0: export_untrained, below
@@ -52,54 +52,6 @@ use rule finetune as finetune_export with:
     params:
         **FINETUNE_PARAMS,
         export=CONFIG.export.tracked,  # which runs it may keep: only these jobs rerun when it changes
-
-
-rule export_untrained:
-    # export.shots 0: each seed's candidate is the untrained head, of those that need no image, best on
-    # validation at iteration 0 (read from the largest shot level's curves); nothing is fine-tuned for it
-    input:
-        curves=f"{EXP}/runs/shots{LARGEST_SHOT}/seed{{seed}}.parquet",
-        heads=lambda wildcards: PLAN.untrained_heads(wildcards.seed),
-        weights=f"{MODELS}/weights.safetensors",
-    output:
-        candidate=f"{EXP}/runs/shots0/seed{{seed}}.selected.safetensors",
-    params:
-        code=library_code("export_untrained"),  # reruns the job when the library code it runs changes
-        entry=CONFIG.model.options,
-        train=CONFIG.finetune.train,
-    log:
-        log_file("export_untrained", DATASET, MODEL, EXPERIMENT, "seed{seed}"),
-    benchmark:
-        benchmark_file("export_untrained", DATASET, MODEL, EXPERIMENT, "seed{seed}")
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../scripts/export_untrained.py"
-
-
-rule export:
-    input:
-        candidates=[PLAN.candidate_file(EXPORT_SHOTS, seed) for seed in SEEDS],
-        weights=f"{MODELS}/weights.safetensors",
-        classes=f"{DATA}/classes.parquet",
-    output:
-        model=f"{EXP}/export/model.safetensors",
-        card=f"{EXP}/export/card.json",
-    params:
-        code=library_code("export"),  # reruns the job when the library code it runs changes
-        entry=CONFIG.model.options,
-        model=MODEL,
-        preprocess=CONFIG.preprocess.options,
-        train=CONFIG.finetune.train,
-        seed=CONFIG.export.seed,
-    log:
-        log_file("export", DATASET, MODEL, EXPERIMENT),
-    benchmark:
-        benchmark_file("export", DATASET, MODEL, EXPERIMENT)
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../scripts/export.py"
 
 
 rule curves:

@@ -1,8 +1,8 @@
 """Snakemake glue: every run's curve in one table (method, k, shots, seed + the curve columns)."""
 
-from headstart.logs import setup_logging
-from headstart.report import collect_curves
-from headstart.tables import write_parquet
+from headstart.core.logs import setup_logging
+from headstart.core.tables import write_parquet
+from headstart.report.statistics import collect_curves
 
 log = setup_logging(snakemake.log[0])
 curves = collect_curves(list(snakemake.input))

@@ -1,7 +1,7 @@
 """Snakemake glue: the dataset stage from Fashion-MNIST's idx files (images of every target class, checked)."""
 
-from headstart.data import StageFiles, fashion_mnist_stage
-from headstart.logs import setup_logging
+from headstart.core.logs import setup_logging
+from headstart.data.sources import StageFiles, fashion_mnist_stage
 
 setup_logging(snakemake.log[0])
 files = StageFiles.beside(snakemake.output.inventory, snakemake.output.report)

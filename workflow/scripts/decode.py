@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.pixels import decode_split
+from headstart.core.logs import setup_logging
+from headstart.data.pixels import decode_split
 
 log = setup_logging(snakemake.log[0], keep_attempts=True)  # a retried job
 preprocess = snakemake.params.preprocess

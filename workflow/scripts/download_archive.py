@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from headstart.data import download_archive
-from headstart.logs import setup_logging
+from headstart.core.logs import setup_logging
+from headstart.data.sources import download_archive
 
 setup_logging(snakemake.log[0])
 download_archive(snakemake.params.source, snakemake.wildcards.wnid, Path(snakemake.output.archive))

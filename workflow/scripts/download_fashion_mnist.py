@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from headstart.data import download_fashion_mnist
-from headstart.logs import setup_logging
+from headstart.core.logs import setup_logging
+from headstart.data.sources import download_fashion_mnist
 
 setup_logging(snakemake.log[0])
 download_fashion_mnist(snakemake.params.mirror, Path(snakemake.output[0]).parent)

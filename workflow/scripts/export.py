@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from headstart.export import choose_candidate, export_classifier
-from headstart.logs import setup_logging
+from headstart.core.logs import setup_logging
+from headstart.export.build import choose_candidate, export_classifier
 
 log = setup_logging(snakemake.log[0])
 params = snakemake.params

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from headstart.export import write_untrained_candidate
-from headstart.logs import setup_logging
+from headstart.core.logs import setup_logging
+from headstart.export.build import write_untrained_candidate
 
 log = setup_logging(snakemake.log[0])
 chosen = write_untrained_candidate(

@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from headstart.devices import pick_device
-from headstart.extract import CentreCrops, SplitOutputs, extract_split
-from headstart.logs import setup_logging
-from headstart.models import load_parts
+from headstart.core.devices import pick_device
+from headstart.core.logs import setup_logging
+from headstart.extract.features import CentreCrops, SplitOutputs, extract_split
+from headstart.extract.models import load_parts
 
 log = setup_logging(snakemake.log[0], keep_attempts=True)  # a retried job
 entry, preprocess, options = snakemake.params.entry, snakemake.params.preprocess, snakemake.params.extract

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.figures import figure1
-from headstart.logs import setup_logging
+from headstart.core.logs import setup_logging
+from headstart.report.figures import figure1
 
 setup_logging(snakemake.log[0])
 figure1(pd.read_parquet(snakemake.input.curves), snakemake.params.shots, snakemake.output.png, snakemake.output.pdf)

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from headstart.figures import figure2
-from headstart.logs import setup_logging
-from headstart.report import example_class
+from headstart.core.logs import setup_logging
+from headstart.report.figures import figure2
+from headstart.report.statistics import example_class
 
 setup_logging(snakemake.log[0])
 class_id, name = example_class(pd.read_parquet(snakemake.input.classes), snakemake.params.example_class)

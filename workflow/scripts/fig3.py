@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.figures import figure3
-from headstart.logs import setup_logging
+from headstart.core.logs import setup_logging
+from headstart.report.figures import figure3
 
 setup_logging(snakemake.log[0])
 kgrid = pd.concat([pd.read_parquet(path) for path in snakemake.input.kgrid], ignore_index=True)

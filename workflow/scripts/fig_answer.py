@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.figures import figure_answer
-from headstart.logs import setup_logging
+from headstart.core.logs import setup_logging
+from headstart.report.figures import figure_answer
 
 setup_logging(snakemake.log[0])
 figure_answer(pd.read_parquet(snakemake.input.curves), snakemake.output.png, snakemake.output.pdf)

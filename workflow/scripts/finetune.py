@@ -5,9 +5,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from headstart.devices import pick_device
-from headstart.finetune import JobFiles, finetune_job, job_key, job_settings
-from headstart.logs import setup_logging
+from headstart.core.devices import pick_device
+from headstart.core.logs import setup_logging
+from headstart.finetune.job import JobFiles, finetune_job, job_key, job_settings
 
 log = setup_logging(snakemake.log[0], keep_attempts=True)  # a retried job
 params, run_options = snakemake.params, snakemake.config["finetune"]  # run options: not params, they rerun nothing

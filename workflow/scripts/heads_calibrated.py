@@ -3,11 +3,11 @@ images (never validation or test images)."""
 
 import pandas as pd
 
-from headstart.headfile import read_head, write_head
-from headstart.heads import calibrated_head
-from headstart.logs import setup_logging
-from headstart.split import shot_level_examples
-from headstart.tables import read_arrays
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_arrays
+from headstart.data.split import shot_level_examples
+from headstart.heads.headfile import read_head, write_head
+from headstart.heads.initial import calibrated_head
 
 log = setup_logging(snakemake.log[0])
 method, shots = snakemake.wildcards.calibrated, int(snakemake.wildcards.shots)

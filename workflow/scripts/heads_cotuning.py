@@ -4,10 +4,10 @@ the source head it keeps, and the relationship p(source | target) of the shot le
 
 import pandas as pd
 
-from headstart.headfile import read_head, write_head
-from headstart.heads import cotuning_head
-from headstart.logs import setup_logging
-from headstart.tables import read_arrays
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_arrays
+from headstart.heads.headfile import read_head, write_head
+from headstart.heads.initial import cotuning_head
 
 log = setup_logging(snakemake.log[0])
 shots, seed = int(snakemake.wildcards.shots), int(snakemake.wildcards.seed)

@@ -3,11 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from headstart.headfile import write_head
-from headstart.heads import imprint_head
-from headstart.logs import setup_logging
-from headstart.split import shot_level_examples
-from headstart.tables import read_arrays
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_arrays
+from headstart.data.split import shot_level_examples
+from headstart.heads.headfile import write_head
+from headstart.heads.initial import imprint_head
 
 log = setup_logging(snakemake.log[0])
 shots = int(snakemake.wildcards.shots)

@@ -3,11 +3,11 @@ the measure's best-K head), at one shot level; the L2 strength is chosen on the 
 
 import pandas as pd
 
-from headstart.headfile import read_head, write_head
-from headstart.heads import CGrid, linear_sweep
-from headstart.logs import setup_logging
-from headstart.split import labelled, shot_level_examples
-from headstart.tables import read_arrays, write_parquet
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_arrays, write_parquet
+from headstart.data.split import labelled, shot_level_examples
+from headstart.heads.headfile import read_head, write_head
+from headstart.heads.initial import CGrid, linear_sweep
 
 log = setup_logging(snakemake.log[0])
 method, k, shots = snakemake.wildcards.linear, snakemake.wildcards.k, int(snakemake.wildcards.shots)

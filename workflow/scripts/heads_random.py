@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from headstart.headfile import write_head
-from headstart.heads import xavier_head
-from headstart.logs import setup_logging
-from headstart.tables import read_arrays
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_arrays
+from headstart.heads.headfile import write_head
+from headstart.heads.initial import xavier_head
 
 setup_logging(snakemake.log[0])
 seed = int(snakemake.wildcards.seed)

@@ -5,11 +5,11 @@ import json
 
 import pandas as pd
 
-from headstart.headfile import write_head
-from headstart.heads import similarity_heads
-from headstart.logs import setup_logging
-from headstart.split import labelled
-from headstart.tables import read_arrays, write_parquet
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_arrays, write_parquet
+from headstart.data.split import labelled
+from headstart.heads.headfile import write_head
+from headstart.heads.initial import similarity_heads
 
 log = setup_logging(snakemake.log[0])
 measure, level, params = snakemake.wildcards.measure, snakemake.wildcards.level, snakemake.params

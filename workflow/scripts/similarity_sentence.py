@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.sentence import sentence_matrix
-from headstart.tables import write_parquet
+from headstart.core.logs import setup_logging
+from headstart.core.tables import write_parquet
+from headstart.similarity.sentence import sentence_matrix
 
 log = setup_logging(snakemake.log[0])
 classes, sources = pd.read_parquet(snakemake.input.classes), pd.read_parquet(snakemake.input.source_classes)

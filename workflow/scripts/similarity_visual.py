@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.similarity import as_matrix, visual_similarity
-from headstart.split import in_shot_level, labelled
-from headstart.tables import write_parquet
-from headstart.vocabulary import VISUAL_MEASURES
+from headstart.core.logs import setup_logging
+from headstart.core.tables import write_parquet
+from headstart.core.vocabulary import VISUAL_MEASURES
+from headstart.data.split import in_shot_level, labelled
+from headstart.similarity.measures import as_matrix, visual_similarity
 
 log = setup_logging(snakemake.log[0])
 shots = int(snakemake.wildcards.shots)

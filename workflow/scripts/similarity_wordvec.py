@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.similarity import as_matrix, load_word_vectors, wordvec_similarity
-from headstart.tables import write_parquet
+from headstart.core.logs import setup_logging
+from headstart.core.tables import write_parquet
+from headstart.similarity.measures import as_matrix, load_word_vectors, wordvec_similarity
 
 log = setup_logging(snakemake.log[0])
 settings = snakemake.params.wordvec

@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.models import load_parts
-from headstart.similarity import source_lemmas
-from headstart.split import imagenet1k_wnids
-from headstart.tables import write_parquet, write_tensors
+from headstart.core.logs import setup_logging
+from headstart.core.tables import write_parquet, write_tensors
+from headstart.data.split import imagenet1k_wnids
+from headstart.extract.models import load_parts
+from headstart.similarity.measures import source_lemmas
 
 log = setup_logging(snakemake.log[0])
 entry = snakemake.params.entry

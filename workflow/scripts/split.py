@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from headstart.classes import TargetClass
-from headstart.logs import setup_logging
-from headstart.split import imagenet1k_wnids, make_classes, make_manifest
-from headstart.tables import read_metadata, write_parquet
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_metadata, write_parquet
+from headstart.data.classes import TargetClass
+from headstart.data.split import imagenet1k_wnids, make_classes, make_manifest
 
 log = setup_logging(snakemake.log[0])
 split, seed = snakemake.params.split, snakemake.params.seed

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.report import example_class, table1, write_table
+from headstart.core.logs import setup_logging
+from headstart.report.statistics import example_class, table1, write_table
 
 setup_logging(snakemake.log[0])
 class_id, name = example_class(pd.read_parquet(snakemake.input.classes), snakemake.params.example_class)

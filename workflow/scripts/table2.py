@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.report import method_order, read_best_k, table2, table2_wide, write_table
+from headstart.core.logs import setup_logging
+from headstart.report.statistics import method_order, read_best_k, table2, table2_wide, write_table
 
 setup_logging(snakemake.log[0])
 table = table2(pd.read_parquet(snakemake.input.curves), read_best_k(snakemake.input.best_k))

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.report import answer_table, answer_wide, write_table
+from headstart.core.logs import setup_logging
+from headstart.report.statistics import answer_table, answer_wide, write_table
 
 setup_logging(snakemake.log[0])
 table = answer_table(pd.read_parquet(snakemake.input.curves))

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.report import convergence_table, label, write_table
+from headstart.core.logs import setup_logging
+from headstart.report.statistics import convergence_table, label, write_table
 
 setup_logging(snakemake.log[0])
 table = convergence_table(pd.read_parquet(snakemake.input.curves), snakemake.params.tolerance)

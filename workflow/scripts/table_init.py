@@ -1,11 +1,11 @@
 """Snakemake glue: each fine-tuning run's initial head at the largest shot level, as it starts
 (row norms, logit spread, softmax entropy, row cosines on the test images)."""
 
-from headstart.headfile import read_head
-from headstart.heads import init_table
-from headstart.logs import setup_logging
-from headstart.report import label, write_table
-from headstart.tables import read_arrays
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_arrays
+from headstart.heads.headfile import read_head
+from headstart.heads.initial import init_table
+from headstart.report.statistics import label, write_table
 
 setup_logging(snakemake.log[0])
 features, _ = read_arrays(snakemake.input.features_test, ["features"])

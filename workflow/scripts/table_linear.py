@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.report import linear_strengths, linear_strengths_wide, write_table
-from headstart.tables import read_metadata
+from headstart.core.logs import setup_logging
+from headstart.core.tables import read_metadata
+from headstart.report.statistics import linear_strengths, linear_strengths_wide, write_table
 
 setup_logging(snakemake.log[0])
 sweeps = [pd.read_parquet(path) for path in snakemake.input.sweeps]

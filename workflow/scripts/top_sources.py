@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from headstart.logs import setup_logging
-from headstart.report import top_sources, write_table
+from headstart.core.logs import setup_logging
+from headstart.report.statistics import top_sources, write_table
 
 setup_logging(snakemake.log[0])
 classes, sources = pd.read_parquet(snakemake.input.classes), pd.read_parquet(snakemake.input.source_classes)

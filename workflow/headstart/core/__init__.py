@@ -1,0 +1,2 @@
+"""What every stage shares: errors, logging, table and tensor files, devices, images, downloads, the
+vocabulary of names, metrics and WordNet."""

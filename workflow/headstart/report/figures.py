@@ -1,0 +1,204 @@
+"""The paper's figures (Fig. 1-3 and the answer figure) from the workflow's tables, drawn with seaborn:
+one colour and marker per method in every figure. The numbers come from headstart.report.statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ..core.vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, UNMAPPED  # noqa: E402
+from .statistics import RUN_KEYS, answer_runs, label, run_scores, t_interval  # noqa: E402
+
+# One colour and marker per method in every figure (Fig. 1, 2 and 3 show different subsets).
+STYLE_ORDER = [
+    "random",
+    "inference",
+    "softmax",
+    "wordnet",
+    "wordvec",
+    "sentence",
+    "imprint",
+    "probe",
+    "cotuning",
+    "wordnet_path",
+    "wordnet_lch",
+    "wordnet_res",
+    "wordnet_lin",
+    "wordnet_jcn",
+]
+
+
+_COLOURS = ["#333333", *sns.color_palette("tab10").as_hex()[:10], "#b15928", "#6a3d9a", "#01665e"]
+
+
+_SHAPES = "osD^vXP<>phHdo"  # (filled markers only: seaborn cannot mix them with line markers)
+
+
+# the paper's four methods: drawn prominently where every method is shown
+PAPER_METHODS = ("random", "inference", "wordnet", "wordvec")
+
+
+def _method_styles() -> tuple[dict[str, str], dict[str, str]]:
+    """Colour and marker per method label, in legend order. A calibrated head keeps its measure's hue,
+    lightened, and a star; a prior head its hue, darkened, and an octagon; both follow their measure:
+    the family reads as one."""
+    palette, markers = {}, {}
+    for method, colour, shape in zip(STYLE_ORDER, _COLOURS, _SHAPES, strict=True):
+        palette[label(method)], markers[label(method)] = colour, shape
+        if method not in BASELINES:
+            calibrated, prior = label(method + CALIBRATED_SUFFIX), label(method + PRIOR_SUFFIX)
+            palette[calibrated], markers[calibrated] = sns.light_palette(colour, n_colors=3).as_hex()[1], "*"
+            palette[prior], markers[prior] = sns.dark_palette(colour, n_colors=4).as_hex()[2], "8"
+    # Co-Tuning with the paper's Adam: Co-Tuning's hue, lightened, and a star
+    palette[label("cotuning_adam")] = sns.light_palette(palette[label("cotuning")], n_colors=3).as_hex()[1]
+    markers[label("cotuning_adam")] = "*"
+    return palette, markers
+
+
+PALETTE, MARKERS = _method_styles()
+
+
+def _styled(labels) -> dict:
+    """seaborn's hue/style arguments for these method labels: each with its fixed colour and marker."""
+    shown = [name for name in PALETTE if name in set(labels)]
+    return {
+        "hue": labels.name,
+        "hue_order": shown,
+        "palette": PALETTE,
+        "style": labels.name,
+        "style_order": shown,
+        "markers": MARKERS,
+        "dashes": False,
+    }
+
+
+def _save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
+    fig.tight_layout()
+    fig.savefig(png, dpi=150)
+    fig.savefig(pdf)
+    plt.close(fig)
+
+
+def _k1_runs(scores: pd.DataFrame, shots: int) -> pd.DataFrame:
+    """Random (K-less) and each similarity method at K=1, at one shot level: the runs of Fig. 1/2."""
+    at = scores[scores["shots"] == shots]
+    return at[((at["method"] == "random") & (at["k"] == "0")) | (~at["method"].isin(BASELINES) & (at["k"] == "1"))]
+
+
+def figure1(curves: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+    """Macro F-score vs iteration, random and each similarity init at K=1, mean and 95% CI over seeds."""
+    data = _k1_runs(run_scores(curves), shots).assign(Method=lambda d: d["method"].map(label))
+    if data.empty:
+        raise ValueError(f"no K=1 or random runs at {shots} shots in the curves")
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.lineplot(
+        data=data, x="iteration", y="macro_f1", errorbar=t_interval, markersize=4, ax=ax, **_styled(data["Method"])
+    )
+    ax.set(xlabel="iteration", ylabel="macro F-score (test)", title=f"Fig. 1 — {shots} images per class, K = 1")
+    _save(fig, png, pdf)
+    return data
+
+
+def figure2(
+    curves: pd.DataFrame, class_id: str, name: str, shots: int, png: str | Path, pdf: str | Path
+) -> pd.DataFrame:
+    """One target class's F-score vs iteration, for each method's K=1 run (mean over seeds)."""
+    runs = curves[curves["class_id"] == class_id]
+    if runs.empty:
+        raise ValueError(f"class {class_id} is not in the curves (report.example_class)")
+    keys = ["method", "k", "shots", "seed", "iteration"]
+    data = _k1_runs(runs[keys + ["fscore"]], shots).assign(Method=lambda d: d["method"].map(label))
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.lineplot(
+        data=data, x="iteration", y="fscore", errorbar=t_interval, markersize=4, ax=ax, **_styled(data["Method"])
+    )
+    ax.set(
+        xlabel="iteration", ylabel=f"F-score of {name}", title=f"Fig. 2 — {name} ({class_id}), {shots} images per class"
+    )
+    _save(fig, png, pdf)
+    return data
+
+
+def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+    """F-score right after initialisation vs K: one panel per class type, one line per measure (the visual
+    measures' at ``shots``; a semantic measure's K grid, 'shots' null, is the same at every level)."""
+    at_level = kgrid["shots"].isna() | (kgrid["shots"] == shots)
+    data = kgrid[at_level & (kgrid["type"] != "all")].assign(Measure=lambda d: d["measure"].map(label))
+    types = [t for t in ("included", "inclusive", "disjoint", "identical", UNMAPPED) if t in set(data["type"])]
+    sns.set_theme(style="whitegrid", context="paper")
+    grid = sns.relplot(
+        data=data,
+        x="k",
+        y="fscore",
+        col="type",
+        col_order=types,
+        kind="line",
+        **_styled(data["Measure"]),
+        height=3.0,
+        aspect=1.0,
+        facet_kws={"sharey": True},
+    )
+    grid.set(xscale="log", xlabel="K (source neighbours)", ylabel="F-score at initialisation (val)")
+    grid.set_titles("{col_name} classes")
+    grid.figure.suptitle(f"Fig. 3 — initialisation only, {shots} images per class", y=1.02)
+    grid.figure.savefig(png, dpi=150, bbox_inches="tight")
+    grid.figure.savefig(pdf, bbox_inches="tight")
+    plt.close(grid.figure)
+    return data
+
+
+def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+    """Macro F-score (test) vs images per class: left at iteration 0 ('first'), right fine-tuned with the
+    iteration picked on validation ('selected'); mean and 95% CI over seeds. At 0 images per class, the
+    untrained heads that need no image (headstart.report.statistics.zero_image_runs), on a linear stretch of the axis
+    (symlog). The paper's four methods are drawn prominently, the others lighter."""
+    summary = answer_runs(curves).assign(Method=lambda d: d["method"].map(label))
+    long = summary.melt(id_vars=[*RUN_KEYS, "Method"], value_vars=["first", "selected"], var_name="score")
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    titles = {"first": "at initialisation (iteration 0)", "selected": "fine-tuned (iteration picked on validation)"}
+    for ax, (score, title) in zip(axes, titles.items(), strict=True):
+        data = long[long["score"] == score]
+        prominent = data["method"].isin(PAPER_METHODS)
+        for subset, width, alpha in ((data[~prominent], 1.0, 0.45), (data[prominent], 2.2, 1.0)):
+            if subset.empty:
+                continue
+            styled = _styled(subset["Method"])
+            sns.lineplot(
+                data=subset,
+                x="shots",
+                y="value",
+                errorbar=t_interval,
+                markersize=5,
+                ax=ax,
+                linewidth=width,
+                alpha=alpha,
+                legend=ax is axes[1],
+                **styled,
+            )
+        ax.set_xscale("symlog", linthresh=1)  # 0 images per class on a linear stretch, then log
+        ax.set(xlabel="images per class", ylabel="macro F-score (test)", title=title)
+        levels = sorted(data["shots"].unique())
+        ax.set_xticks(levels, [str(n) for n in levels])  # the shot levels themselves, not powers of ten
+        ax.minorticks_off()
+    handles, labels = axes[1].get_legend_handles_labels()
+    if axes[1].get_legend() is not None:
+        axes[1].get_legend().remove()
+    order = [name for name in PALETTE if name in labels]
+    fig.legend(
+        [handles[labels.index(n)] for n in order], order, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False
+    )
+    fig.suptitle("Which initialisation at n images per class (similarity methods at the best K on validation)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(pdf, bbox_inches="tight")
+    plt.close(fig)
+    return summary

@@ -1,0 +1,1 @@
+"""The similarity stage (workflow/rules/similarity.smk): target x source similarity matrices."""
