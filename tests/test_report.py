@@ -8,15 +8,25 @@ import pytest
 from matplotlib.colors import to_hex
 from scipy import stats
 
-from headstart.report.figures import MARKERS, PALETTE, figure1, figure2, figure3, figure_answer
+from headstart.report.figures import (
+    MARKERS,
+    PALETTE,
+    figure1,
+    figure2,
+    figure3,
+    figure_answer,
+    figure_answer_curves,
+)
 from headstart.report.statistics import (
     ReportError,
+    answer_margins,
     answer_table,
     answer_wide,
     convergence_table,
     example_class,
     label,
     mean_ci,
+    method_family,
     method_order,
     read_best_k,
     run_scores,
@@ -340,6 +350,44 @@ def test_answer_table_by_hand(tmp_path):
     )
     figure_answer(synthetic_curves(), tmp_path / "a.png", tmp_path / "a.pdf")
     assert (tmp_path / "a.png").stat().st_size > 5000 and (tmp_path / "a.pdf").stat().st_size > 1000
+
+
+def test_answer_margins_by_hand(tmp_path, monkeypatch):
+    """The answer figure's numbers: each method's paired test margin over random at its selected evaluations,
+    the winner on validation and the runner-up it ties with marked; random has no row of its own."""
+    curves = synthetic_curves()
+    wordnet = curves[curves["method"] == "inference"].assign(method="wordnet_prior")  # a semantic prior
+    wordnet["val_macro_f1"] -= 0.2  # below inference on validation: never picked at 5 shots
+    margins = answer_margins(pd.concat([curves, wordnet], ignore_index=True)).set_index(["shots", "method"])
+    assert "random" not in margins.index.get_level_values("method")
+    five = margins.loc[(5, "inference")]
+    # selected test scores: inference 0.70, 0.60; random 0.50, 0.70 -> paired differences 0.20, -0.10
+    half = stats.t.ppf(0.975, 1) * np.std([0.2, -0.1], ddof=1) / np.sqrt(2)
+    assert five["margin_over_random"] == pytest.approx(0.05) and five["margin_over_random_ci95"] == pytest.approx(half)
+    assert five["pick"] == "best"  # inference ties with random on validation: random has no row to mark
+    # wordnet_prior at 5 shots: val 0.20, 0.40, 0.40 (seed 0) -> iteration 10, test 0.70; 0.50, 0.50, 0.40
+    # (seed 1) -> iteration 0, test 0.60: the same margins as inference's, and no pick
+    assert margins.loc[(5, "wordnet_prior"), "margin_over_random"] == pytest.approx(0.05)
+    assert margins.loc[(5, "wordnet_prior"), "pick"] == ""
+    # 0 images per class: a prior is a linear probe fitted on the images, so it has no untrained head there
+    assert 0 not in margins.index.get_level_values("shots") or "wordnet_prior" not in margins.loc[0].index
+    methods = ("wordnet_prior", "sentence", "softmax_calibrated", "probe", "cotuning_adam")
+    assert [method_family(m) for m in methods] == ["semantic", "semantic", "visual", "baseline", "baseline"]
+    drawn = []
+    monkeypatch.setattr("headstart.report.figures.plt.close", drawn.append)  # keep the figure to look at it
+    figure_answer(pd.concat([curves, wordnet], ignore_index=True), tmp_path / "a.png", tmp_path / "a.pdf")
+    (semantic, visual) = [ax for ax in drawn[0].axes if ax.get_title(loc="left")]
+    assert semantic.get_title(loc="left") == "Semantic heads" and visual.get_title(loc="left") == "Visual heads"
+    cells = [text.get_text() for text in visual.texts]
+    assert f"+0.05\n±{half:.2f}" in cells  # inference at 5 shots
+    boxes = [patch for patch in visual.patches if patch.get_linestyle() == "-" and not patch.get_fill()]
+    assert len(boxes) == 1  # the winner at 5 shots; random wins at 1 (one seed, alone)
+    labels = [tick.get_text() for tick in semantic.get_xticklabels()]
+    # random's own score heads each level, * where random wins (alone at 1, and untrained at 0: no semantic head)
+    assert labels == ["5\nrandom 0.60", "1\nrandom 0.15 *", "0\n(names only)\nrandom 0.15 *"]
+    assert (tmp_path / "a.png").stat().st_size > 5000 and (tmp_path / "a.pdf").stat().st_size > 1000
+    figure_answer_curves(curves, tmp_path / "c.png", tmp_path / "c.pdf")
+    assert (tmp_path / "c.png").stat().st_size > 5000
 
 
 def test_docs_blocks_are_replaced_from_the_generated_table(tmp_path):

@@ -41,7 +41,8 @@ def test_tiny_run_writes_every_stage(tiny):
         assert read_metadata(tiny / RUN / path)["model"] == "efficientnet_lite0"
     wordnet = pd.read_parquet(tiny / RUN / "sim/wordnet.parquet")
     assert wordnet.loc["n04133789", "n04133789"] == 1.0  # sandal is an ILSVRC class itself
-    names = ["figures/answer.png", "figures/fig1.png", "figures/fig2.pdf", "figures/fig3.png", "tables/answer.md"]
+    names = ["figures/answer.png", "figures/answer_curves.png", "figures/fig1.png", "figures/fig2.pdf"]
+    names += ["figures/fig3.png", "tables/answer.md"]
     for name in [*names, "tables/table1.md", "tables/table2.tex"]:
         assert (tiny / EXP / name).stat().st_size > 0  # each (dataset, model) keeps its own
     table2 = pd.read_csv(tiny / EXP / "tables/table2.csv")
@@ -142,6 +143,7 @@ def test_a_library_change_reruns_the_jobs_that_run_it_and_no_others(tiny):
     assert jobs and set(jobs) <= {
         "curves",
         "fig_answer",
+        "fig_answer_curves",
         "table_answer",
         "fig1",
         "fig2",
@@ -374,6 +376,7 @@ def test_paper_preset_plans_the_expected_jobs(tmp_path):
         "export": 1,
         "curves": 1,
         "fig_answer": 1,
+        "fig_answer_curves": 1,
         "table_answer": 1,
         "fig1": 1,
         "fig2": 1,

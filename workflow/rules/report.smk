@@ -4,6 +4,7 @@
 localrules:
     curves,
     fig_answer,
+    fig_answer_curves,
     table_answer,
     fig1,
     fig2,
@@ -32,6 +33,26 @@ rule fig_answer:
         "../../envs/report.yaml"
     script:
         "../scripts/fig_answer.py"
+
+
+rule fig_answer_curves:
+    input:
+        curves=f"{EXP}/curves.parquet",
+    output:
+        png=report(
+            f"{EXP}/figures/answer_curves.png", caption="../report/fig_answer_curves.rst", category="Answer"
+        ),
+        pdf=f"{EXP}/figures/answer_curves.pdf",
+    params:
+        code=library_code("fig_answer_curves"),  # reruns the job when the library code it runs changes
+    log:
+        log_file("fig_answer_curves", DATASET, MODEL, EXPERIMENT),
+    benchmark:
+        benchmark_file("fig_answer_curves", DATASET, MODEL, EXPERIMENT)
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/fig_answer_curves.py"
 
 
 rule table_answer:

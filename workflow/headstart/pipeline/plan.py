@@ -26,7 +26,7 @@ from ..core.vocabulary import (
 from .config import Config
 
 SPLITS = ("train", "val", "test")
-FIGURES = ("answer", "fig1", "fig2", "fig3")
+FIGURES = ("answer", "answer_curves", "fig1", "fig2", "fig3")
 TABLES = ("answer", "table1", "table2", "init", "convergence")
 TABLE_FORMATS = ("csv", "md", "tex")
 

@@ -9,11 +9,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..core.vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, UNMAPPED  # noqa: E402
-from .statistics import RUN_KEYS, answer_runs, label, run_scores, t_interval  # noqa: E402
+from .statistics import (  # noqa: E402
+    RUN_KEYS,
+    answer_margins,
+    answer_runs,
+    answer_table,
+    label,
+    method_family,
+    run_scores,
+    t_interval,
+)
 
 # One colour and marker per method in every figure (Fig. 1, 2 and 3 show different subsets).
 STYLE_ORDER = [
@@ -155,7 +165,127 @@ def figure3(kgrid: pd.DataFrame, shots: int, png: str | Path, pdf: str | Path) -
     return data
 
 
+FAMILIES = {"semantic": "Semantic heads", "visual": "Visual heads", "baseline": "Baselines"}
+
+
+def _answer_rows(methods) -> list[str]:
+    """The answer figure's rows: by family (:data:`FAMILIES`), each in the figures' method order, a measure's
+    calibrated and prior heads after its plain one."""
+    order = [
+        variant
+        for method in [*STYLE_ORDER, "cotuning_adam"]
+        for variant in (
+            (method,) if method in BASELINES else (method, method + CALIBRATED_SUFFIX, method + PRIOR_SUFFIX)
+        )
+    ]
+    shown = [m for m in order if m in set(methods)] + sorted(set(methods) - set(order))
+    return sorted(shown, key=lambda m: list(FAMILIES).index(method_family(m)))
+
+
+def _column_label(shots: int, random_score: float, random_picked: bool) -> str:
+    level = "0\n(names only)" if shots == 0 else str(shots)
+    random = "" if pd.isna(random_score) else f"\nrandom {random_score:.2f}" + (" *" if random_picked else "")
+    return level + random
+
+
 def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.DataFrame:
+    """The answer at a glance: per method (rows, grouped by family) and images per class (columns), the test
+    macro F margin over random at the evaluation picked on validation, mean and 95% Student-t interval of the
+    per-seed differences (headstart.report.statistics.answer_margins); the winner on validation boxed, the
+    runner-up it ties with dashed. Random's own score heads each column (* where random is the winner)."""
+    margins = answer_margins(curves)
+    table = answer_table(curves).set_index("shots")
+    sns.set_theme(style="white", context="paper")
+    if margins.empty:  # random alone: nothing to compare with it
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "Random is the only method: no margin over random to draw", ha="center", va="center")
+        _save(fig, png, pdf)
+        return margins
+    levels = sorted(table.index, reverse=True)  # every level, one where random ran alone too
+    rows = _answer_rows(margins["method"].unique())
+    families = [f for f in FAMILIES if any(method_family(m) == f for m in rows)]
+    # the colour scale of the trained levels: the untrained heads' far larger margins at 0 saturate it
+    trained = margins[margins["shots"] > 0] if (margins["shots"] > 0).any() else margins
+    limit = max(float(trained["margin_over_random"].abs().max()), 0.01)
+    fig, axes = plt.subplots(
+        len(families),
+        1,
+        figsize=(1.0 * len(levels) + 3.2, 0.42 * len(rows) + 0.9 * len(families) + 0.6),
+        gridspec_kw={"height_ratios": [sum(method_family(m) == f for m in rows) for f in families]},
+        squeeze=False,
+    )
+    for ax, family in zip(axes[:, 0], families, strict=True):
+        members = [m for m in rows if method_family(m) == family]
+        cells = margins[margins["method"].isin(members)]
+        value = cells.pivot(index="method", columns="shots", values="margin_over_random").reindex(
+            members, columns=levels
+        )
+        ci = cells.pivot(index="method", columns="shots", values="margin_over_random_ci95").reindex(
+            members, columns=levels
+        )
+        text = [
+            [_margin_text(v, c) for v, c in zip(*pair, strict=True)]
+            for pair in zip(value.values, ci.values, strict=True)
+        ]
+        sns.heatmap(
+            value,
+            annot=np.array(text, dtype=object),
+            fmt="",
+            cmap="vlag_r",
+            center=0,
+            vmin=-limit,
+            vmax=limit,
+            cbar=False,
+            linewidths=0.5,
+            linecolor="white",
+            annot_kws={"fontsize": 7},
+            ax=ax,
+        )
+        picks = cells[cells["pick"] != ""]
+        for method, shots, pick in zip(picks["method"], picks["shots"], picks["pick"], strict=True):
+            box = plt.Rectangle(
+                (levels.index(shots), members.index(method)),
+                1,
+                1,
+                fill=False,
+                edgecolor="black",
+                linewidth=2.0,
+                linestyle="-" if pick == "best" else "--",
+            )
+            ax.add_patch(box)
+        ax.set_yticklabels([label(m) for m in members], rotation=0)
+        ax.set(xlabel="", ylabel="")
+        ax.set_title(FAMILIES[family], loc="left", fontsize=9, fontweight="bold")
+        ax.set_xticklabels([])
+        ax.tick_params(axis="x", length=0)
+    top = axes[0, 0]
+    top.xaxis.tick_top()
+    top.set_xticklabels(
+        [_column_label(n, table.at[n, "random_selected"], table.at[n, "best_method"] == "random") for n in levels],
+        fontsize=7,
+    )
+    axes[-1, 0].set_xlabel("images per class")
+    fig.suptitle(
+        "Test macro F margin over random, fine-tuned (evaluation picked on validation), mean ± 95% CI over seeds\n"
+        "boxed: the winner on validation; dashed: the runner-up it ties with",
+        fontsize=9,
+    )
+    colour = plt.cm.ScalarMappable(cmap="vlag_r", norm=plt.Normalize(-limit, limit))
+    fig.colorbar(colour, ax=axes[:, 0].tolist(), label="margin over random (macro F)", shrink=0.6, pad=0.02)
+    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(pdf, bbox_inches="tight")
+    plt.close(fig)
+    return margins
+
+
+def _margin_text(margin: float, ci: float) -> str:
+    if pd.isna(margin):
+        return ""
+    return f"{margin:+.2f}" if pd.isna(ci) else f"{margin:+.2f}\n±{ci:.2f}"
+
+
+def figure_answer_curves(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.DataFrame:
     """Macro F-score (test) vs images per class: left at iteration 0 ('first'), right fine-tuned with the
     iteration picked on validation ('selected'); mean and 95% CI over seeds. At 0 images per class, the
     untrained heads that need no image (headstart.report.statistics.zero_image_runs), on a linear stretch of the axis
@@ -196,7 +326,7 @@ def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.
     fig.legend(
         [handles[labels.index(n)] for n in order], order, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False
     )
-    fig.suptitle("Which initialisation at n images per class (similarity methods at the best K on validation)")
+    fig.suptitle("Macro F-score per images per class (similarity methods at the best K on validation)")
     fig.tight_layout()
     fig.savefig(png, dpi=150, bbox_inches="tight")
     fig.savefig(pdf, bbox_inches="tight")

@@ -13,7 +13,15 @@ import pandas as pd
 from scipy import stats
 
 from ..core.errors import HeadstartError
-from ..core.vocabulary import BASELINES, CALIBRATED_SUFFIX, PRIOR_SUFFIX, Method, needs_no_images, similarity_measure
+from ..core.vocabulary import (
+    BASELINES,
+    CALIBRATED_SUFFIX,
+    PRIOR_SUFFIX,
+    VISUAL_MEASURES,
+    Method,
+    needs_no_images,
+    similarity_measure,
+)
 
 LABELS = {
     "random": "Random",
@@ -261,6 +269,43 @@ def _paired_margin(per_seed: pd.DataFrame, method: str, other: str | None) -> tu
     if other is None or other not in per_seed:
         return float("nan"), float("nan")
     return mean_ci((per_seed[method] - per_seed[other]).dropna().to_numpy())
+
+
+def answer_margins(curves: pd.DataFrame) -> pd.DataFrame:
+    """What the answer figure draws: per shot level and method other than random, the test macro F margin over
+    random at the selected evaluations, paired per seed (mean and 95% CI), as :func:`answer_table` computes the
+    winner's; ``pick`` is 'best' for the level's winner on validation, 'tie' for the runner-up it ties with,
+    '' otherwise. Random's own score per level is :func:`answer_table`'s ``random_selected``."""
+    summary = answer_runs(curves)
+    table = answer_table(curves).set_index("shots")
+    rows = []
+    for shots, level in summary.groupby("shots"):
+        per_seed = level.pivot_table(index="seed", columns="method", values="selected")
+        winner = table.at[shots, "best_method"]
+        tied = table.at[shots, "runner_up"] if table.at[shots, "tie"] else None
+        for method in per_seed.columns.drop("random", errors="ignore"):
+            margin, ci = _paired_margin(per_seed, method, "random")
+            pick = "best" if method == winner else "tie" if method == tied else ""
+            rows.append(
+                {
+                    "shots": int(shots),
+                    "method": method,
+                    "margin_over_random": margin,
+                    "margin_over_random_ci95": ci,
+                    "pick": pick,
+                }
+            )
+    columns = ["shots", "method", "margin_over_random", "margin_over_random_ci95", "pick"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def method_family(method: str) -> str:
+    """The group a method is shown in: 'semantic' (a WordNet, word-vector or sentence head, plain, calibrated or
+    as a prior), 'visual' (from the source network's outputs on the target images) or 'baseline'."""
+    kind = Method(method)
+    if kind.is_baseline:
+        return "baseline"
+    return "visual" if kind.measure in VISUAL_MEASURES else "semantic"
 
 
 def answer_wide(table: pd.DataFrame) -> pd.DataFrame:
