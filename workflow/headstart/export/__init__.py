@@ -1,2 +1,2 @@
-"""The classifier to take home (export rules in workflow/rules/report.smk): its format, how it is written,
+"""The classifier to take home (workflow/rules/export.smk): its format, how it is written,
 and ``headstart predict``."""
