@@ -70,3 +70,43 @@ def test_init_gives_the_defaults_best_k_heads_and_states_the_studys_k(default_ru
         exported, _ = read_tensors(tmp_path / measure / "model.safetensors")
         assert np.array_equal(exported["classifier.weight"].numpy(), workflow["weight"]), measure
         assert np.array_equal(exported["classifier.bias"].numpy(), workflow["bias"]), measure
+
+
+def test_init_with_one_image_per_class_gives_the_defaults_prior_head(default_run, tmp_path):
+    """headstart init --images with the default's 1-image training set (at the default's preprocessing): the
+    default's <measure>_prior head at 1 image per class, whose C (headstart.init.STUDY_PRIOR_C) it takes, to
+    float precision (the features come through PIL, the workflow's through its decoded pixel cache), and its
+    test macro F at iteration 0."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from headstart.core.metrics import classification_scores
+    from headstart.core.tables import read_arrays, read_tensors
+    from headstart.data.split import labelled
+    from headstart.heads.headfile import read_head
+    from headstart.init import MEASURES, STUDY_PRIOR_C, init_head
+
+    data, run = default_run / "results/fashion_mnist", default_run / "results/fashion_mnist/efficientnet_lite0"
+    classes = yaml.safe_load((ROOT / "config.yaml").read_text())["dataset"]["classes"]
+    manifest = pd.read_parquet(data / "manifest.parquet")
+    for row in manifest[(manifest["split"] == "train") & (manifest["rank"] < 1)].itertuples():
+        (tmp_path / "photos" / row.class_id).mkdir(parents=True)
+        (tmp_path / "photos" / row.class_id / f"{row.image_id}.png").symlink_to(default_run / row.path)
+    test, meta = read_arrays(run / "extract/features_test.safetensors", ["features"])
+    labels = labelled(meta["image_ids"], manifest, pd.read_parquet(data / "classes.parquet"))["label"].to_numpy()
+    curves = pd.read_parquet(run / "head/curves.parquet")
+    for measure in MEASURES:
+        workflow, head_meta = read_head(run / f"heads/{measure}_prior/kbest/shots1.safetensors")
+        assert head_meta["c"] == STUDY_PRIOR_C[measure]
+        card = init_head(
+            "tf_efficientnet_lite0", classes, tmp_path / measure, measure, images=tmp_path / "photos", size=(183, 160)
+        )
+        assert card["made_by"]["c"] == STUDY_PRIOR_C[measure] and card["shots"] == 1
+        exported, _ = read_tensors(tmp_path / measure / "model.safetensors")
+        weight, bias = exported["classifier.weight"].numpy(), exported["classifier.bias"].numpy()
+        np.testing.assert_allclose(weight, workflow["weight"], atol=5e-4)
+        first = curves[(curves["method"] == f"{measure}_prior") & (curves["shots"] == 1) & (curves["iteration"] == 0)]
+        predicted = (test["features"] @ weight.T + bias).argmax(axis=1)
+        score = classification_scores(labels, predicted, len(bias)).macro_f1
+        assert abs(score - first["macro_f1"].mean()) <= 0.005, (measure, score, first["macro_f1"].tolist())

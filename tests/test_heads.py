@@ -16,6 +16,7 @@ from headstart.heads.initial import (
     head_predictions,
     imprint_head,
     kgrid_scores,
+    linear_fit_at,
     linear_sweep,
     similarity_head,
     similarity_heads,
@@ -147,6 +148,24 @@ def test_the_sweep_keeps_the_strength_validation_favours_and_maps_back_to_raw_fe
             break
     np.testing.assert_allclose(weight, fit[0] / std, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bias, fit[1] - mean / std * fit[0].sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_the_fit_at_a_grid_value_is_the_sweeps_head_when_the_sweep_picks_it():
+    """headstart init's probe without a validation split: the same warm-started path, so the same head."""
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(3, 6))
+    train, val = blobs(rng, 4, centres, noise=2.0), blobs(rng, 50, centres, noise=2.0)
+    prior = (rng.normal(size=(3, 6)).astype(np.float32), rng.normal(size=3).astype(np.float32))
+    grid = CGrid(-4, 2, 7)
+    weight, bias, chosen, _ = linear_sweep((train[0] * 3 + 5, train[1]), val, 3, grid, prior)
+    at = linear_fit_at((train[0] * 3 + 5, train[1]), 3, grid, chosen, prior)
+    np.testing.assert_array_equal(at[0], weight)
+    np.testing.assert_array_equal(at[1], bias)
+    assert not np.array_equal(linear_fit_at((train[0] * 3 + 5, train[1]), 3, grid, 100.0, prior)[0], weight) or (
+        chosen == 100.0
+    )
+    with pytest.raises(ValueError, match="is not a value of the grid"):
+        linear_fit_at(train, 3, grid, 0.5, prior)
 
 
 def test_a_prior_sweep_with_the_strongest_penalty_returns_the_prior_head_on_raw_features():

@@ -13,7 +13,7 @@ from PIL import Image
 from headstart.cli import main as cli
 from headstart.core.tables import read_tensors
 from headstart.heads.headfile import read_head
-from headstart.init import STUDY_K, init_head, read_class_list
+from headstart.init import STUDY_K, InitError, init_head, read_class_list
 
 from conftest import ROOT, RUN
 
@@ -61,6 +61,49 @@ def test_an_init_head_loads_in_timm_and_classifies_with_predict(tiny, tmp_path, 
     study = STUDY_K["wordnet"]
     types = {"identical": study["identical"], "inclusive": study["inclusive"], "disjoint": study["disjoint"]}
     assert set(card["made_by"]["k_per_class"]) <= set(types.values())  # the study's K for each class's type
+
+
+def shot_folder(run, folder, shots: int) -> None:
+    """The run's first ``shots`` training images of each class, in a folder per class named by its id."""
+    import pandas as pd
+
+    manifest = pd.read_parquet(run / "results/fashion_mnist/manifest.parquet")
+    for row in manifest[(manifest["split"] == "train") & (manifest["rank"] < shots)].itertuples():
+        (folder / row.class_id).mkdir(parents=True, exist_ok=True)
+        (folder / row.class_id / f"{row.image_id}.png").symlink_to(run / row.path)
+
+
+def test_a_few_images_per_class_make_the_prior_probe_its_strength_chosen_by_cross_validation(tiny, tmp_path):
+    entries = default_class_list(tmp_path / "classes.txt")
+    shot_folder(tiny, tmp_path / "photos", 2)
+    card = init_head(
+        "tf_efficientnet_lite0", entries, tmp_path / "head", "wordnet", images=tmp_path / "photos", size=(72, 64)
+    )
+    made = card["made_by"]
+    assert card["method"] == "wordnet_prior" and card["shots"] == 2 and made["images_per_class"] == [2] * 10
+    assert made["c_from"] == "2-fold cross-validation on the images" and made["c"] in np.logspace(-7, 2, 10)
+    assert card["preprocess"]["resize"] == 72 and card["preprocess"]["crop"] == 64
+    exported, _ = read_tensors(tmp_path / "head/model.safetensors")
+    names_only = init_head("tf_efficientnet_lite0", entries, tmp_path / "names", "wordnet")
+    prior, _ = read_tensors(tmp_path / "names/model.safetensors")
+    assert names_only["made_by"]["k_per_class"] == made["k_per_class"]  # centred on the same similarity head
+    assert not np.array_equal(exported["classifier.weight"], prior["classifier.weight"])  # and moved by the images
+    # a class without images, a folder that is no class, a broken image: one line each, nothing written
+    (tmp_path / "photos/n99999999").mkdir()
+    with pytest.raises(InitError, match="n99999999 in .* is no class of --classes"):
+        init_head("tf_efficientnet_lite0", entries, tmp_path / "x", "wordnet", images=tmp_path / "photos")
+    (tmp_path / "photos/n99999999").rmdir()
+    first = sorted((tmp_path / "photos").iterdir())[0]
+    broken = first / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(InitError, match="cannot read .*broken.png"):
+        init_head("tf_efficientnet_lite0", entries, tmp_path / "x", "wordnet", images=tmp_path / "photos")
+    broken.unlink()
+    for link in first.iterdir():
+        link.unlink()
+    with pytest.raises(InitError, match=f"no image files in .* \\(or {first.name}\\)"):
+        init_head("tf_efficientnet_lite0", entries, tmp_path / "x", "wordnet", images=tmp_path / "photos")
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize(

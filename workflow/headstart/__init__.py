@@ -14,9 +14,9 @@ def load_classifier(export_dir):
     return load(export_dir)
 
 
-def init_head(model, classes, out_dir, measure="sentence", k=None, weights=None):
-    """A head for ``classes`` on the timm network ``model`` from the classes' names, written to ``out_dir`` as
-    an export (see headstart.init.init_head); returns its card."""
+def init_head(model, classes, out_dir, measure="sentence", k=None, weights=None, images=None, size=None):
+    """A head for ``classes`` on the timm network ``model`` from the classes' names (and, with ``images``, a few
+    images per class), written to ``out_dir`` as an export (see headstart.init.init_head); returns its card."""
     from .init import init_head as init
 
-    return init(model, classes, out_dir, measure, k, weights)
+    return init(model, classes, out_dir, measure, k, weights, images, size)

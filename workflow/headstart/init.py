@@ -5,7 +5,10 @@ workflow's export (headstart.export.card): timm's config.json + model.safetensor
 ``headstart predict``, ``timm.create_model("local-dir:…")`` and your own training script take it as it is.
 
     headstart init --model tf_efficientnet_lite0 --classes classes.txt [--measure sentence|wordnet|wordvec]
-                   [--k K] [--weights FILE] -o my_head/
+                   [--k K] [--weights FILE] [--images photos/] [--resize R --crop C] -o my_head/
+
+With ``--images`` (one folder per class) the head is the study's ``<measure>_prior``: the similarity head as
+the prior of a linear probe on the images' features.
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ STUDY_K = {
     "wordvec": {"identical": 1, "inclusive": 3, "disjoint": 3, "all": 1},
     "sentence": {"identical": 20, "inclusive": 5, "disjoint": 5, "all": 5},
 }
+# At 1 image per class (no cross-validation possible) the <measure>_prior head's C is the one the default study's
+# sweep picks on validation there (its heads/<measure>_prior/kbest/shots1.safetensors); the slow set checks them.
+STUDY_PRIOR_C = {"sentence": 100.0, "wordnet": 10.0, "wordvec": 100.0}
+
+
+def _c_grid():
+    from .heads.initial import CGrid
+
+    return CGrid(-7, 2, 10)  # config.yaml's heads.c_grid: C = 1e-7 ... 1e2, one per decade
+
+
 SEED = 0  # the Xavier draw of a row whose top-K similarities sum to 0 (the workflow's config.yaml seed)
 
 
@@ -126,42 +140,110 @@ def _semantic_matrix(measure: str, classes: pd.DataFrame, source_wnids: list[str
     return as_matrix(values, targets, source_wnids).to_numpy()
 
 
-def _preprocess(model) -> dict[str, Any]:
-    """The network's own evaluation preprocessing (timm's pretrained_cfg): the shorter side resized to
-    crop / crop_pct, then the centre crop."""
+def _preprocess(model, resize: int | None = None, crop: int | None = None) -> dict[str, Any]:
+    """The evaluation preprocessing of the head: the shorter side resized, then the centre crop; by default
+    the network's own (timm's pretrained_cfg: crop / crop_pct, then crop)."""
     cfg = model.pretrained_cfg
-    crop = int(cfg["input_size"][-1])
-    return {
-        "resize": int(round(crop / cfg.get("crop_pct", 0.875))),
-        "crop": crop,
-        "mean": list(cfg["mean"]),
-        "std": list(cfg["std"]),
-    }
+    if (resize is None) != (crop is None):
+        raise InitError("--resize and --crop: give both, or neither (the network's own preprocessing)")
+    if crop is None:
+        crop = int(cfg["input_size"][-1])
+        resize = int(round(crop / cfg.get("crop_pct", 0.875)))
+    if not 1 <= crop <= resize <= 4096:
+        raise InitError(f"--resize {resize} --crop {crop}: the crop is at least 1 and at most the resize (<= 4096)")
+    return {"resize": int(resize), "crop": int(crop), "mean": list(cfg["mean"]), "std": list(cfg["std"])}
 
 
-def init_head(
-    model: str,
-    classes: Path | str | list[dict[str, str]],
-    out_dir: Path | str,
-    measure: str = "sentence",
-    k: int | None = None,
-    weights: Path | str | None = None,
-) -> dict[str, Any]:
-    """Write the head of ``classes`` (a class-list file, or entries {label, synset?}) for the timm network
-    ``model`` under ``measure`` into ``out_dir`` as an export (model.safetensors, config.json, card.json);
-    return the card. K is ``k`` for every class, else the study's K for the class's type (STUDY_K)."""
+def class_images(images: Path | str, targets) -> list[list[Path]]:
+    """Each target class's image files under ``images``: in the folder named by its label, else by its id
+    (its wnid, or its label made safe for paths: a label such as 'T-shirt/top' names no folder), as the
+    workflow's ImageFolder reads them; every class needs images, and every folder is a class."""
+    from .data.sources import imagefolder_files
+
+    root = Path(images)
+    if not root.is_dir():
+        raise InitError(f"--images: {root} is not a folder (one folder of images per class)")
+    folders = [
+        next((name for name in (target.folder, target.id) if "/" not in name and (root / name).is_dir()), None)
+        for target in targets
+    ]
+    files = [imagefolder_files(root, folder) if folder else [] for folder in folders]
+    missing = [target for target, found in zip(targets, files, strict=True) if not found]
+    if missing:
+        names = ", ".join(
+            target.folder if target.folder == target.id else f"{target.folder} (or {target.id})" for target in missing
+        )
+        raise InitError(f"--images: no image files in {root} for {names}")
+    extra = sorted({p.name for p in root.iterdir() if p.is_dir()} - set(folders))
+    if extra:
+        raise InitError(f"--images: {', '.join(extra)} in {root} is no class of --classes")
+    return files
+
+
+def image_features(parts, files: Sequence[Path], preprocess: dict[str, Any], batch_size: int = 32) -> np.ndarray:
+    """The penultimate features of ``files`` (the network's trunk and pooling, in evaluation), read as the
+    export's predict reads them."""
+    import torch
+    from PIL import Image
+
+    from .extract.models import eval_transform
+
+    transform = eval_transform(preprocess["resize"], preprocess["crop"], preprocess["mean"], preprocess["std"])
+    rows = []
+    for begin in range(0, len(files), batch_size):
+        batch = []
+        for path in files[begin : begin + batch_size]:
+            try:
+                with Image.open(path) as image:
+                    batch.append(transform(image))
+            except Exception as err:  # noqa: BLE001 - PIL raises many types for a broken file
+                raise InitError(f"--images: cannot read {path} ({type(err).__name__}: {err})") from None
+        with torch.inference_mode():
+            rows.append(parts.trainable(parts.trunk(torch.stack(batch))).numpy())
+    return np.concatenate(rows).astype(np.float32)
+
+
+def prior_probe(
+    features: np.ndarray, labels: np.ndarray, prior: tuple[np.ndarray, np.ndarray], measure: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The study's ``<measure>_prior`` head on these images: LP-FT's linear probe with its L2 penalty centred
+    on the similarity head (headstart.heads.initial.linear_sweep). C is chosen by 2-fold cross-validation on
+    the images (each class's images alternate between the folds; the mean validation macro F per C, the
+    strongest penalty on ties) when every class has 2 or more, else it is the study's C at 1 image per class."""
+    from .heads.initial import linear_fit_at, linear_sweep
+
+    n_classes = len(prior[1])
+    counts = np.bincount(labels, minlength=n_classes)
+    if counts.min() >= 2:
+        fold = np.zeros(len(labels), dtype=int)
+        for label in range(n_classes):
+            fold[labels == label] = np.arange(counts[label]) % 2
+        sweeps = []
+        for held in (0, 1):
+            train, val = fold != held, fold == held
+            sweeps.append(
+                linear_sweep(
+                    (features[train], labels[train]), (features[val], labels[val]), n_classes, _c_grid(), prior
+                )[3]
+            )
+        mean = pd.concat([sweep.set_index("c")["val_macro_f1"] for sweep in sweeps], axis=1).mean(axis=1)
+        c = float(mean.index[int(np.argmax(mean.to_numpy()))])
+        chosen = {"c": c, "c_from": "2-fold cross-validation on the images", "cv_val_macro_f1": float(mean.max())}
+    else:
+        c = STUDY_PRIOR_C[measure]
+        chosen = {"c": c, "c_from": "the default study's C at 1 image per class (headstart.init.STUDY_PRIOR_C)"}
+    weight, bias = linear_fit_at((features, labels), n_classes, _c_grid(), c, prior)
+    return weight, bias, chosen
+
+
+def _checked_classes(classes, measure: str, k: int | None, out_dir: Path, n_sources: int):
+    """The target classes, after every check that needs no model (measure, K, output folder, class list)."""
     from .data.classes import ClassesError, resolve_classes
-    from .data.split import imagenet1k_wnids, make_classes
-    from .export.card import assemble, make_card, write_export
-    from .extract.models import ModelError, load_source_model, split_model
-    from .heads.initial import similarity_head
 
-    out_dir = Path(out_dir)
-    source_wnids = imagenet1k_wnids()
     if measure not in MEASURES:
         raise InitError(f"--measure {measure!r}: one of {', '.join(MEASURES)}")
-    if k is not None and not 1 <= k <= len(source_wnids):
-        raise InitError(f"--k {k}: K is at least 1 and at most the {len(source_wnids)} source classes")
+    if k is not None and not 1 <= k <= n_sources:
+        raise InitError(f"--k {k}: K is at least 1 and at most the {n_sources} source classes")
     _check_output(out_dir)
     entries = read_class_list(classes) if isinstance(classes, str | Path) else list(classes)
     try:
@@ -174,43 +256,69 @@ def init_head(
             f"--measure wordnet needs a WordNet synset for every class; {', '.join(unmapped)} have none "
             "(write 'Label: synset' in the class list, or use --measure sentence or wordvec)"
         )
+    return targets
+
+
+def _source_network(model: str, weights: Path | str | None, n_sources: int):
+    """(the models entry, the network split into trunk, pooling and its ImageNet-1k head, the network)."""
+    from .extract.models import ModelError, load_source_model, split_model
+
     entry = model_entry(model, weights)
     try:
         network = load_source_model(entry)
-    except (ModelError, RuntimeError, ValueError) as err:
+        entry["head"] = network.pretrained_cfg.get("classifier") or ""
+        parts = split_model(network, [], entry["head"])
+    except (ModelError, RuntimeError, ValueError, KeyError) as err:
         raise InitError(f"--model {model}: {err}") from None
-    entry["head"] = network.pretrained_cfg.get("classifier") or ""
-    parts = split_model(network, [], entry["head"])
-    if parts.head.out_features != len(source_wnids):
+    if parts.head.out_features != n_sources:
         raise InitError(f"--model {model}: its head has {parts.head.out_features} outputs, not ImageNet-1k's 1000")
+    return entry, parts, network
+
+
+def init_head(
+    model: str,
+    classes: Path | str | list[dict[str, str]],
+    out_dir: Path | str,
+    measure: str = "sentence",
+    k: int | None = None,
+    weights: Path | str | None = None,
+    images: Path | str | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """Write the head of ``classes`` (a class-list file, or entries {label, synset?}) for the timm network
+    ``model`` under ``measure`` into ``out_dir`` as an export (model.safetensors, config.json, card.json);
+    return the card. K is ``k`` for every class, else the study's K for the class's type (STUDY_K). With
+    ``images`` (a folder per class), the head is the similarity head as the prior of a linear probe on
+    them (:func:`prior_probe`). ``size``: (resize, crop), by default the network's own."""
+    from .data.split import imagenet1k_wnids, make_classes
+    from .export.card import assemble, make_card, write_export
+    from .heads.initial import similarity_head
+
+    out_dir, source_wnids = Path(out_dir), imagenet1k_wnids()
+    targets = _checked_classes(classes, measure, k, out_dir, len(source_wnids))
+    files = class_images(images, targets) if images is not None else None
+    entry, parts, network = _source_network(model, weights, len(source_wnids))
+    preprocess = _preprocess(network, *(size or (None, None)))
     table = make_classes(targets, source_wnids)
-    similarity = _semantic_matrix(measure, table, source_wnids)
     study = STUDY_K[measure]
     ks = np.array([k if k is not None else study.get(kind, study["all"]) for kind in table["type"]])
-    weight, bias, fallback = similarity_head(
-        similarity, parts.head.weight.detach().numpy(), parts.head.bias.detach().numpy(), ks, SEED
-    )
-    meta = {
-        "classifier": "linear",
-        "method": measure,
-        "k": str(k) if k is not None else "study",
-        "shots": 0,
-        "seed": SEED,
-        "iteration": 0,
-        "scores": {},
-    }
-    card = make_card(meta, entry, model, table, _preprocess(network), "head")
-    card["selected_on"] = None
-    card["made_by"] = {
-        "tool": "headstart init",
-        "measure": measure,
-        "k_per_class": ks.tolist(),
-        "k_from": "--k" if k is not None else "the default study's K per class type (headstart.init.STUDY_K)",
-        "random_rows": fallback,
-    }
+    head = (parts.head.weight.detach().numpy(), parts.head.bias.detach().numpy())
+    weight, bias, fallback = similarity_head(_semantic_matrix(measure, table, source_wnids), *head, ks, SEED)
+    made_by = {"tool": "headstart init", "measure": measure, "k_per_class": ks.tolist(), "random_rows": fallback}
+    made_by["k_from"] = "--k" if k is not None else "the default study's K per class type (headstart.init.STUDY_K)"
+    shots, method = 0, measure
+    if files is not None:
+        labels = np.concatenate([np.full(len(found), label) for label, found in enumerate(files)])
+        features = image_features(parts, [path for found in files for path in found], preprocess)
+        weight, bias, chosen = prior_probe(features, labels, (weight, bias), measure)
+        shots, method = int(min(len(found) for found in files)), f"{measure}_prior"
+        made_by |= {"images_per_class": [len(found) for found in files], **chosen}
+    meta = {"classifier": "linear", "method": method, "k": str(k) if k is not None else "study", "shots": shots}
+    meta |= {"seed": SEED, "iteration": 0, "scores": {}}
+    card = make_card(meta, entry, model, table, preprocess, "head")
+    card["selected_on"], card["made_by"] = None, made_by
     module = assemble(card, parts, weight.shape)
-    state = {"head.weight": _tensor(weight), "head.bias": _tensor(bias)}
-    module.classifier.load_state_dict(state, strict=True)
+    module.classifier.load_state_dict({"head.weight": _tensor(weight), "head.bias": _tensor(bias)}, strict=True)
     write_export(card, module, out_dir)
     return card
 
@@ -242,11 +350,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "; ".join(f"{m} {', '.join(f'{t} {v}' for t, v in ks.items())}" for m, ks in STUDY_K.items())
         + ")",
     )
+    parser.add_argument(
+        "--images",
+        help="a folder with one folder of images per class (named by its label): the head becomes the similarity "
+        "head as the prior of a linear probe on them, its strength chosen by 2-fold cross-validation (2 or more "
+        "images in every class), else the default study's at 1 image per class",
+    )
+    parser.add_argument("--resize", type=int, help="the shorter side before the crop (default: the network's own)")
+    parser.add_argument("--crop", type=int, help="the centre crop (default: the network's own)")
     parser.add_argument("-o", "--output", required=True, help="a new (or empty) folder for the head")
     args = parser.parse_args(argv)
     warnings.formatwarning = lambda message, *_: f"headstart init: warning: {message}\n"
     try:
-        card = init_head(args.model, args.classes, args.output, args.measure, args.k, args.weights)
+        size = None if args.resize is None and args.crop is None else (args.resize, args.crop)
+        card = init_head(args.model, args.classes, args.output, args.measure, args.k, args.weights, args.images, size)
     except HeadstartError as err:
         print(f"headstart init: {err}", file=sys.stderr)
         return 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,6 +142,25 @@ def fit_logistic(
     return weight, bias
 
 
+def _standardised(
+    x_train: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[np.ndarray, np.ndarray] | None, float, float]:
+    """LP-FT's standardisation (one scalar mean and standard deviation of the training features, as in
+    log_reg_sk.py): the map to standard units, the prior in those units, the mean and the deviation."""
+    mean, std = float(np.mean(x_train)), float(np.std(x_train))
+    standard = lambda x: (np.asarray(x, np.float64) - mean) / std  # noqa: E731
+    if prior is not None:  # W x + b = (std W) x_std + (b + mean W 1): the prior in standardised units
+        prior = (std * prior[0].astype(np.float64), prior[1] + mean * prior[0].astype(np.float64).sum(axis=1))
+    return standard, prior, mean, std
+
+
+def _in_raw_units(weight_std: np.ndarray, bias_std: np.ndarray, mean: float, std: float):
+    """A head fitted on standardised features, mapped back to the raw features, in float32."""
+    weight = weight_std / std
+    bias = bias_std - (mean / std) * weight_std.sum(axis=1)
+    return weight.astype(np.float32), bias.astype(np.float32)
+
+
 def linear_sweep(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
@@ -155,10 +174,7 @@ def linear_sweep(
     the last, and the C with the best validation macro F kept (the strongest on ties). Returns the
     weights mapped back to the raw features, the bias, the chosen C and each C's validation scores."""
     (x_train, y_train), (x_val, y_val) = train, val
-    mean, std = float(np.mean(x_train)), float(np.std(x_train))
-    standard = lambda x: (np.asarray(x, np.float64) - mean) / std  # noqa: E731
-    if prior is not None:  # W x + b = (std W) x_std + (b + mean W 1): the prior in standardised units
-        prior = (std * prior[0].astype(np.float64), prior[1] + mean * prior[0].astype(np.float64).sum(axis=1))
+    standard, prior, mean, std = _standardised(x_train, prior)
     z_train, z_val = standard(x_train), standard(x_val)
     rows, best, fit = [], None, None
     for c in grid.values():
@@ -168,9 +184,29 @@ def linear_sweep(
         if best is None or scores.macro_f1 > best[2]:
             best = (fit[0], fit[1], scores.macro_f1, float(c))
     weight_std, bias_std, _, chosen = best
-    weight = weight_std / std
-    bias = bias_std - (mean / std) * weight_std.sum(axis=1)
-    return weight.astype(np.float32), bias.astype(np.float32), chosen, pd.DataFrame(rows)
+    weight, bias = _in_raw_units(weight_std, bias_std, mean, std)
+    return weight, bias, chosen, pd.DataFrame(rows)
+
+
+def linear_fit_at(
+    train: tuple[np.ndarray, np.ndarray],
+    n_classes: int,
+    grid: CGrid,
+    c: float,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`linear_sweep`'s fit at ``c`` (a value of ``grid``) without a validation split: the same
+    warm-started path through the grid's values up to ``c``, so that it is the sweep's head when the sweep
+    picks ``c``."""
+    x_train, y_train = train
+    path = [float(value) for value in grid.values() if value <= c * (1 + 1e-9)]
+    if not path or not np.isclose(path[-1], c, rtol=1e-9):
+        raise ValueError(f"C = {c} is not a value of the grid {grid}")
+    standard, prior, mean, std = _standardised(x_train, prior)
+    z_train, fit = standard(x_train), None
+    for value in path:
+        fit = fit_logistic(z_train, y_train, n_classes, value, prior=prior, start=fit)
+    return _in_raw_units(*fit, mean, std)
 
 
 def cotuning_head(
