@@ -52,23 +52,40 @@ def test_env_pins_equal_the_requirements_and_nothing_is_installed_by_path(env):
         assert PINS.get(name) == version, f"{env.name}: {requirement} but envs/requirements.txt pins {PINS.get(name)}"
 
 
+def module_files(name: str) -> list[Path]:
+    """The files importing headstart's module ``name`` (dotted) runs: each package's ``__init__.py`` on the
+    way, then the module's own file."""
+    library = ROOT / "workflow"
+    parts, files = name.split("."), []
+    for depth in range(1, len(parts) + 1):
+        folder = library.joinpath(*parts[:depth])
+        if (folder / "__init__.py").is_file():
+            files.append(folder / "__init__.py")
+        elif folder.with_suffix(".py").is_file():
+            files.append(folder.with_suffix(".py"))
+    return files
+
+
 def imported_modules(path: Path, seen: set[Path] | None = None) -> set[str]:
     """Top-level names of the third-party modules ``path`` imports at module level, following
-    headstart's own modules (imports inside functions run only where called: not counted)."""
+    headstart's own modules and sub-packages (imports inside functions run only where called: not counted)."""
     seen = seen if seen is not None else set()
     if path in seen:
         return set()
     seen.add(path)
     found = set()
-    library = ROOT / "workflow" / "headstart"
+    library = ROOT / "workflow"
+    package = ".".join(path.relative_to(library).parent.parts) if path.is_relative_to(library) else ""
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
             continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # from .module import x
-                names = [f"headstart.{node.module}" if node.module else "headstart"]
+            if node.level:  # from .module import x, from ..core.module import x
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                names = [".".join([*base, node.module] if node.module else base)]
+                names += [f"{names[0]}.{alias.name}" for alias in node.names]  # `from . import module`
             else:
                 names = [node.module]
         else:
@@ -76,8 +93,8 @@ def imported_modules(path: Path, seen: set[Path] | None = None) -> set[str]:
         for name in names:
             top = name.split(".")[0]
             if top == "headstart":
-                module = library / (name.split(".")[1] + ".py") if "." in name else library / "__init__.py"
-                found |= imported_modules(module, seen)
+                for module in module_files(name):
+                    found |= imported_modules(module, seen)
             elif top not in STDLIB:
                 found.add(top)
     return found

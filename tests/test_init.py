@@ -112,7 +112,9 @@ def test_a_few_images_per_class_make_the_prior_probe_its_strength_chosen_by_cros
         (None, [], "--classes: .* is not a file"),
         ("Coat: coat.n.01\n", [], "names 1 class\\(es\\); a classifier needs at least 2"),
         ("Coat: coat.n.01\nThing: nothing.n.99\n", [], "--classes: .*nothing.n.99"),
-        ("Coat: coat.n.01\nCoat: coat.n.01\n", [], "--classes: two target classes map to the same synset n03057021"),
+        ("Coat: coat.n.01\nCoat: coat.n.01\n", [], "lines 1 and 2 both name the label 'Coat'"),
+        ("Coat: coat.n.01\nJacket: coat.n.01\n", [], "--classes: two target classes map to the same synset n03057021"),
+        (b"Caf\xe9\nDog\n", [], "is not UTF-8 text"),
         ("Coat: coat.n.01\nWidget\n", ["--measure", "wordnet"], "needs a WordNet synset for every class; Widget"),
         ("Coat: coat.n.01\nShirt\n", ["--k", "0"], "--k 0: K is at least 1 and at most the 1000"),
         ("Coat: coat.n.01\nShirt\n", ["--k", "1001"], "--k 1001: K is at least 1 and at most"),
@@ -125,7 +127,9 @@ def test_bad_input_is_one_line(tmp_path, capsys, lines, args, message):
     import re
 
     classes = tmp_path / "classes.txt"
-    if lines is not None:
+    if isinstance(lines, bytes):
+        classes.write_bytes(lines)
+    elif lines is not None:
         classes.write_text(lines)
     assert cli(["init", "--classes", str(classes), "-o", str(tmp_path / "out"), *args]) == 1
     err = capsys.readouterr().err
@@ -145,3 +149,39 @@ def test_an_output_folder_holding_anything_is_left_alone(tmp_path, capsys):
     (tmp_path / "a_file").write_text("x")
     assert cli(["init", "--classes", str(tmp_path / "classes.txt"), "-o", str(tmp_path / "a_file")]) == 1
     assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_a_class_list_reads_as_its_user_means_it(tmp_path):
+    """A ':' followed by no synset name or wnid is part of the label; a byte-order mark is no part of one."""
+    path = tmp_path / "classes.txt"
+    path.write_bytes("\ufeffRatio 16:9\r\nRatio 4:3 : n03057021\n\n# a comment\nCoat:coat.n.01\nhttp://x\n".encode())
+    assert read_class_list(path) == [
+        {"label": "Ratio 16:9"},
+        {"label": "Ratio 4:3", "synset": "n03057021"},
+        {"label": "Coat", "synset": "coat.n.01"},
+        {"label": "http://x"},
+    ]
+
+
+def test_mixed_classes_with_and_without_synsets_give_a_card_predict_reads(tmp_path, monkeypatch):
+    """An unmapped class's synset is null in the card (pandas holds it as NaN, which JSON has no word for)."""
+    from headstart.export.card import load_classifier, read_card
+
+    (tmp_path / "classes.txt").write_text("Coat: coat.n.01\nDog\n")
+    init_head("tf_efficientnet_lite0", tmp_path / "classes.txt", tmp_path / "mixed", "wordvec")
+    assert [c["synset"] for c in read_card(tmp_path / "mixed")["classes"]] == ["coat.n.01", None]
+    assert load_classifier(tmp_path / "mixed") is not None
+    # a write that fails midway leaves nothing that looks finished, and no temporary folder
+    import headstart.export.card as card_module
+
+    def full_disk(card, module, out_dir):
+        (out_dir / "model.safetensors").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(card_module, "write_export", full_disk)
+    with pytest.raises(InitError, match="-o .*half: nothing written \\(.*No space left on device"):
+        init_head("tf_efficientnet_lite0", tmp_path / "classes.txt", tmp_path / "half", "wordvec")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.txt", "mixed"]
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(InitError, match="cannot write there"):
+        init_head("tf_efficientnet_lite0", tmp_path / "classes.txt", tmp_path / "a_file/out", "wordvec")

@@ -14,6 +14,8 @@ the prior of a linear probe on the images' features.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import tempfile
 import warnings
@@ -55,21 +57,35 @@ class InitError(HeadstartError, ValueError):
     """A class list, model or output folder that init cannot use; the message says what to change."""
 
 
+# what may follow a label's last ':' as its WordNet class: a synset name (coat.n.01) or a noun wnid (n03057021)
+SYNSET_REF = re.compile(r"^(?:[^\s:]+\.[nvasr]\.\d+|[nvasr]\d{8})$")
+
+
 def read_class_list(path: Path | str) -> list[dict[str, str]]:
     """``path``'s classes, one a line: a label, optionally followed by ``: <synset or wnid>`` (``Coat:
-    coat.n.01``, ``Sandal: n04133789``); blank lines and lines starting with '#' are skipped."""
+    coat.n.01``, ``Sandal: n04133789``); a ':' followed by anything else is part of the label (``Ratio 16:9``).
+    Blank lines and lines starting with '#' are skipped; labels are unique."""
     path = Path(path)
     if not path.is_file():
         raise InitError(f"--classes: {path} is not a file (one class a line: 'Label' or 'Label: coat.n.01')")
-    entries = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark is no part of the first label)
+    except UnicodeDecodeError as err:
+        raise InitError(f"--classes: {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    entries, lines = [], {}
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        label, _, synset = (part.strip() for part in line.rpartition(":")) if ":" in line else (line, "", "")
+        label, _, ref = (part.strip() for part in line.rpartition(":"))
+        if not SYNSET_REF.match(ref):
+            label, ref = line, ""
         if not label:
             raise InitError(f"--classes: {path}:{number}: {line!r} has no label before the ':'")
-        entries.append({"label": label, **({"synset": synset} if synset else {})})
+        if label in lines:
+            raise InitError(f"--classes: {path}: lines {lines[label]} and {number} both name the label {label!r}")
+        lines[label] = number
+        entries.append({"label": label, **({"synset": ref} if ref else {})})
     if len(entries) < 2:
         raise InitError(f"--classes: {path} names {len(entries)} class(es); a classifier needs at least 2")
     return entries
@@ -92,10 +108,44 @@ def model_entry(arch: str, weights: Path | str | None) -> dict[str, Any]:
     return {"library": "timm", "arch": arch, "weights": source, "trainable": [], "head": ""}
 
 
-def _check_output(out_dir: Path) -> None:
-    """Nothing of the user's is overwritten: the folder is new, or empty."""
+def _check_output(out_dir: Path) -> Path:
+    """Nothing of the user's is overwritten: the folder is new, or empty (a link to one: its target)."""
+    if out_dir.is_symlink():
+        if not out_dir.exists():
+            raise InitError(f"-o {out_dir}: a link to nothing; name a new folder")
+        out_dir = out_dir.resolve()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InitError(f"-o {out_dir}: exists and is not an empty folder; name a new folder")
+    return out_dir
+
+
+def _write_whole(card: dict[str, Any], module, out_dir: Path) -> None:
+    """The export written into a temporary folder beside ``out_dir``, then renamed to it: a failed write
+    leaves no folder that looks finished, and a second init into the same place fails instead of
+    overwriting the first (a rename never replaces a folder that holds anything)."""
+    import shutil
+
+    from .export.card import write_export
+
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    except OSError as err:
+        raise InitError(f"-o {out_dir}: cannot write there ({err.strerror or err})") from None
+    try:
+        write_export(card, module, partial)
+        os.chmod(partial, 0o777 & ~_umask())  # (mkdtemp's 0700 is for the temporary name only)
+        os.rename(partial, out_dir)
+    except Exception as err:  # noqa: BLE001 - OSError, safetensors' SafetensorError (a full disk)
+        shutil.rmtree(partial, ignore_errors=True)
+        why = "exists and is not an empty folder" if isinstance(err, OSError) and out_dir.exists() else err
+        raise InitError(f"-o {out_dir}: nothing written ({why})") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _semantic_matrix(measure: str, classes: pd.DataFrame, source_wnids: list[str]) -> np.ndarray:
@@ -236,20 +286,23 @@ def prior_probe(
     return weight, bias, chosen
 
 
-def _checked_classes(classes, measure: str, k: int | None, out_dir: Path, n_sources: int):
-    """The target classes, after every check that needs no model (measure, K, output folder, class list)."""
+def _checked_classes(classes, measure: str, k: int | None, n_sources: int):
+    """The target classes, after every check that needs no model (measure, K, class list)."""
     from .data.classes import ClassesError, resolve_classes
 
     if measure not in MEASURES:
         raise InitError(f"--measure {measure!r}: one of {', '.join(MEASURES)}")
     if k is not None and not 1 <= k <= n_sources:
         raise InitError(f"--k {k}: K is at least 1 and at most the {n_sources} source classes")
-    _check_output(out_dir)
     entries = read_class_list(classes) if isinstance(classes, str | Path) else list(classes)
     try:
         targets = resolve_classes(entries)
     except ClassesError as err:
         raise InitError(str(err).replace("dataset.classes", "--classes")) from None
+    names = [target.name for target in targets]
+    if len(set(names)) != len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise InitError(f"--classes: the label {twice[0]!r} names two classes; each label names one")
     unmapped = [target.name for target in targets if target.synset is None]
     if measure == "wordnet" and unmapped:
         raise InitError(
@@ -291,11 +344,12 @@ def init_head(
     ``images`` (a folder per class), the head is the similarity head as the prior of a linear probe on
     them (:func:`prior_probe`). ``size``: (resize, crop), by default the network's own."""
     from .data.split import imagenet1k_wnids, make_classes
-    from .export.card import assemble, make_card, write_export
+    from .export.card import assemble, make_card
     from .heads.initial import similarity_head
 
-    out_dir, source_wnids = Path(out_dir), imagenet1k_wnids()
-    targets = _checked_classes(classes, measure, k, out_dir, len(source_wnids))
+    source_wnids = imagenet1k_wnids()
+    out_dir = _check_output(Path(out_dir))
+    targets = _checked_classes(classes, measure, k, len(source_wnids))
     files = class_images(images, targets) if images is not None else None
     entry, parts, network = _source_network(model, weights, len(source_wnids))
     preprocess = _preprocess(network, *(size or (None, None)))
@@ -319,7 +373,7 @@ def init_head(
     card["selected_on"], card["made_by"] = None, made_by
     module = assemble(card, parts, weight.shape)
     module.classifier.load_state_dict({"head.weight": _tensor(weight), "head.bias": _tensor(bias)}, strict=True)
-    write_export(card, module, out_dir)
+    _write_whole(card, module, out_dir)
     return card
 
 
@@ -360,13 +414,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crop", type=int, help="the centre crop (default: the network's own)")
     parser.add_argument("-o", "--output", required=True, help="a new (or empty) folder for the head")
     args = parser.parse_args(argv)
-    warnings.formatwarning = lambda message, *_: f"headstart init: warning: {message}\n"
-    try:
-        size = None if args.resize is None and args.crop is None else (args.resize, args.crop)
-        card = init_head(args.model, args.classes, args.output, args.measure, args.k, args.weights, args.images, size)
-    except HeadstartError as err:
-        print(f"headstart init: {err}", file=sys.stderr)
-        return 1
+    size = None if args.resize is None and args.crop is None else (args.resize, args.crop)
+    with warnings.catch_warnings():  # (restored on return: a caller's own warnings keep their form)
+        warnings.showwarning = lambda message, *_, **__: print(f"headstart init: warning: {message}", file=sys.stderr)
+        try:
+            card = init_head(
+                args.model, args.classes, args.output, args.measure, args.k, args.weights, args.images, size
+            )
+        except HeadstartError as err:
+            print(f"headstart init: {err}", file=sys.stderr)
+            return 1
     print(f"{args.output}: {len(card['classes'])} classes, {args.measure} head on {args.model} ({card['load_with']})")
     return 0
 

@@ -122,7 +122,8 @@ def make_card(
         "train": train,
         "classifier": candidate_meta["classifier"],
         "classes": [
-            {"id": class_id, "label": name, "synset": synset}
+            # (pandas reads an unmapped class's synset as NaN: JSON has null for it, and no NaN)
+            {"id": class_id, "label": name, "synset": synset if isinstance(synset, str) else None}
             for class_id, name, synset in zip(classes["class_id"], classes["name"], classes["synset"], strict=True)
         ],
         "preprocess": {key: preprocess[key] for key in ("resize", "crop", "mean", "std")},
