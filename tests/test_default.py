@@ -72,11 +72,11 @@ def test_init_gives_the_defaults_best_k_heads_and_states_the_studys_k(default_ru
         assert np.array_equal(exported["classifier.bias"].numpy(), workflow["bias"]), measure
 
 
-def test_init_with_one_image_per_class_gives_the_defaults_prior_head(default_run, tmp_path):
+def test_init_with_one_image_per_class_gives_the_defaults_prior_and_imprinted_heads(default_run, tmp_path):
     """headstart init --images with the default's 1-image training set (at the default's preprocessing): the
-    default's <measure>_prior head at 1 image per class, whose C (headstart.init.STUDY_PRIOR_C) it takes, to
-    float precision (the features come through PIL, the workflow's through its decoded pixel cache), and its
-    test macro F at iteration 0."""
+    default's <measure>_prior head at 1 image per class (whose C, headstart.init.STUDY_PRIOR_C, it takes) and
+    its imprinted head, to float precision (the features come through PIL, the workflow's through its decoded
+    pixel cache), with their test macro F at iteration 0; the visual measure's K per shot level is the run's."""
     import numpy as np
     import pandas as pd
     import yaml
@@ -85,9 +85,12 @@ def test_init_with_one_image_per_class_gives_the_defaults_prior_head(default_run
     from headstart.core.tables import read_arrays, read_tensors
     from headstart.data.split import labelled
     from headstart.heads.headfile import read_head
-    from headstart.init import MEASURES, STUDY_PRIOR_C, init_head
+    from headstart.heads.initial import best_k_per_type
+    from headstart.init import MEASURES, STUDY_K_INFERENCE, STUDY_PRIOR_C, init_head
 
     data, run = default_run / "results/fashion_mnist", default_run / "results/fashion_mnist/efficientnet_lite0"
+    for shots, ks in STUDY_K_INFERENCE.items():
+        assert best_k_per_type(pd.read_parquet(run / f"kgrid/inference/shots{shots}.parquet")) == ks
     classes = yaml.safe_load((ROOT / "config.yaml").read_text())["dataset"]["classes"]
     manifest = pd.read_parquet(data / "manifest.parquet")
     for row in manifest[(manifest["split"] == "train") & (manifest["rank"] < 1)].itertuples():
@@ -97,16 +100,24 @@ def test_init_with_one_image_per_class_gives_the_defaults_prior_head(default_run
     labels = labelled(meta["image_ids"], manifest, pd.read_parquet(data / "classes.parquet"))["label"].to_numpy()
     curves = pd.read_parquet(run / "head/curves.parquet")
     for measure in MEASURES:
-        workflow, head_meta = read_head(run / f"heads/{measure}_prior/kbest/shots1.safetensors")
-        assert head_meta["c"] == STUDY_PRIOR_C[measure]
+        method = "imprint" if measure == "imprint" else f"{measure}_prior"
+        workflow, head_meta = read_head(
+            run / f"heads/{method}/{'k0' if measure == 'imprint' else 'kbest'}/shots1.safetensors"
+        )
         card = init_head(
             "tf_efficientnet_lite0", classes, tmp_path / measure, measure, images=tmp_path / "photos", size=(183, 160)
         )
-        assert card["made_by"]["c"] == STUDY_PRIOR_C[measure] and card["shots"] == 1
+        assert card["method"] == method and card["shots"] == 1
         exported, _ = read_tensors(tmp_path / measure / "model.safetensors")
-        weight, bias = exported["classifier.weight"].numpy(), exported["classifier.bias"].numpy()
-        np.testing.assert_allclose(weight, workflow["weight"], atol=5e-4)
-        first = curves[(curves["method"] == f"{measure}_prior") & (curves["shots"] == 1) & (curves["iteration"] == 0)]
-        predicted = (test["features"] @ weight.T + bias).argmax(axis=1)
-        score = classification_scores(labels, predicted, len(bias)).macro_f1
+        if measure == "imprint":  # a cosine head: headstart's own format
+            weight = exported["classifier.head.weight"].numpy()
+            unit = test["features"] / np.linalg.norm(test["features"], axis=1, keepdims=True)
+            logits, atol = unit @ weight.T, 1e-5
+        else:
+            assert head_meta["c"] == STUDY_PRIOR_C[measure] == card["made_by"]["c"]
+            weight = exported["classifier.weight"].numpy()
+            logits, atol = test["features"] @ weight.T + exported["classifier.bias"].numpy(), 2e-3
+        np.testing.assert_allclose(weight, workflow["weight"], atol=atol)
+        first = curves[(curves["method"] == method) & (curves["shots"] == 1) & (curves["iteration"] == 0)]
+        score = classification_scores(labels, logits.argmax(axis=1), len(classes)).macro_f1
         assert abs(score - first["macro_f1"].mean()) <= 0.005, (measure, score, first["macro_f1"].tolist())

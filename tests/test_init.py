@@ -88,6 +88,16 @@ def test_a_few_images_per_class_make_the_prior_probe_its_strength_chosen_by_cros
     prior, _ = read_tensors(tmp_path / "names/model.safetensors")
     assert names_only["made_by"]["k_per_class"] == made["k_per_class"]  # centred on the same similarity head
     assert not np.array_equal(exported["classifier.weight"], prior["classifier.weight"])  # and moved by the images
+    # imprinting: the tiny run's imprinted head at 2 images per class, from the same images
+    card = init_head(
+        "tf_efficientnet_lite0", entries, tmp_path / "imprint", "imprint", images=tmp_path / "photos", size=(72, 64)
+    )
+    imprinted, _ = read_tensors(tmp_path / "imprint/model.safetensors")
+    workflow, _ = read_head(tiny / RUN / "heads/imprint/k0/shots2.safetensors")
+    assert card["classifier"] == "cosine" and card["weights_format"] == "headstart"
+    np.testing.assert_allclose(imprinted["classifier.head.weight"].numpy(), workflow["weight"], atol=1e-5)
+    with pytest.raises(InitError, match="--measure inference is made from images: give --images"):
+        init_head("tf_efficientnet_lite0", entries, tmp_path / "x", "inference")
     # a class without images, a folder that is no class, a broken image: one line each, nothing written
     (tmp_path / "photos/n99999999").mkdir()
     with pytest.raises(InitError, match="n99999999 in .* is no class of --classes"):

@@ -4,7 +4,7 @@ initialisation, headstart.heads.initial.similarity_head) under a semantic measur
 workflow's export (headstart.export.card): timm's config.json + model.safetensors and the card, so that
 ``headstart predict``, ``timm.create_model("local-dir:…")`` and your own training script take it as it is.
 
-    headstart init --model tf_efficientnet_lite0 --classes classes.txt [--measure sentence|wordnet|wordvec]
+    headstart init --model tf_efficientnet_lite0 --classes classes.txt [--measure sentence|wordnet|wordvec|...]
                    [--k K] [--weights FILE] [--images photos/] [--resize R --crop C] -o my_head/
 
 With ``--images`` (one folder per class) the head is the study's ``<measure>_prior``: the similarity head as
@@ -29,7 +29,9 @@ import pandas as pd
 from .core.errors import HeadstartError
 from .core.vocabulary import PACKAGED_ENCODERS, PACKAGED_WEIGHTS
 
-MEASURES = ("sentence", "wordnet", "wordvec")
+SEMANTIC = ("sentence", "wordnet", "wordvec")  # from the names alone
+FROM_IMAGES = ("inference", "imprint")  # from the images: the paper's visual measure, Qi et al.'s imprinting
+MEASURES = SEMANTIC + FROM_IMAGES
 # The K the default study (config.yaml) picks on validation per class type (relative to ImageNet-1k's classes),
 # from its results/fashion_mnist/efficientnet_lite0/kgrid/<measure>/all_shots.parquet (best_k_per_type); a type
 # the study had no class of (included, unmapped) takes its K over all classes ('all'). The slow test set checks
@@ -41,13 +43,35 @@ STUDY_K = {
 }
 # At 1 image per class (no cross-validation possible) the <measure>_prior head's C is the one the default study's
 # sweep picks on validation there (its heads/<measure>_prior/kbest/shots1.safetensors); the slow set checks them.
-STUDY_PRIOR_C = {"sentence": 100.0, "wordnet": 10.0, "wordvec": 100.0}
+STUDY_PRIOR_C = {"sentence": 100.0, "wordnet": 10.0, "wordvec": 100.0, "inference": 100.0}
 
 
 def _c_grid():
     from .heads.initial import CGrid
 
     return CGrid(-7, 2, 10)  # config.yaml's heads.c_grid: C = 1e-7 ... 1e2, one per decade
+
+
+# The visual measure's K is picked per shot level (its similarities come from that level's images): the default
+# study's kgrid/inference/shots<n>.parquet, per class type; init takes the largest level at or below the fewest
+# images a class has.
+STUDY_K_INFERENCE = {
+    1: {"identical": 1, "inclusive": 1, "disjoint": 1, "all": 1},
+    2: {"identical": 2, "inclusive": 1, "disjoint": 2, "all": 2},
+    5: {"identical": 5, "inclusive": 3, "disjoint": 5, "all": 5},
+    10: {"identical": 10, "inclusive": 2, "disjoint": 10, "all": 10},
+    25: {"identical": 20, "inclusive": 10, "disjoint": 5, "all": 20},
+    50: {"identical": 50, "inclusive": 10, "disjoint": 20, "all": 50},
+    100: {"identical": 20, "inclusive": 10, "disjoint": 10, "all": 10},
+    500: {"identical": 10, "inclusive": 10, "disjoint": 50, "all": 10},
+}
+
+
+def study_k(measure: str, shots: int) -> dict[str, int]:
+    """The default study's K per class type for ``measure`` with ``shots`` images per class (0: names only)."""
+    if measure != "inference":
+        return STUDY_K[measure]
+    return STUDY_K_INFERENCE[max(level for level in STUDY_K_INFERENCE if level <= max(shots, 1))]
 
 
 SEED = 0  # the Xavier draw of a row whose top-K similarities sum to 0 (the workflow's config.yaml seed)
@@ -286,12 +310,16 @@ def prior_probe(
     return weight, bias, chosen
 
 
-def _checked_classes(classes, measure: str, k: int | None, n_sources: int):
+def _checked_classes(classes, measure: str, k: int | None, n_sources: int, images: bool):
     """The target classes, after every check that needs no model (measure, K, class list)."""
     from .data.classes import ClassesError, resolve_classes
 
     if measure not in MEASURES:
         raise InitError(f"--measure {measure!r}: one of {', '.join(MEASURES)}")
+    if measure in FROM_IMAGES and not images:
+        raise InitError(f"--measure {measure} is made from images: give --images (one folder per class)")
+    if measure == "imprint" and k is not None:
+        raise InitError("--k: imprinting mixes no source rows (each row is its class's mean feature)")
     if k is not None and not 1 <= k <= n_sources:
         raise InitError(f"--k {k}: K is at least 1 and at most the {n_sources} source classes")
     entries = read_class_list(classes) if isinstance(classes, str | Path) else list(classes)
@@ -328,6 +356,42 @@ def _source_network(model: str, weights: Path | str | None, n_sources: int):
     return entry, parts, network
 
 
+def _head(measure: str, k: int | None, table: pd.DataFrame, parts, seen, source_wnids: list[str]):
+    """(the head's tensors in the classifier's names, the card's run fields, how it was made) for
+    ``measure``; ``seen``: (the images' features, their class numbers), or None for names only."""
+    from .heads.initial import imprint_head, similarity_head
+
+    if measure == "imprint":
+        weight, scale = imprint_head(*seen, len(table))
+        state = {"head.weight": weight, "head.scale": np.array([scale], np.float32)}
+        return (
+            state,
+            {"classifier": "cosine", "method": "imprint", "k": "0"},
+            {"tool": "headstart init", "measure": measure},
+        )
+    shots = 0 if seen is None else int(np.bincount(seen[1]).min())
+    study = study_k(measure, shots)
+    ks = np.array([k if k is not None else study.get(kind, study["all"]) for kind in table["type"]])
+    source = (parts.head.weight.detach().numpy(), parts.head.bias.detach().numpy())
+    if measure == "inference":
+        from .similarity.measures import as_matrix, inference_fscore
+
+        logits = parts.head(_tensor(seen[0])).detach().numpy()
+        matrix = as_matrix(inference_fscore(seen[1], logits, len(table)), table["class_id"].tolist(), source_wnids)
+        similarity = matrix.to_numpy()
+    else:
+        similarity = _semantic_matrix(measure, table, source_wnids)
+    weight, bias, fallback = similarity_head(similarity, *source, ks, SEED)
+    made_by = {"tool": "headstart init", "measure": measure, "k_per_class": ks.tolist(), "random_rows": fallback}
+    made_by["k_from"] = "--k" if k is not None else "the default study's K per class type (headstart.init.study_k)"
+    method = measure
+    if seen is not None:
+        weight, bias, chosen = prior_probe(*seen, (weight, bias), measure)
+        method, made_by = f"{measure}_prior", made_by | chosen
+    run = {"classifier": "linear", "method": method, "k": str(k) if k is not None else "study"}
+    return {"head.weight": weight, "head.bias": bias}, run, made_by
+
+
 def init_head(
     model: str,
     classes: Path | str | list[dict[str, str]],
@@ -345,34 +409,26 @@ def init_head(
     them (:func:`prior_probe`). ``size``: (resize, crop), by default the network's own."""
     from .data.split import imagenet1k_wnids, make_classes
     from .export.card import assemble, make_card
-    from .heads.initial import similarity_head
 
     source_wnids = imagenet1k_wnids()
     out_dir = _check_output(Path(out_dir))
-    targets = _checked_classes(classes, measure, k, len(source_wnids))
+    targets = _checked_classes(classes, measure, k, len(source_wnids), images is not None)
     files = class_images(images, targets) if images is not None else None
     entry, parts, network = _source_network(model, weights, len(source_wnids))
     preprocess = _preprocess(network, *(size or (None, None)))
     table = make_classes(targets, source_wnids)
-    study = STUDY_K[measure]
-    ks = np.array([k if k is not None else study.get(kind, study["all"]) for kind in table["type"]])
-    head = (parts.head.weight.detach().numpy(), parts.head.bias.detach().numpy())
-    weight, bias, fallback = similarity_head(_semantic_matrix(measure, table, source_wnids), *head, ks, SEED)
-    made_by = {"tool": "headstart init", "measure": measure, "k_per_class": ks.tolist(), "random_rows": fallback}
-    made_by["k_from"] = "--k" if k is not None else "the default study's K per class type (headstart.init.STUDY_K)"
-    shots, method = 0, measure
+    seen = None
     if files is not None:
         labels = np.concatenate([np.full(len(found), label) for label, found in enumerate(files)])
-        features = image_features(parts, [path for found in files for path in found], preprocess)
-        weight, bias, chosen = prior_probe(features, labels, (weight, bias), measure)
-        shots, method = int(min(len(found) for found in files)), f"{measure}_prior"
-        made_by |= {"images_per_class": [len(found) for found in files], **chosen}
-    meta = {"classifier": "linear", "method": method, "k": str(k) if k is not None else "study", "shots": shots}
-    meta |= {"seed": SEED, "iteration": 0, "scores": {}}
+        seen = (image_features(parts, [path for found in files for path in found], preprocess), labels)
+    state, meta, made_by = _head(measure, k, table, parts, seen, source_wnids)
+    meta |= {"seed": SEED, "iteration": 0, "scores": {}, "shots": 0 if seen is None else int(min(map(len, files)))}
+    if seen is not None:
+        made_by["images_per_class"] = [len(found) for found in files]
     card = make_card(meta, entry, model, table, preprocess, "head")
     card["selected_on"], card["made_by"] = None, made_by
-    module = assemble(card, parts, weight.shape)
-    module.classifier.load_state_dict({"head.weight": _tensor(weight), "head.bias": _tensor(bias)}, strict=True)
+    module = assemble(card, parts, state["head.weight"].shape)
+    module.classifier.load_state_dict({key: _tensor(value) for key, value in state.items()}, strict=True)
     _write_whole(card, module, out_dir)
     return card
 
@@ -395,7 +451,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--classes", required=True, help="a text file, one class a line: 'Label' or 'Label: coat.n.01' (or a wnid)"
     )
-    parser.add_argument("--measure", choices=MEASURES, default="sentence", help="the similarity (default: sentence)")
+    parser.add_argument(
+        "--measure",
+        choices=MEASURES,
+        default="sentence",
+        help="the similarity (default: sentence); inference (the visual measure) and imprint need --images",
+    )
     parser.add_argument(
         "--k",
         type=int,
