@@ -59,11 +59,11 @@ def test_init_gives_the_defaults_best_k_heads_and_states_the_studys_k(default_ru
     from headstart.core.tables import read_tensors
     from headstart.heads.headfile import read_head
     from headstart.heads.initial import best_k_per_type
-    from headstart.init import MEASURES, STUDY_K, init_head
+    from headstart.init import SEMANTIC, STUDY_K, init_head
 
     run = default_run / "results/fashion_mnist/efficientnet_lite0"
     classes = yaml.safe_load((ROOT / "config.yaml").read_text())["dataset"]["classes"]
-    for measure in MEASURES:
+    for measure in SEMANTIC:
         assert best_k_per_type(pd.read_parquet(run / f"kgrid/{measure}/all_shots.parquet")) == STUDY_K[measure]
         init_head("tf_efficientnet_lite0", classes, tmp_path / measure, measure)
         workflow, _ = read_head(run / f"heads/{measure}/kbest/all_shots.safetensors")
