@@ -150,6 +150,7 @@ def _write_whole(card: dict[str, Any], module, out_dir: Path) -> None:
     import shutil
 
     from .export.card import write_export
+    from .export.predict import current_umask
 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -158,18 +159,12 @@ def _write_whole(card: dict[str, Any], module, out_dir: Path) -> None:
         raise InitError(f"-o {out_dir}: cannot write there ({err.strerror or err})") from None
     try:
         write_export(card, module, partial)
-        os.chmod(partial, 0o777 & ~_umask())  # (mkdtemp's 0700 is for the temporary name only)
+        os.chmod(partial, 0o777 & ~current_umask())  # (mkdtemp's 0700 is for the temporary name only)
         os.rename(partial, out_dir)
     except Exception as err:  # noqa: BLE001 - OSError, safetensors' SafetensorError (a full disk)
         shutil.rmtree(partial, ignore_errors=True)
         why = "exists and is not an empty folder" if isinstance(err, OSError) and out_dir.exists() else err
         raise InitError(f"-o {out_dir}: nothing written ({why})") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _semantic_matrix(measure: str, classes: pd.DataFrame, source_wnids: list[str]) -> np.ndarray:

@@ -176,7 +176,7 @@ def _write_whole(table: pd.DataFrame, out: Path) -> None:
     try:
         with os.fdopen(handle, "w", newline="") as file:
             table.to_csv(file, index=False)
-        os.chmod(partial, 0o666 & ~_umask())
+        os.chmod(partial, 0o666 & ~current_umask())
         os.replace(partial, out)
     except OSError as err:
         raise ExportError(f"-o {out}: cannot write there: {err}") from None
@@ -184,7 +184,8 @@ def _write_whole(table: pd.DataFrame, out: Path) -> None:
         Path(partial).unlink(missing_ok=True)
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting it, then put back): the mode a plain create would give."""
     umask = os.umask(0)
     os.umask(umask)
     return umask

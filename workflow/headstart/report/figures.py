@@ -216,49 +216,7 @@ def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.
         squeeze=False,
     )
     for ax, family in zip(axes[:, 0], families, strict=True):
-        members = [m for m in rows if method_family(m) == family]
-        cells = margins[margins["method"].isin(members)]
-        value = cells.pivot(index="method", columns="shots", values="margin_over_random").reindex(
-            members, columns=levels
-        )
-        ci = cells.pivot(index="method", columns="shots", values="margin_over_random_ci95").reindex(
-            members, columns=levels
-        )
-        text = [
-            [_margin_text(v, c) for v, c in zip(*pair, strict=True)]
-            for pair in zip(value.values, ci.values, strict=True)
-        ]
-        sns.heatmap(
-            value,
-            annot=np.array(text, dtype=object),
-            fmt="",
-            cmap="vlag_r",
-            center=0,
-            vmin=-limit,
-            vmax=limit,
-            cbar=False,
-            linewidths=0.5,
-            linecolor="white",
-            annot_kws={"fontsize": 7},
-            ax=ax,
-        )
-        picks = cells[cells["pick"] != ""]
-        for method, shots, pick in zip(picks["method"], picks["shots"], picks["pick"], strict=True):
-            box = plt.Rectangle(
-                (levels.index(shots), members.index(method)),
-                1,
-                1,
-                fill=False,
-                edgecolor="black",
-                linewidth=2.0,
-                linestyle="-" if pick == "best" else "--",
-            )
-            ax.add_patch(box)
-        ax.set_yticklabels([label(m) for m in members], rotation=0)
-        ax.set(xlabel="", ylabel="")
-        ax.set_title(FAMILIES[family], loc="left", fontsize=9, fontweight="bold")
-        ax.set_xticklabels([])
-        ax.tick_params(axis="x", length=0)
+        _family_panel(ax, family, [m for m in rows if method_family(m) == family], margins, levels, limit)
     top = axes[0, 0]
     top.xaxis.tick_top()
     top.set_xticklabels(
@@ -277,6 +235,48 @@ def figure_answer(curves: pd.DataFrame, png: str | Path, pdf: str | Path) -> pd.
     fig.savefig(pdf, bbox_inches="tight")
     plt.close(fig)
     return margins
+
+
+def _family_panel(ax, family: str, members: list[str], margins: pd.DataFrame, levels: list[int], limit: float) -> None:
+    """One family's rows of the answer figure on ``ax``: the margins as a heat map on the shared colour scale
+    (+-``limit``), each cell annotated with its mean and interval, the picks boxed."""
+    cells = margins[margins["method"].isin(members)]
+    value = cells.pivot(index="method", columns="shots", values="margin_over_random").reindex(members, columns=levels)
+    ci = cells.pivot(index="method", columns="shots", values="margin_over_random_ci95").reindex(members, columns=levels)
+    text = [
+        [_margin_text(v, c) for v, c in zip(*pair, strict=True)] for pair in zip(value.values, ci.values, strict=True)
+    ]
+    sns.heatmap(
+        value,
+        annot=np.array(text, dtype=object),
+        fmt="",
+        cmap="vlag_r",
+        center=0,
+        vmin=-limit,
+        vmax=limit,
+        cbar=False,
+        linewidths=0.5,
+        linecolor="white",
+        annot_kws={"fontsize": 7},
+        ax=ax,
+    )
+    picks = cells[cells["pick"] != ""]
+    for method, shots, pick in zip(picks["method"], picks["shots"], picks["pick"], strict=True):
+        box = plt.Rectangle(
+            (levels.index(shots), members.index(method)),
+            1,
+            1,
+            fill=False,
+            edgecolor="black",
+            linewidth=2.0,
+            linestyle="-" if pick == "best" else "--",
+        )
+        ax.add_patch(box)
+    ax.set_yticklabels([label(m) for m in members], rotation=0)
+    ax.set(xlabel="", ylabel="")
+    ax.set_title(FAMILIES[family], loc="left", fontsize=9, fontweight="bold")
+    ax.set_xticklabels([])
+    ax.tick_params(axis="x", length=0)
 
 
 def _margin_text(margin: float, ci: float) -> str:
